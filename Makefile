@@ -1,0 +1,45 @@
+# Clientdesk: `make run` starts the whole thing on SQLite; `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+DEPS_HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+RUN_STAMP := $(VENV)/.installed-run-$(DEPS_HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(DEPS_HASH)
+
+.PHONY: run test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py load_demo
+	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
+	CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 $(VENV)/bin/uvicorn clientdesk.asgi:application \
+		--host 127.0.0.1 --port $(PORT) --no-access-log
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy src
+
+test: lint
+	$(VENV)/bin/pytest
+
+bench: $(DEV_STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,23 @@
+"""Routes of the staff HTTP API, version 1."""
+
+from django.urls import path
+
+from clientdesk.audit.apis import ClientActivityApi
+from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
+from clientdesk.messaging.apis import ClientMessagesApi, MessageDetailApi
+
+urlpatterns = [
+    path("clients", ClientListCreateApi.as_view(), name="api-clients"),
+    path("clients/<str:client_id>", ClientDetailApi.as_view(), name="api-client"),
+    path(
+        "clients/<str:client_id>/messages",
+        ClientMessagesApi.as_view(),
+        name="api-client-messages",
+    ),
+    path(
+        "clients/<str:client_id>/activity",
+        ClientActivityApi.as_view(),
+        name="api-client-activity",
+    ),
+    path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
+]

@@ -1,0 +1,48 @@
+"""Staff API for a client's activity timeline."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clientdesk.audit.models import ActivityEvent
+from clientdesk.audit.selectors import check_can_view_activity, client_activity
+from clientdesk.clients.selectors import client_get
+from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.pagination import paginate
+
+
+class ActivityOutput(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ActivityEvent
+        fields = ["id", "type", "actor", "subject_id", "created_at", "data"]
+
+    def get_actor(self, event: ActivityEvent) -> dict[str, str | None]:
+        return {
+            "type": event.actor_type,
+            "id": str(event.actor_user_id) if event.actor_user_id else None,
+            "name": event.actor_label,
+        }
+
+
+class ClientActivityApi(APIView):
+    @extend_schema(
+        operation_id="client_activity_list",
+        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH), PageQuerySerializer],
+        responses={200: ActivityOutput(many=True)},
+    )
+    def get(self, request: Request, client_id: str) -> Response:
+        check_can_view_activity(request.user)  # type: ignore[arg-type]
+        query = PageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = paginate(
+            client_activity(client=client_get(client_id=client_id)).select_related("actor_user"),
+            page=query.validated_data["page"],
+            size=query.validated_data["page_size"],
+        )
+        return Response(
+            {**page_links(request, page), "results": ActivityOutput(page.items, many=True).data}
+        )

@@ -1,0 +1,124 @@
+"""Staff API for clients: create, search, read."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clientdesk.clients.models import Client
+from clientdesk.clients.selectors import client_get, client_search
+from clientdesk.clients.services import client_create
+from clientdesk.clients.validators import (
+    validate_attributes,
+    validate_external_id,
+    validate_language,
+    validate_phone,
+)
+from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.pagination import paginate
+
+
+def _django_validator(func: Any) -> Any:
+    """Run a Django validator and report its message as a DRF validation error."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    def run(value: Any) -> None:
+        try:
+            func(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from error
+
+    return run
+
+
+class ClientOutput(serializers.ModelSerializer):
+    full_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Client
+        fields = [
+            "id",
+            "external_id",
+            "first_name",
+            "last_name",
+            "full_name",
+            "email",
+            "phone",
+            "language",
+            "attributes",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ClientListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        external_id = serializers.CharField(
+            max_length=64, validators=[_django_validator(validate_external_id)]
+        )
+        first_name = serializers.CharField(max_length=100)
+        last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+        phone = serializers.CharField(
+            max_length=32,
+            required=False,
+            allow_blank=True,
+            validators=[_django_validator(validate_phone)],
+        )
+        language = serializers.CharField(
+            max_length=8,
+            required=False,
+            default="en",
+            validators=[_django_validator(validate_language)],
+        )
+        attributes = serializers.JSONField(
+            required=False, default=dict, validators=[_django_validator(validate_attributes)]
+        )
+
+    class QuerySerializer(PageQuerySerializer):
+        search = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+    class ListOutput(serializers.Serializer):
+        page = serializers.IntegerField()
+        next = serializers.URLField(allow_null=True)
+        previous = serializers.URLField(allow_null=True)
+        results = ClientOutput(many=True)
+
+    @extend_schema(
+        operation_id="clients_search",
+        parameters=[QuerySerializer],
+        responses={200: ListOutput},
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = paginate(
+            client_search(query=query.validated_data["search"]),
+            page=query.validated_data["page"],
+            size=query.validated_data["page_size"],
+        )
+        return Response(
+            {**page_links(request, page), "results": ClientOutput(page.items, many=True).data}
+        )
+
+    @extend_schema(
+        operation_id="clients_create", request=InputSerializer, responses={201: ClientOutput}
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = client_create(**data.validated_data)
+        return Response(ClientOutput(client).data, status=status.HTTP_201_CREATED)
+
+
+class ClientDetailApi(APIView):
+    @extend_schema(
+        operation_id="clients_read",
+        responses={200: ClientOutput},
+        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
+    )
+    def get(self, request: Request, client_id: str) -> Response:
+        return Response(ClientOutput(client_get(client_id=client_id)).data)

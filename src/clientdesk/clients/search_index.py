@@ -1,0 +1,57 @@
+"""The per-database index that keeps client search fast at a million rows.
+
+PostgreSQL: a trigram GIN index on `search_text` serves `LIKE '%term%'`.
+SQLite: an FTS5 table with the trigram tokenizer, kept in step by triggers. Django
+rebuilds a SQLite table (dropping its triggers) when some columns change, so any
+migration that alters `clients_client` must run `install` again; a test checks that
+the triggers exist after all migrations.
+"""
+
+# Every statement here is built from module constants only, never from input.
+# ruff: noqa: S608
+
+from typing import Any
+
+SQLITE_FTS_TABLE = "clients_client_fts"
+SQLITE_TRIGGERS = ("clients_client_fts_ai", "clients_client_fts_ad", "clients_client_fts_au")
+
+_SQLITE_INSTALL = [f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS] + [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SQLITE_FTS_TABLE} "
+    "USING fts5(client_id UNINDEXED, search_text, tokenize='trigram')",
+    f"DELETE FROM {SQLITE_FTS_TABLE}",
+    f"INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) "
+    "SELECT id, search_text FROM clients_client",
+    f"""CREATE TRIGGER clients_client_fts_ai AFTER INSERT ON clients_client BEGIN
+        INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) VALUES (new.id, new.search_text);
+    END""",
+    f"""CREATE TRIGGER clients_client_fts_ad AFTER DELETE ON clients_client BEGIN
+        DELETE FROM {SQLITE_FTS_TABLE} WHERE client_id = old.id;
+    END""",
+    f"""CREATE TRIGGER clients_client_fts_au AFTER UPDATE OF search_text ON clients_client BEGIN
+        DELETE FROM {SQLITE_FTS_TABLE} WHERE client_id = old.id;
+        INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) VALUES (new.id, new.search_text);
+    END""",
+]
+
+_POSTGRES_INSTALL = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS clients_client_search_trgm "
+    "ON clients_client USING gin (search_text gin_trgm_ops)",
+]
+
+
+def install(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    statements = {"sqlite": _SQLITE_INSTALL, "postgresql": _POSTGRES_INSTALL}.get(vendor, [])
+    for sql in statements:
+        schema_editor.execute(sql)
+
+
+def uninstall(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        for name in SQLITE_TRIGGERS:
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        schema_editor.execute(f"DROP TABLE IF EXISTS {SQLITE_FTS_TABLE}")
+    elif vendor == "postgresql":
+        schema_editor.execute("DROP INDEX IF EXISTS clients_client_search_trgm")

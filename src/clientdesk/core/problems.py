@@ -1,0 +1,118 @@
+"""RFC 9457 problem details: the one error shape of the HTTP API."""
+
+from typing import Any
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from clientdesk.core.errors import ApplicationError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://clientdesk.dev/problems/"
+
+
+def problem_body(
+    *, status_code: int, title: str, detail: str, type_slug: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": TYPE_BASE + type_slug,
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+
+
+def _flatten_errors(data: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error structure into {"field.sub": ["message", ...]}."""
+    if isinstance(data, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in data.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten_errors(value, name))
+        return out
+    if isinstance(data, list) and data and all(not isinstance(v, (dict, list)) for v in data):
+        return {prefix or "non_field_errors": [str(v) for v in data]}
+    if isinstance(data, list):
+        out = {}
+        for index, value in enumerate(data):
+            out.update(_flatten_errors(value, f"{prefix}[{index}]"))
+        return out
+    return {prefix or "non_field_errors": [str(data)]}
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    return "; ".join(
+        f"{field}: {' '.join(messages)}" if field != "non_field_errors" else " ".join(messages)
+        for field, messages in errors.items()
+    )
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        body = problem_body(
+            status_code=exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            type_slug=exc.type_slug,
+            **exc.extra,
+        )
+        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten_errors(exc.detail)
+        body = problem_body(
+            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            title="Validation failed",
+            detail=_summary(errors),
+            type_slug="validation-failed",
+            errors=errors,
+        )
+        response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    elif isinstance(exc, exceptions.APIException):
+        detail = (
+            exc.detail if isinstance(exc.detail, str) else _summary(_flatten_errors(exc.detail))
+        )
+        body = problem_body(
+            status_code=response.status_code,
+            title=status_title(response.status_code),
+            detail=str(detail),
+            type_slug=exc.default_code.replace("_", "-"),
+        )
+    else:
+        return response
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def status_title(code: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(*, status_code: int, detail: str, type_slug: str) -> JsonResponse:
+    """A problem+json response for plain Django views (e.g. 404 under /api/)."""
+    return JsonResponse(
+        problem_body(
+            status_code=status_code,
+            title=status_title(status_code),
+            detail=detail,
+            type_slug=type_slug,
+        ),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )

@@ -1,0 +1,191 @@
+// Clientdesk staff UI behaviour: action menus, the slide-out drawers, toasts and the composer.
+(function () {
+  "use strict";
+
+  let returnFocusTo = null;
+
+  // ---- Action menus (menu button pattern: Enter/Space/Arrow opens, Esc closes) ----
+  function menuItems(list) { return Array.from(list.querySelectorAll('[role="menuitem"]')); }
+
+  function closeMenu(button, focusButton) {
+    const list = document.getElementById(button.getAttribute("aria-controls"));
+    if (!list || list.hidden) return;
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    if (focusButton) button.focus();
+  }
+
+  function closeAllMenus(except) {
+    document.querySelectorAll('.menu-button[aria-expanded="true"]').forEach(function (b) {
+      if (b !== except) closeMenu(b, false);
+    });
+  }
+
+  function openMenu(button, focusLast) {
+    closeAllMenus(button);
+    const list = document.getElementById(button.getAttribute("aria-controls"));
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    const items = menuItems(list);
+    if (items.length) (focusLast ? items[items.length - 1] : items[0]).focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest(".menu-button");
+    if (button) {
+      if (button.getAttribute("aria-expanded") === "true") closeMenu(button, true);
+      else openMenu(button, false);
+      return;
+    }
+    const item = event.target.closest('[role="menuitem"]');
+    if (item) {
+      const menu = item.closest(".menu");
+      const owner = menu && menu.querySelector(".menu-button");
+      returnFocusTo = owner;
+      if (owner) closeMenu(owner, false);
+      return;
+    }
+    if (!event.target.closest(".menu")) closeAllMenus(null);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    const button = event.target.closest && event.target.closest(".menu-button");
+    if (button && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      event.preventDefault();
+      openMenu(button, event.key === "ArrowUp");
+      return;
+    }
+    const item = event.target.closest && event.target.closest('[role="menuitem"]');
+    if (!item) return;
+    const menu = item.closest(".menu");
+    const owner = menu.querySelector(".menu-button");
+    const items = menuItems(menu);
+    const index = items.indexOf(item);
+    if (event.key === "Escape") { event.preventDefault(); closeMenu(owner, true); }
+    else if (event.key === "ArrowDown") { event.preventDefault(); items[(index + 1) % items.length].focus(); }
+    else if (event.key === "ArrowUp") { event.preventDefault(); items[(index - 1 + items.length) % items.length].focus(); }
+    else if (event.key === "Home") { event.preventDefault(); items[0].focus(); }
+    else if (event.key === "End") { event.preventDefault(); items[items.length - 1].focus(); }
+    else if (event.key === "Tab") { closeMenu(owner, false); }
+    else if (event.key === " ") { event.preventDefault(); item.click(); }
+  });
+
+  // ---- Drawers: server-rendered <dialog>s swapped into #drawer-host ----
+  function openDrawer(host) {
+    const dialog = host.querySelector("dialog");
+    if (!dialog) return;
+    if (!returnFocusTo || !document.contains(returnFocusTo)) returnFocusTo = document.activeElement;
+    dialog.addEventListener("close", function () {
+      if (dialog.parentNode === host) host.replaceChildren();
+      if (returnFocusTo && document.contains(returnFocusTo)) returnFocusTo.focus();
+      returnFocusTo = null;
+    });
+    dialog.addEventListener("click", function (event) {
+      if (event.target === dialog) dialog.close();  // a click on the backdrop
+    });
+    dialog.showModal();
+    const box = dialog.querySelector("textarea");
+    if (box) { box.focus(); updateCounter(box); }
+  }
+
+  // ---- Toasts ----
+  function dismissLater(toast) {
+    if (toast.getAttribute("role") === "status") {
+      setTimeout(function () { toast.remove(); }, 6000);
+    }
+  }
+
+  function showToast(text, kind) {
+    const toast = document.createElement("div");
+    toast.className = "toast " + (kind === "error" ? "toast-error" : "toast-success");
+    toast.setAttribute("role", kind === "error" ? "alert" : "status");
+    const span = document.createElement("span");
+    span.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button"; close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss"); close.textContent = "×";
+    toast.append(span, close);
+    document.getElementById("toasts").append(toast);
+    dismissLater(toast);
+  }
+
+  document.addEventListener("click", function (event) {
+    const close = event.target.closest(".toast-close");
+    if (close) close.closest(".toast").remove();
+  });
+
+  // ---- Composer: counter, idempotency key per compose, Ctrl+Enter ----
+  function updateCounter(box) {
+    const counter = document.getElementById("message-counter");
+    if (!counter) return;
+    const limit = Number(counter.dataset.limit);
+    counter.textContent = box.value.length.toLocaleString("en") + " / " + limit.toLocaleString("en");
+    counter.classList.toggle("is-near", box.value.length > limit * 0.9);
+  }
+
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "message-body") return;
+    updateCounter(event.target);
+    // Same text, same key: a retry after a lost response replays instead of sending twice.
+    // Edited text after a failed try is a new compose, so it gets a new key.
+    const form = event.target.form;
+    if (form.dataset.submitted !== undefined && form.dataset.submitted !== event.target.value) {
+      form.querySelector('[name="idempotency_key"]').value = newKey();
+      delete form.dataset.submitted;
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id === "message-body" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      const button = document.getElementById("send-button");
+      if (button && !button.disabled) button.click();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".toast").forEach(dismissLater);
+    // Toasts arriving in server responses (htmx out-of-band swaps) get the same timer.
+    new MutationObserver(function (records) {
+      records.forEach(function (r) {
+        r.addedNodes.forEach(function (n) { if (n.classList && n.classList.contains("toast")) dismissLater(n); });
+      });
+    }).observe(document.getElementById("toasts"), { childList: true });
+    const box = document.getElementById("message-body");
+    if (box) updateCounter(box);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const form = event.detail.elt;
+    if (form.id === "compose") {
+      const box = form.querySelector("textarea");
+      form.dataset.submitted = box.value;
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id === "drawer-host") openDrawer(event.detail.target);
+    if (event.detail.elt.id === "compose" || event.detail.target.id === "compose") {
+      const box = document.getElementById("message-body");
+      if (box) { updateCounter(box); box.focus(); }
+    }
+  });
+
+
+  document.addEventListener("htmx:sendError", function () {
+    showToast("Could not reach Clientdesk. Nothing was lost: your text is still here; press Send to try again.", "error");
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const status = event.detail.xhr.status;
+    if (status >= 500) {
+      showToast("Clientdesk could not complete that (error " + status + "). Your text is kept; press Send to try again.", "error");
+    }
+  });
+})();

@@ -1,0 +1,74 @@
+"""Messages between staff and clients, and the idempotency keys that keep sends single."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from clientdesk.clients.models import Client
+
+
+class Direction(models.TextChoices):
+    OUT = "out", "To client"
+    IN = "in", "From client"
+
+
+class Message(models.Model):
+    """A private message. Never edited after it is written: it is what the client was sent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices, default=Direction.OUT)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sent_messages",
+    )
+    body = models.TextField(help_text="The final text the client receives.")
+    source = models.TextField(help_text="The text as the sender typed it, variables unrendered.")
+    variables = models.JSONField(default=dict, blank=True, help_text="Variable values used.")
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    in_reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replies"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["client", "-created_at", "-id"], name="message_client_time_idx")
+        ]
+        permissions = [
+            ("send_private_message", "Send a private message"),
+            ("manage_templates", "Manage message templates"),
+            ("export_messages", "Export message logs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message to {self.client} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a send, kept so a retry with the same key replays it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request it answered.")
+    message = models.ForeignKey(Message, null=True, on_delete=models.CASCADE, related_name="+")
+    response_status = models.PositiveSmallIntegerField(default=201)
+    response_body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

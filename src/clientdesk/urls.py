@@ -1,0 +1,41 @@
+"""Top-level routes."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from clientdesk.core.problems import problem_response
+from clientdesk.core.views import healthz
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("clients:list")
+
+
+def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    return problem_response(
+        status_code=404, detail=f"No API endpoint at /api/{path}.", type_slug="not-found"
+    )
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("clients/", include("clientdesk.clients.urls")),
+    path("", include("clientdesk.messaging.urls")),
+    path("", include("clientdesk.audit.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("clientdesk.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/<path:path>", api_not_found),
+]

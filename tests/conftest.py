@@ -1,0 +1,75 @@
+"""Shared fixtures: staff users per role built through the real roles, clients through the real
+service, and an API client that authenticates with a real bearer token."""
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from clientdesk.accounts.models import User
+from clientdesk.accounts.roles import ROLES
+from clientdesk.accounts.services import api_token_create
+from clientdesk.clients.models import Client
+from clientdesk.clients.services import client_create
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(role: str | None = "Agent", **fields: Any) -> User:
+        n = next(_counter)
+        fields.setdefault("username", f"{(role or 'norole').lower()}{n}")
+        fields.setdefault("first_name", (role or "No role").split()[0])
+        fields.setdefault("last_name", f"User{n}")
+        password = fields.pop("password", "correct horse battery staple")
+        user = User.objects.create_user(password=password, **fields)
+        if role:
+            assert role in ROLES
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def agent(make_user: Callable[..., User]) -> User:
+    return make_user("Agent", first_name="Alex", last_name="Agent")
+
+
+@pytest.fixture
+def viewer(make_user: Callable[..., User]) -> User:
+    return make_user("Viewer")
+
+
+@pytest.fixture
+def make_client(db: None) -> Callable[..., Client]:
+    def make(**fields: Any) -> Client:
+        n = next(_counter)
+        fields.setdefault("external_id", f"EXT-{n:06d}")
+        fields.setdefault("first_name", "Zoë")
+        fields.setdefault("last_name", f"Ångström{n}")
+        fields.setdefault("email", f"client{n}@example.com")
+        fields.setdefault("phone", f"+44 20 7946 {n:04d}")
+        return client_create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def client_obj(make_client: Callable[..., Client]) -> Client:
+    return make_client(first_name="Zoë", last_name="Müller", email="zoe@example.com")
+
+
+@pytest.fixture
+def api_for() -> Callable[[User], APIClient]:
+    def make(user: User) -> APIClient:
+        _, token = api_token_create(user=user)
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return api
+
+    return make
