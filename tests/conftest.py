@@ -18,6 +18,17 @@ from clientdesk.clients.services import client_create
 _counter = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _static_from_app_directories(settings: Any) -> None:
+    """Serve static files from the apps, as `DEBUG` does, so tests need no collectstatic."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
+    settings.WHITENOISE_AUTOREFRESH = True
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(role: str | None = "Agent", **fields: Any) -> User:

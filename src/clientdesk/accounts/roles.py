@@ -1,5 +1,7 @@
 """The roles of the public contract, as Django groups with their permissions."""
 
+from django.contrib.auth.models import Group, Permission
+
 # (app_label, codename) per role; the Administrator role gets every permission.
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     "Manager": [
@@ -18,3 +20,20 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
 }
 ADMINISTRATOR = "Administrator"
 ROLES = [ADMINISTRATOR, *ROLE_PERMISSIONS]
+
+
+def roles_sync(*, using: str = "default") -> None:
+    """Make every role exist and hold at least its contract permissions; the Administrator
+    role holds every permission. Permissions granted by hand to a role are kept."""
+    admin, _ = Group.objects.using(using).get_or_create(name=ADMINISTRATOR)
+    admin.permissions.add(*Permission.objects.using(using).exclude(group=admin))
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=role)
+        group.permissions.add(
+            *(
+                Permission.objects.using(using).get(
+                    content_type__app_label=app_label, codename=codename
+                )
+                for app_label, codename in perms
+            )
+        )

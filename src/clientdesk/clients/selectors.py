@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
@@ -20,7 +21,7 @@ TRIGRAM = 3
 def client_get(*, client_id: uuid.UUID | str) -> Client:
     try:
         return Client.objects.get(pk=client_id)
-    except (Client.DoesNotExist, ValueError, TypeError) as error:
+    except (Client.DoesNotExist, ValidationError, ValueError) as error:
         raise NotFound("No such client.") from error
 
 

@@ -1,5 +1,6 @@
 """Reads for messaging."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from clientdesk.accounts.models import User
@@ -28,5 +29,5 @@ def message_get(*, user: User, message_id: str) -> Message:
     check_can_view(user)
     try:
         return Message.objects.select_related("sender", "client").get(pk=message_id)
-    except (Message.DoesNotExist, ValueError) as error:
+    except (Message.DoesNotExist, ValidationError, ValueError) as error:
         raise NotFound("No such message.") from error

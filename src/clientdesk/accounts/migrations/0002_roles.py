@@ -3,7 +3,11 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from clientdesk.accounts.roles import ADMINISTRATOR, ROLE_PERMISSIONS
+ROLE_PERMISSIONS = {
+    "Manager": ["send_private_message", "view_message", "manage_templates", "export_messages"],
+    "Agent": ["send_private_message", "view_message"],
+    "Viewer": ["view_message"],
+}
 
 
 def create_roles(apps, schema_editor):
@@ -14,21 +18,18 @@ def create_roles(apps, schema_editor):
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    admin, _ = Group.objects.get_or_create(name=ADMINISTRATOR)
+    admin, _ = Group.objects.get_or_create(name="Administrator")
     admin.permissions.set(Permission.objects.all())
-    for role, perms in ROLE_PERMISSIONS.items():
+    for role, codenames in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
         group.permissions.set(
-            [
-                Permission.objects.get(content_type__app_label=app, codename=codename)
-                for app, codename in perms
-            ]
+            Permission.objects.filter(content_type__app_label="messaging", codename__in=codenames)
         )
 
 
 def remove_roles(apps, schema_editor):
     apps.get_model("auth", "Group").objects.filter(
-        name__in=[ADMINISTRATOR, *ROLE_PERMISSIONS]
+        name__in=["Administrator", *ROLE_PERMISSIONS]
     ).delete()
 
 

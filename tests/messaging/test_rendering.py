@@ -1,0 +1,149 @@
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clientdesk.core.errors import ValidationFailed
+from clientdesk.messaging.rendering import RenderFailed, render_message
+
+pytestmark = pytest.mark.django_db
+# The fixtures (a client, a sender) are read-only, so sharing them across examples is safe.
+_FIXTURES_OK = [HealthCheck.function_scoped_fixture]
+
+
+@pytest.fixture
+def zoe(make_client):
+    return make_client(first_name="Zoë", last_name="Müller", email="zoe@example.de")
+
+
+def render(source, client, sender):
+    return render_message(source=source, client=client, sender=sender)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("Hi {{firstName}}!", "Hi Zoë!"),
+        ("Hi {{ firstName }}!", "Hi Zoë!"),
+        ("{{lastName}}, {{fullName}} <{{email}}>", "Müller, Zoë Müller <zoe@example.de>"),
+        ("No variables at all.", "No variables at all."),
+        ("Hi {{ nickname | default: 'there' }}", None),
+        ("Plain { braces } and }} and {", "Plain { braces } and }} and {"),
+    ],
+)
+def test_variables_are_filled_from_the_client(zoe, agent, source, expected):
+    if expected is None:
+        with pytest.raises(RenderFailed, match="unknown variable"):
+            render(source, zoe, agent)
+        return
+    assert render(source, zoe, agent).body == expected
+
+
+def test_values_used_are_recorded(zoe, agent):
+    rendered = render("Hi {{firstName}}, we wrote to {{email}}", zoe, agent)
+    assert rendered.variables == {"firstName": "Zoë", "email": "zoe@example.de"}
+
+
+def test_unknown_variables_are_all_named(zoe, agent):
+    with pytest.raises(RenderFailed) as caught:
+        render("Hi {{ nickname }} {{firstName}} {{ account.balance }}", zoe, agent)
+    assert caught.value.extra["missing_variables"] == ["nickname", "account"]
+    assert "{{nickname}}" in caught.value.detail
+    assert "{{account}}" in caught.value.detail
+
+
+def test_a_known_variable_without_a_value_stops_the_send(make_client, agent):
+    client = make_client(first_name="Ana", last_name="García", email="")
+    with pytest.raises(RenderFailed) as caught:
+        render("Hi {{firstName}}, your email is {{email}}", client, agent)
+    assert caught.value.extra["missing_variables"] == ["email"]
+    assert "Ana García has no value for {{email}}" in caught.value.detail
+
+
+def test_a_fallback_covers_an_empty_known_variable(make_client, agent):
+    client = make_client(first_name="Ana", last_name="", email="")
+    body = render("Dear {{ lastName | default: 'client' }}", client, agent).body
+    assert body == "Dear client"
+
+
+def test_syntax_errors_give_line_and_column(zoe, agent):
+    with pytest.raises(RenderFailed) as caught:
+        render("Hello\n  there {{ firstName ", zoe, agent)
+    assert caught.value.extra["line"] == 2
+    assert caught.value.extra["column"] == 9
+    assert "line 2, column 9" in caught.value.detail
+
+
+def test_runaway_loops_are_refused(zoe, agent):
+    with pytest.raises(RenderFailed, match="too complex"):
+        render("{% for i in (1..100000000) %}x{% endfor %}", zoe, agent)
+
+
+def test_output_over_the_limit_is_refused(zoe, agent):
+    with pytest.raises(RenderFailed, match="limit is 5,000"):
+        render("{% for i in (1..900) %}{{ firstName }}-{{ firstName }}{% endfor %}", zoe, agent)
+
+
+def test_blank_result_is_refused(make_client, agent):
+    client = make_client(first_name="Ana")
+    with pytest.raises(RenderFailed, match="empty"):
+        render("{% if false %}x{% endif %}   ", client, agent)
+
+
+def test_markup_is_kept_as_text_not_executed(make_client, agent):
+    client = make_client(first_name="<img src=x onerror=alert(1)>")
+    assert render("{{firstName}}", client, agent).body == "<img src=x onerror=alert(1)>"
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(source=st.text(max_size=400))
+def test_any_text_renders_or_fails_clearly(zoe, agent, source):
+    try:
+        rendered = render(source, zoe, agent)
+    except ValidationFailed as error:
+        assert error.detail
+        return
+    assert len(rendered.body) <= 5000
+    if "{{" in rendered.body:  # only text the sender typed literally, e.g. inside {% raw %}
+        assert "{{" in source
+
+
+_fragments = st.sampled_from(
+    [
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "firstName",
+        "email",
+        "nickname",
+        " | default: 'x' ",
+        "for i in (1..99999)",
+        "endfor",
+        "if",
+        "endif",
+        "raw",
+        "endraw",
+        "assign a = 1",
+        "capture",
+        "endcapture",
+        "'",
+        '"',
+        "\n",
+        "x",
+    ]
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(parts=st.lists(_fragments, max_size=30))
+def test_template_like_input_never_escapes_its_bounds(zoe, agent, parts):
+    try:
+        rendered = render("".join(parts), zoe, agent)
+    except ValidationFailed as error:
+        assert error.detail
+        return
+    assert 0 < len(rendered.body) <= 5000
