@@ -4,7 +4,13 @@ from django.urls import path
 
 from clientdesk.audit.apis import ClientActivityApi
 from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
-from clientdesk.messaging.apis import ClientMessagesApi, MessageDetailApi
+from clientdesk.messaging.apis import (
+    ClientMessagesApi,
+    MessageDetailApi,
+    MessagePreviewApi,
+    TemplateDetailApi,
+    TemplateListCreateApi,
+)
 
 urlpatterns = [
     path("clients", ClientListCreateApi.as_view(), name="api-clients"),
@@ -19,5 +25,12 @@ urlpatterns = [
         ClientActivityApi.as_view(),
         name="api-client-activity",
     ),
+    path(
+        "clients/<str:client_id>/messages/preview",
+        MessagePreviewApi.as_view(),
+        name="api-client-messages-preview",
+    ),
     path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
+    path("templates", TemplateListCreateApi.as_view(), name="api-templates"),
+    path("templates/<str:template_id>", TemplateDetailApi.as_view(), name="api-template"),
 ]

@@ -26,15 +26,12 @@ def render(source, client, sender):
         ("Hi {{ firstName }}!", "Hi Zoë!"),
         ("{{lastName}}, {{fullName}} <{{email}}>", "Müller, Zoë Müller <zoe@example.de>"),
         ("No variables at all.", "No variables at all."),
-        ("Hi {{ nickname | default: 'there' }}", None),
+        ("Hi {{ nickname | default: 'there' }}", "Hi there"),
+        ('Hi {{ nickname | default: "there" }}', "Hi there"),
         ("Plain { braces } and }} and {", "Plain { braces } and }} and {"),
     ],
 )
 def test_variables_are_filled_from_the_client(zoe, agent, source, expected):
-    if expected is None:
-        with pytest.raises(RenderFailed, match="unknown variable"):
-            render(source, zoe, agent)
-        return
     assert render(source, zoe, agent).body == expected
 
 
@@ -46,9 +43,70 @@ def test_values_used_are_recorded(zoe, agent):
 def test_unknown_variables_are_all_named(zoe, agent):
     with pytest.raises(RenderFailed) as caught:
         render("Hi {{ nickname }} {{firstName}} {{ account.balance }}", zoe, agent)
-    assert caught.value.extra["missing_variables"] == ["nickname", "account"]
-    assert "{{nickname}}" in caught.value.detail
-    assert "{{account}}" in caught.value.detail
+    assert caught.value.extra["missing_variables"] == ["account.balance"]
+    assert "{{account.balance}}" in caught.value.detail
+
+
+def test_every_unknown_or_empty_variable_is_named_at_once(make_client, agent):
+    client = make_client(first_name="Ana", last_name="García", email="", attributes={"tier": ""})
+    with pytest.raises(RenderFailed) as caught:
+        render("{{ nickname }} {{firstName}} {{ email }} {{ tier }} {{ nickname }}", client, agent)
+    assert caught.value.extra["missing_variables"] == ["nickname", "email", "tier"]
+    detail = caught.value.detail
+    assert "unknown variable {{nickname}}" in detail
+    assert "Ana García has no value for {{email}}, {{tier}}" in detail
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ firstName.size }}", "{{ sender.password }}", "{{ sender.is_superuser }}", "{{ a.b.c }}",
+     "{{ email.first | upcase }}"],
+)
+def test_no_attribute_or_method_access_beyond_the_catalogue(zoe, agent, source):
+    with pytest.raises(RenderFailed, match="unknown variable"):
+        render(source, zoe, agent)
+
+
+def test_the_whole_catalogue(make_client, agent):
+    client = make_client(
+        first_name="Zoë",
+        last_name="Müller",
+        email="zoe@example.de",
+        phone="+49 30 1234",
+        language="de",
+        external_id="DE-1",
+        attributes={"tier": "gold", "score": 7, "vip": True},
+    )
+    body = render(
+        "{{firstName}}|{{lastName}}|{{fullName}}|{{email}}|{{phone}}|{{language}}|"
+        "{{externalId}}|{{tier}}|{{score}}|{{vip}}|{{sender.firstName}}|{{sender.fullName}}",
+        client,
+        agent,
+    ).body
+    assert body == "Zoë|Müller|Zoë Müller|zoe@example.de|+49 30 1234|de|DE-1|gold|7|true|Alex|Alex Agent"
+
+
+def test_today_is_written_in_the_client_language(make_client, agent):
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    german = render("{{ today }}", make_client(language="de"), agent).body
+    english = render("{{ today }}", make_client(language="en"), agent).body
+    assert str(today.year) in german and str(today.year) in english
+    assert german != english
+    assert german.startswith(f"{today.day}.")
+
+
+def test_a_sender_without_a_first_name_is_named(zoe, make_user):
+    sender = make_user("Agent", first_name="", last_name="")
+    with pytest.raises(RenderFailed) as caught:
+        render("Regards, {{ sender.firstName }}", zoe, sender)
+    assert caught.value.extra["missing_variables"] == ["sender.firstName"]
+
+
+def test_built_in_names_win_over_attributes(make_client, agent):
+    client = make_client(first_name="Zoë", attributes={"firstName": "Mallory"})
+    assert render("{{firstName}}", client, agent).body == "Zoë"
 
 
 def test_a_known_variable_without_a_value_stops_the_send(make_client, agent):
@@ -71,6 +129,17 @@ def test_syntax_errors_give_line_and_column(zoe, agent):
     assert caught.value.extra["line"] == 2
     assert caught.value.extra["column"] == 9
     assert "line 2, column 9" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{% if %}", "{% for x in %}{% endfor %}", "{{ firstName | nosuchfilter }}", "{% endif %}",
+     "{% include 'x' %}", "{% render 'x' %}"],
+)
+def test_broken_or_disallowed_templates_get_a_clear_error(zoe, agent, source):
+    with pytest.raises(RenderFailed) as caught:
+        render(source, zoe, agent)
+    assert caught.value.detail
 
 
 def test_runaway_loops_are_refused(zoe, agent):

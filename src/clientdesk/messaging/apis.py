@@ -16,9 +16,22 @@ from clientdesk.core.api import PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.representations import message_representation
-from clientdesk.messaging.selectors import client_messages, message_get
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.representations import message_representation, template_representation
+from clientdesk.messaging.selectors import (
+    client_messages,
+    message_get,
+    template_current_version,
+    template_get,
+    template_search,
+    templates_with_current_versions,
+)
+from clientdesk.messaging.services import (
+    check_can_manage_templates,
+    message_preview,
+    message_send,
+    template_create,
+    template_update,
+)
 
 _MESSAGE_SCHEMA = inline_serializer(
     "Message",
@@ -39,6 +52,15 @@ _MESSAGE_SCHEMA = inline_serializer(
             allow_null=True,
         ),
         "created_at": serializers.DateTimeField(),
+        "template": inline_serializer(
+            "MessageTemplateRef",
+            {
+                "id": serializers.UUIDField(),
+                "version": serializers.IntegerField(),
+                "language": serializers.CharField(),
+            },
+            allow_null=True,
+        ),
         "read_at": serializers.DateTimeField(allow_null=True),
         "deliveries": serializers.ListField(child=serializers.DictField()),
     },
@@ -56,10 +78,23 @@ _IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
+class ComposeInput(serializers.Serializer):
+    """A message body or a template, for sending and for previews."""
+
+    # Length and blankness are checked by the service, so the API and the panel agree.
+    body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+    template_id = serializers.UUIDField(required=False)
+
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+        if ("body" in attrs) == ("template_id" in attrs):
+            raise serializers.ValidationError(
+                {"body": ["Give either body or template_id (exactly one)."]}
+            )
+        return attrs
+
+
 class ClientMessagesApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        # Length is checked by the service, so the API and the panel say the same thing.
-        body = serializers.CharField(trim_whitespace=False)
+    InputSerializer = ComposeInput
 
     @extend_schema(
         operation_id="client_messages_list",
@@ -116,7 +151,8 @@ class ClientMessagesApi(APIView):
         result = message_send(
             sender=request.user,  # type: ignore[arg-type]
             client_id=client_id,
-            body=data.validated_data["body"],
+            body=data.validated_data.get("body"),
+            template_id=data.validated_data.get("template_id"),
             idempotency_key=key,
             meta=RequestMeta.from_request(request),  # type: ignore[arg-type]
         )
@@ -135,3 +171,149 @@ class MessageDetailApi(APIView):
     def get(self, request: Request, message_id: str) -> Response:
         message = message_get(user=request.user, message_id=message_id)  # type: ignore[arg-type]
         return Response(message_representation(message))
+
+
+class MessagePreviewApi(APIView):
+    @extend_schema(
+        operation_id="client_messages_preview",
+        parameters=[_CLIENT_ID],
+        request=ComposeInput,
+        responses={
+            200: inline_serializer(
+                "Preview",
+                {
+                    "body": serializers.CharField(),
+                    "variables": serializers.DictField(),
+                    "template": serializers.DictField(allow_null=True),
+                },
+            ),
+            422: OpenApiResponse(description="Invalid input, or variables without a value"),
+        },
+    )
+    def post(self, request: Request, client_id: str) -> Response:
+        data = ComposeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        composed = message_preview(
+            user=request.user,  # type: ignore[arg-type]
+            client_id=client_id,
+            body=data.validated_data.get("body"),
+            template_id=data.validated_data.get("template_id"),
+        )
+        version = composed.template_version
+        return Response(
+            {
+                "body": composed.rendered.body,
+                "variables": composed.rendered.variables,
+                "template": (
+                    {
+                        "id": str(version.template_id),
+                        "version": version.version,
+                        "language": composed.template_language,
+                    }
+                    if version
+                    else None
+                ),
+            }
+        )
+
+
+_TEMPLATE_SCHEMA = inline_serializer(
+    "MessageTemplate",
+    {
+        "id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "is_active": serializers.BooleanField(),
+        "version": serializers.IntegerField(),
+        "default_language": serializers.CharField(),
+        "body": serializers.CharField(),
+        "variants": serializers.DictField(child=serializers.CharField()),
+        "created_at": serializers.DateTimeField(),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+
+
+class TemplateListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        language = serializers.CharField(max_length=8, default="en")
+
+    class QuerySerializer(PageQuerySerializer):
+        search = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
+        active = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        operation_id="templates_list",
+        parameters=[QuerySerializer],
+        responses={200: _TEMPLATE_SCHEMA},
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = paginate(
+            template_search(
+                query=query.validated_data["search"], active_only=query.validated_data["active"]
+            ),
+            page=query.validated_data["page"],
+            size=query.validated_data["page_size"],
+        )
+        return Response(
+            {
+                **page_links(request, page),
+                "results": [
+                    template_representation(t, v)
+                    for t, v in templates_with_current_versions(page.items)
+                ],
+            }
+        )
+
+    @extend_schema(
+        operation_id="templates_create", request=InputSerializer, responses={201: _TEMPLATE_SCHEMA}
+    )
+    def post(self, request: Request) -> Response:
+        check_can_manage_templates(request.user)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = template_create(author=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return Response(
+            template_representation(version.template, version), status=status.HTTP_201_CREATED
+        )
+
+
+class TemplateDetailApi(APIView):
+    class PatchSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=120, required=False)
+        is_active = serializers.BooleanField(required=False)
+        body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
+        language = serializers.CharField(max_length=8, required=False)
+        default_language = serializers.CharField(max_length=8, required=False)
+        remove_language = serializers.CharField(max_length=8, required=False)
+
+    @extend_schema(
+        operation_id="templates_read",
+        parameters=[OpenApiParameter("template_id", str, OpenApiParameter.PATH)],
+        responses={200: _TEMPLATE_SCHEMA},
+    )
+    def get(self, request: Request, template_id: str) -> Response:
+        template = template_get(template_id=template_id)
+        return Response(
+            template_representation(template, template_current_version(template=template))
+        )
+
+    @extend_schema(
+        operation_id="templates_update",
+        parameters=[OpenApiParameter("template_id", str, OpenApiParameter.PATH)],
+        request=PatchSerializer,
+        responses={200: _TEMPLATE_SCHEMA},
+    )
+    def patch(self, request: Request, template_id: str) -> Response:
+        check_can_manage_templates(request.user)  # type: ignore[arg-type]
+        data = self.PatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = template_update(
+            author=request.user,  # type: ignore[arg-type]
+            template_id=template_id,
+            **data.validated_data,
+        )
+        return Response(template_representation(version.template, version))

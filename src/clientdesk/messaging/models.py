@@ -1,4 +1,5 @@
-"""Messages between staff and clients, and the idempotency keys that keep sends single."""
+"""Messages between staff and clients, message templates, and the idempotency keys that keep
+sends single."""
 
 import uuid
 
@@ -11,6 +12,54 @@ from clientdesk.clients.models import Client
 class Direction(models.TextChoices):
     OUT = "out", "To client"
     IN = "in", "From client"
+
+
+class MessageTemplate(models.Model):
+    """A reusable message. Its text lives in immutable versions, so editing never changes what
+    was already sent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MessageTemplateVersion(models.Model):
+    """One version of a template: a body per language and which language is the fallback."""
+
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    default_language = models.CharField(max_length=8)
+    variants = models.JSONField(help_text="Language code → body.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "version"], name="template_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} v{self.version}"
+
+    def variant_for(self, language: str) -> tuple[str, str]:
+        """The (language, body) to send to a client speaking `language`: the exact variant,
+        then the base language ("pt" for "pt-br"), then the default."""
+        for candidate in (language, language.split("-")[0]):
+            if candidate in self.variants:
+                return candidate, self.variants[candidate]
+        return self.default_language, self.variants[self.default_language]
 
 
 class Message(models.Model):
@@ -29,6 +78,11 @@ class Message(models.Model):
     body = models.TextField(help_text="The final text the client receives.")
     source = models.TextField(help_text="The text as the sender typed it, variables unrendered.")
     variables = models.JSONField(default=dict, blank=True, help_text="Variable values used.")
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    template_language = models.CharField(max_length=8, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     request_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)

@@ -1,9 +1,10 @@
 """Strict rendering of message text: what the client receives, or an error naming the problem.
 
-Message text is a Liquid template (python-liquid: no attribute or method access, bounded
-loops and output). Every variable comes from the catalogue; a variable that is unknown, or
-known but empty for this client, stops the send with an error that names every such
-variable. `{{ name | default: "there" }}` gives a fallback.
+Message text is a Liquid template (python-liquid): no attribute or method access beyond the
+variable catalogue, bounded loops and output. A variable is a built-in (the catalogue below) or
+one of the client's custom attributes by name. A variable that is unknown, or has no value for
+this client, stops the send with an error naming every such variable, unless the template gives
+a fallback: `{{ nickname | default: "there" }}`.
 """
 
 from collections.abc import Callable
@@ -12,12 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.utils import formats, timezone, translation
 from liquid import Environment, Undefined
 from liquid.exceptions import LiquidError, LiquidSyntaxError, ResourceLimitError
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
+from clientdesk.clients.validators import ATTRIBUTE_NAME
 from clientdesk.core.errors import ValidationFailed
+
+
+def _today(client: Client, sender: User) -> str:
+    with translation.override(client.language):
+        return formats.date_format(timezone.localdate(), "DATE_FORMAT")
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,12 @@ CATALOGUE: dict[str, Variable] = {
         Variable("lastName", "Client's last name", lambda c, s: c.last_name),
         Variable("fullName", "Client's full name", lambda c, s: c.full_name),
         Variable("email", "Client's email address", lambda c, s: c.email),
+        Variable("phone", "Client's phone number", lambda c, s: c.phone),
+        Variable("language", "Client's language code", lambda c, s: c.language),
+        Variable("externalId", "Client's id in your CRM", lambda c, s: c.external_id),
+        Variable("sender.firstName", "Your first name", lambda c, s: s.first_name),
+        Variable("sender.fullName", "Your full name", lambda c, s: s.display_name),
+        Variable("today", "Today's date, in the client's language", _today),
     ]
 }
 
@@ -41,8 +55,8 @@ _blank_outputs: ContextVar[list[str]] = ContextVar("blank_outputs")
 
 
 class _RecordingUndefined(Undefined):
-    """Undefined that notes every variable printed without a value (the `default` filter
-    never prints it, so fallbacks stay allowed)."""
+    """Undefined that notes every variable printed without a value. The `default` filter
+    never prints it, so fallbacks stay allowed."""
 
     def __str__(self) -> str:
         _blank_outputs.get().append(self.name)
@@ -70,37 +84,83 @@ class RenderFailed(ValidationFailed):
     title = "The message cannot be rendered"
 
 
-def _name_list(names: list[str]) -> str:
+def _braces(names: list[str]) -> str:
     return ", ".join("{{" + n + "}}" for n in names)
 
 
-def render_message(*, source: str, client: Client, sender: User) -> Rendered:
-    """Render `source` for `client`; raise RenderFailed naming what is wrong."""
+def _has_value(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def variable_values(*, client: Client, sender: User) -> dict[str, Any]:
+    """Every variable this client offers, built-ins first, with its value (maybe empty)."""
+    values: dict[str, Any] = {
+        name: attr_value
+        for name, attr_value in client.attributes.items()
+        if ATTRIBUTE_NAME.match(name) and name not in CATALOGUE
+    }
+    values.update({name: v.value(client, sender) for name, v in CATALOGUE.items()})
+    return values
+
+
+def _liquid_context(values: dict[str, Any]) -> dict[str, Any]:
+    """Nest dotted names (sender.firstName) and leave out empty values, so they are undefined."""
+    context: dict[str, Any] = {}
+    for name, value in values.items():
+        if not _has_value(value):
+            continue
+        head, _, rest = name.partition(".")
+        if rest:
+            context.setdefault(head, {})[rest] = value
+        else:
+            context[head] = value
+    return context
+
+
+def parse_template(source: str) -> tuple[Any, list[str]]:
+    """Parse `source`; return the template and the variable paths it uses, in order.
+
+    Raises RenderFailed with line and column for a syntax error."""
     try:
         template = _env.from_string(source)
-        used = list(template.analyze().globals)
+        analysis = template.analyze()
     except LiquidSyntaxError as error:
         line, column = _position(source, error)
         raise RenderFailed(
-            f"The message has a template error at line {line}, column {column}: {error.message}.",
+            f"Template error at line {line}, column {column}: {error.message}.",
             line=line,
             column=column,
         ) from error
     except LiquidError as error:
-        raise RenderFailed(f"The message has a template error: {error.message}.") from error
+        raise RenderFailed(f"Template error: {error.message}.") from error
+    paths = [
+        ".".join(str(s) for s in var.segments)
+        for variables in analysis.globals.values()
+        for var in variables
+    ]
+    return template, list(dict.fromkeys(paths))
 
-    unknown = [name for name in used if name not in CATALOGUE]
-    context = {}
-    for name in used:
-        if name in CATALOGUE:
-            value = CATALOGUE[name].value(client, sender)
-            if value not in (None, ""):
-                context[name] = value
 
+def check_template_variables(paths: list[str]) -> None:
+    """Refuse paths that can never resolve: dotted names outside the catalogue (attributes
+    are flat), such as `{{ sender.password }}` or `{{ firstName.size }}`."""
+    bad = [p for p in paths if "." in p and p not in CATALOGUE]
+    if bad:
+        raise RenderFailed(
+            f"Not sent: unknown variable {_braces(bad)}.",
+            missing_variables=bad,
+        )
+
+
+def render_message(*, source: str, client: Client, sender: User) -> Rendered:
+    """Render `source` for `client`; raise RenderFailed naming what is wrong."""
+    template, used = parse_template(source)
+    check_template_variables(used)
+    values = variable_values(client=client, sender=sender)
     blank: list[str] = []
     token = _blank_outputs.set(blank)
     try:
-        body = template.render(**context)
+        body = template.render(**_liquid_context(values))
     except ResourceLimitError as error:
         raise RenderFailed(f"The message is too complex to render: {error.message}.") from error
     except LiquidError as error:
@@ -108,16 +168,23 @@ def render_message(*, source: str, client: Client, sender: User) -> Rendered:
     finally:
         _blank_outputs.reset(token)
 
-    missing = list(dict.fromkeys([*unknown, *(n for n in blank if n not in unknown)]))
-    if missing:
+    if blank:
+        # A blank `sender` means one of the sender.* variables used here is empty.
+        printed = {p for p in used if p in blank or p.split(".")[0] in blank}
+        missing = [p for p in used if p in printed]
+        unknown = [p for p in missing if p not in values]
+        empty = [p for p in missing if p in values]
         problems = []
         if unknown:
-            problems.append(f"unknown variable {_name_list(unknown)}")
-        empty = [n for n in missing if n not in unknown]
+            problems.append(
+                f"unknown variable {_braces(unknown)} (no built-in variable or attribute of "
+                f"{client.full_name} has that name)"
+            )
         if empty:
-            problems.append(f"{client.full_name} has no value for {_name_list(empty)}")
+            problems.append(f"{client.full_name} has no value for {_braces(empty)}")
         raise RenderFailed(
-            "Not sent: " + "; ".join(problems) + ".",
+            "Not sent: " + "; ".join(problems) + ". Add a fallback such as "
+            '{{ name | default: "…" }} or remove the variable.',
             missing_variables=missing,
         )
     if len(body) > settings.MESSAGE_MAX_LENGTH:
@@ -127,7 +194,9 @@ def render_message(*, source: str, client: Client, sender: User) -> Rendered:
         )
     if not body.strip():
         raise RenderFailed("The message is empty once variables are filled in.")
-    return Rendered(body=body, variables={k: context[k] for k in used if k in context})
+    return Rendered(
+        body=body, variables={p: values[p] for p in used if p in values and _has_value(values[p])}
+    )
 
 
 def _position(source: str, error: LiquidSyntaxError) -> tuple[int, int]:

@@ -1,12 +1,15 @@
 """Reads for messaging."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
-from clientdesk.messaging.models import Message
+from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
 
 VIEW_PERMISSION = "messaging.view_message"
 
@@ -31,3 +34,40 @@ def message_get(*, user: User, message_id: str) -> Message:
         return Message.objects.select_related("sender", "client").get(pk=message_id)
     except (Message.DoesNotExist, ValidationError, ValueError) as error:
         raise NotFound("No such message.") from error
+
+
+def template_get(*, template_id: Any) -> MessageTemplate:
+    try:
+        return MessageTemplate.objects.get(pk=template_id)
+    except (MessageTemplate.DoesNotExist, ValidationError, ValueError, TypeError) as error:
+        raise NotFound("No such template.") from error
+
+
+def template_current_version(*, template: MessageTemplate) -> MessageTemplateVersion:
+    version = template.versions.order_by("-version").first()
+    if version is None:  # every template is created with its first version
+        raise NotFound(f"The template {template.name!r} has no versions.")
+    return version
+
+
+def template_search(*, query: str = "", active_only: bool = False) -> QuerySet[MessageTemplate]:
+    templates = MessageTemplate.objects.all()
+    if query:
+        templates = templates.filter(name__icontains=query.strip()[:120])
+    if active_only:
+        templates = templates.filter(is_active=True)
+    return templates.order_by("name")
+
+
+def templates_with_current_versions(
+    templates: Iterable[MessageTemplate],
+) -> list[tuple[MessageTemplate, MessageTemplateVersion]]:
+    """Pair each template with its newest version in one query."""
+    templates = list(templates)
+    latest: dict[Any, MessageTemplateVersion] = {}
+    versions = MessageTemplateVersion.objects.filter(template__in=templates).order_by(
+        "template_id", "-version"
+    )
+    for version in versions:
+        latest.setdefault(version.template_id, version)
+    return [(t, latest[t.id]) for t in templates if t.id in latest]

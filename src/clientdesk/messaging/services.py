@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,14 +18,39 @@ from clientdesk.audit.models import ActivityType
 from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
+from clientdesk.clients.validators import validate_language
 from clientdesk.core.errors import Conflict, PermissionDenied, ValidationFailed
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.models import Direction, IdempotencyKey, Message
-from clientdesk.messaging.rendering import Rendered, render_message
+from clientdesk.messaging.models import (
+    Direction,
+    IdempotencyKey,
+    Message,
+    MessageTemplate,
+    MessageTemplateVersion,
+)
+from clientdesk.messaging.rendering import (
+    Rendered,
+    check_template_variables,
+    parse_template,
+    render_message,
+)
 from clientdesk.messaging.representations import message_representation
+from clientdesk.messaging.selectors import template_current_version, template_get
 
 SEND_PERMISSION = "messaging.send_private_message"
+TEMPLATES_PERMISSION = "messaging.manage_templates"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+@dataclass(frozen=True)
+class Composed:
+    """What a send would deliver: the source, the rendered text and the template it came from."""
+
+    client: Client
+    source: str
+    rendered: Rendered
+    template_version: MessageTemplateVersion | None = None
+    template_language: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,9 +58,7 @@ class SendRequest:
     """A fully checked send, not yet written."""
 
     sender: User
-    client: Client
-    source: str
-    rendered: Rendered
+    composed: Composed
     idempotency_key: str
     fingerprint: str
     meta: RequestMeta
@@ -55,12 +79,22 @@ def check_can_send(user: User) -> None:
         )
 
 
+def check_can_compose(user: User) -> None:
+    """Previews show client data rendered into text: senders and template managers may."""
+    if not (user.has_perm(SEND_PERMISSION) or user.has_perm(TEMPLATES_PERMISSION)):
+        raise PermissionDenied(
+            "You need the 'Send a private message' or 'Manage message templates' permission."
+        )
+
+
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-def _fingerprint(*, client_id: uuid.UUID, body: str) -> str:
-    canonical = json.dumps({"client": str(client_id), "body": body}, sort_keys=True)
+def _fingerprint(*, client_id: uuid.UUID, body: str | None, template_id: str | None) -> str:
+    canonical = json.dumps(
+        {"client": str(client_id), "body": body, "template": template_id}, sort_keys=True
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -94,16 +128,7 @@ def _find_key(*, user: User, key: str) -> IdempotencyKey | None:
     return existing
 
 
-def message_send_prepare(
-    *, sender: User, client_id: uuid.UUID | str, body: str, idempotency_key: str, meta: RequestMeta
-) -> SendRequest | SendResult:
-    """Check access and input and render the text; writes nothing.
-
-    Returns the stored result instead when the idempotency key was already answered.
-    """
-    check_can_send(sender)
-    client = client_get(client_id=client_id)
-    _validate_key(idempotency_key)
+def _check_body(body: str) -> None:
     if not body.strip():
         raise ValidationFailed(
             "Type a message before sending.", errors={"body": ["This field may not be blank."]}
@@ -114,16 +139,84 @@ def message_send_prepare(
             f"{settings.MESSAGE_MAX_LENGTH:,}.",
             errors={"body": [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
         )
-    fingerprint = _fingerprint(client_id=client.id, body=body)
+
+
+def _check_one_source(body: str | None, template_id: Any) -> None:
+    if (body is None) == (template_id is None):
+        raise ValidationFailed(
+            "Give either a message body or a template_id, not both and not neither.",
+            errors={"body": ["Give body or template_id."]},
+        )
+
+
+def message_compose(
+    *, sender: User, client: Client, body: str | None = None, template_id: Any = None
+) -> Composed:
+    """Render a body, or the client's variant of a template, exactly as a send would."""
+    _check_one_source(body, template_id)
+    if body is not None:
+        _check_body(body)
+        return Composed(
+            client=client,
+            source=body,
+            rendered=render_message(source=body, client=client, sender=sender),
+        )
+    template = template_get(template_id=template_id)
+    if not template.is_active:
+        raise ValidationFailed(
+            f"The template {template.name!r} is deactivated and cannot be sent.",
+            errors={"template_id": ["This template is deactivated."]},
+        )
+    version = template_current_version(template=template)
+    language, source = version.variant_for(client.language)
+    return Composed(
+        client=client,
+        source=source,
+        rendered=render_message(source=source, client=client, sender=sender),
+        template_version=version,
+        template_language=language,
+    )
+
+
+def message_preview(
+    *, user: User, client_id: uuid.UUID | str, body: str | None = None, template_id: Any = None
+) -> Composed:
+    """What `client` would receive; raises the errors a send would, and writes nothing."""
+    check_can_compose(user)
+    return message_compose(
+        sender=user, client=client_get(client_id=client_id), body=body, template_id=template_id
+    )
+
+
+def message_send_prepare(
+    *,
+    sender: User,
+    client_id: uuid.UUID | str,
+    idempotency_key: str,
+    meta: RequestMeta,
+    body: str | None = None,
+    template_id: Any = None,
+) -> SendRequest | SendResult:
+    """Check access and input and render the text; writes nothing.
+
+    Returns the stored result instead when the idempotency key was already answered.
+    """
+    check_can_send(sender)
+    client = client_get(client_id=client_id)
+    _validate_key(idempotency_key)
+    _check_one_source(body, template_id)
+    fingerprint = _fingerprint(
+        client_id=client.id,
+        body=body,
+        template_id=None if template_id is None else str(template_id),
+    )
     existing = _find_key(user=sender, key=idempotency_key)
     if existing is not None:
         return _replay(existing, fingerprint)
-    rendered = render_message(source=body, client=client, sender=sender)
+    composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
     return SendRequest(
         sender=sender,
-        client=client,
-        source=body,
-        rendered=rendered,
+        composed=composed,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         meta=meta,
@@ -145,13 +238,18 @@ def message_send_commit(request: SendRequest) -> SendResult:
                 fingerprint=request.fingerprint,
                 created_at=now,
             )
+            composed = request.composed
+            version = composed.template_version
             message = Message.objects.create(
-                client=request.client,
+                client=composed.client,
                 direction=Direction.OUT,
                 sender=request.sender,
-                body=request.rendered.body,
-                source=request.source,
-                variables=request.rendered.variables,
+                body=composed.rendered.body,
+                source=composed.source,
+                variables=composed.rendered.variables,
+                template=version.template if version else None,
+                template_version=version.version if version else None,
+                template_language=composed.template_language,
                 idempotency_key=request.idempotency_key,
                 request_ip=request.meta.ip,
                 user_agent=request.meta.user_agent,
@@ -159,7 +257,7 @@ def message_send_commit(request: SendRequest) -> SendResult:
                 created_at=now,
             )
             activity_record(
-                client=request.client,
+                client=composed.client,
                 type=ActivityType.MESSAGE_SENT,
                 actor=request.sender,
                 created_at=now,
@@ -173,7 +271,9 @@ def message_send_commit(request: SendRequest) -> SendResult:
                 object_id=message.id,
                 created_at=now,
                 data={
-                    "client_id": str(request.client.id),
+                    "client_id": str(composed.client.id),
+                    "template_id": str(version.template_id) if version else None,
+                    "template_version": version.version if version else None,
                     "body_sha256": hashlib.sha256(message.body.encode()).hexdigest(),
                     "ip": request.meta.ip,
                     "user_agent": request.meta.user_agent,
@@ -195,10 +295,21 @@ def message_send_commit(request: SendRequest) -> SendResult:
 
 
 def message_send(
-    *, sender: User, client_id: uuid.UUID | str, body: str, idempotency_key: str, meta: RequestMeta
+    *,
+    sender: User,
+    client_id: uuid.UUID | str,
+    idempotency_key: str,
+    meta: RequestMeta,
+    body: str | None = None,
+    template_id: Any = None,
 ) -> SendResult:
     prepared = message_send_prepare(
-        sender=sender, client_id=client_id, body=body, idempotency_key=idempotency_key, meta=meta
+        sender=sender,
+        client_id=client_id,
+        body=body,
+        template_id=template_id,
+        idempotency_key=idempotency_key,
+        meta=meta,
     )
     if isinstance(prepared, SendResult):
         return prepared
@@ -210,3 +321,161 @@ def idempotency_keys_prune() -> int:
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def check_can_manage_templates(user: User) -> None:
+    if not user.has_perm(TEMPLATES_PERMISSION):
+        raise PermissionDenied("You need the 'Manage message templates' permission.")
+
+
+def _check_template_body(body: str, *, field: str = "body") -> None:
+    if not body.strip():
+        raise ValidationFailed(
+            "A template needs a body.", errors={field: ["This field may not be blank."]}
+        )
+    if len(body) > settings.MESSAGE_MAX_LENGTH:
+        raise ValidationFailed(
+            f"The template is {len(body):,} characters; the limit is "
+            f"{settings.MESSAGE_MAX_LENGTH:,}.",
+            errors={field: [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
+        )
+    _, paths = parse_template(body)
+    check_template_variables(paths)
+
+
+def _check_language(language: str, *, field: str = "language") -> None:
+    try:
+        validate_language(language)
+    except DjangoValidationError as error:
+        raise ValidationFailed(error.messages[0], errors={field: error.messages}) from error
+
+
+def _check_name(name: str, *, template_id: Any = None) -> str:
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ValidationFailed(
+            "A template needs a name of 1–120 characters.",
+            errors={"name": ["1–120 characters."]},
+        )
+    clash = MessageTemplate.objects.filter(name__iexact=name).exclude(pk=template_id)
+    if clash.exists():
+        raise Conflict(
+            f"A template named {name!r} already exists.",
+            errors={"name": ["A template with this name already exists."]},
+        )
+    return name
+
+
+def template_create(*, author: User, name: str, body: str, language: str) -> MessageTemplateVersion:
+    """Create a template and its version 1, whose only variant (`language`) is the default."""
+    check_can_manage_templates(author)
+    name = _check_name(name)
+    _check_language(language)
+    _check_template_body(body)
+    try:
+        with transaction.atomic():
+            template = MessageTemplate.objects.create(name=name, created_by=author)
+            version = MessageTemplateVersion.objects.create(
+                template=template,
+                version=1,
+                default_language=language,
+                variants={language: body},
+                author=author,
+            )
+            audit_append(
+                actor=author,
+                action="template.created",
+                object_type="message_template",
+                object_id=template.id,
+                created_at=timezone.now(),
+                data={"name": name, "version": 1, "variants": version.variants},
+            )
+    except IntegrityError as error:
+        raise Conflict(
+            f"A template named {name!r} already exists.",
+            errors={"name": ["A template with this name already exists."]},
+        ) from error
+    return version
+
+
+def template_update(
+    *,
+    author: User,
+    template_id: Any,
+    name: str | None = None,
+    is_active: bool | None = None,
+    body: str | None = None,
+    language: str | None = None,
+    default_language: str | None = None,
+    remove_language: str | None = None,
+) -> MessageTemplateVersion:
+    """Change a template. A change of text or languages makes a new version; renaming and
+    (de)activating do not. Returns the current version."""
+    check_can_manage_templates(author)
+    template = template_get(template_id=template_id)
+    if name is not None:
+        name = _check_name(name, template_id=template.id)
+    if body is not None:
+        _check_template_body(body)
+    for field, code in (("language", language), ("default_language", default_language)):
+        if code is not None:
+            _check_language(code, field=field)
+    if language is not None and body is None:
+        raise ValidationFailed(
+            "Give the body for that language.", errors={"body": ["Required with language."]}
+        )
+
+    with transaction.atomic():
+        template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
+        current = template_current_version(template=template)
+        variants = dict(current.variants)
+        default = current.default_language
+        if body is not None:
+            variants[language or default] = body
+        if default_language is not None:
+            if default_language not in variants:
+                raise ValidationFailed(
+                    f"There is no {default_language!r} variant to make the default.",
+                    errors={"default_language": ["No variant in that language."]},
+                )
+            default = default_language
+        if remove_language is not None:
+            if remove_language == default:
+                raise ValidationFailed(
+                    "The default variant cannot be removed; make another language the "
+                    "default first.",
+                    errors={"remove_language": ["This is the default variant."]},
+                )
+            if variants.pop(remove_language, None) is None:
+                raise ValidationFailed(
+                    f"There is no {remove_language!r} variant.",
+                    errors={"remove_language": ["No variant in that language."]},
+                )
+        changes: dict[str, Any] = {}
+        if name is not None and name != template.name:
+            changes["name"] = name
+        if is_active is not None and is_active != template.is_active:
+            changes["is_active"] = is_active
+        for field_name, value in changes.items():
+            setattr(template, field_name, value)
+        if variants != current.variants or default != current.default_language:
+            current = MessageTemplateVersion.objects.create(
+                template=template,
+                version=current.version + 1,
+                default_language=default,
+                variants=variants,
+                author=author,
+            )
+            changes["version"] = current.version
+            changes["variants"] = variants
+        if changes:
+            template.save()
+            audit_append(
+                actor=author,
+                action="template.updated",
+                object_type="message_template",
+                object_id=template.id,
+                created_at=timezone.now(),
+                data=changes,
+            )
+    return current
