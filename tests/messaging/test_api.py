@@ -41,9 +41,7 @@ def test_send_returns_201_with_the_message(agent, api_for, client_obj):
 
 
 def test_request_id_header_is_recorded(agent, api_for, client_obj):
-    response = _post(
-        api_for(agent), client_obj, {"body": "hi"}, HTTP_X_REQUEST_ID="trace-abc.123"
-    )
+    response = _post(api_for(agent), client_obj, {"body": "hi"}, HTTP_X_REQUEST_ID="trace-abc.123")
     assert response["X-Request-ID"] == "trace-abc.123"
     assert Message.objects.get().request_id == "trace-abc.123"
 
@@ -134,7 +132,9 @@ def test_send_to_unknown_client_is_404(agent, api_for):
     _problem(response, 404)
 
 
-def test_list_is_newest_first_and_needs_view_permission(agent, viewer, make_user, api_for, client_obj):
+def test_list_is_newest_first_and_needs_view_permission(
+    agent, viewer, make_user, api_for, client_obj
+):
     api = api_for(agent)
     for n in range(3):
         _post(api, client_obj, {"body": f"Message {n}"}, key=f"k{n}")

@@ -59,8 +59,13 @@ def test_every_unknown_or_empty_variable_is_named_at_once(make_client, agent):
 
 @pytest.mark.parametrize(
     "source",
-    ["{{ firstName.size }}", "{{ sender.password }}", "{{ sender.is_superuser }}", "{{ a.b.c }}",
-     "{{ email.first | upcase }}"],
+    [
+        "{{ firstName.size }}",
+        "{{ sender.password }}",
+        "{{ sender.is_superuser }}",
+        "{{ a.b.c }}",
+        "{{ email.first | upcase }}",
+    ],
 )
 def test_no_attribute_or_method_access_beyond_the_catalogue(zoe, agent, source):
     with pytest.raises(RenderFailed, match="unknown variable"):
@@ -83,7 +88,10 @@ def test_the_whole_catalogue(make_client, agent):
         client,
         agent,
     ).body
-    assert body == "Zoë|Müller|Zoë Müller|zoe@example.de|+49 30 1234|de|DE-1|gold|7|true|Alex|Alex Agent"
+    assert (
+        body
+        == "Zoë|Müller|Zoë Müller|zoe@example.de|+49 30 1234|de|DE-1|gold|7|true|Alex|Alex Agent"
+    )
 
 
 def test_today_is_written_in_the_client_language(make_client, agent):
@@ -133,8 +141,14 @@ def test_syntax_errors_give_line_and_column(zoe, agent):
 
 @pytest.mark.parametrize(
     "source",
-    ["{% if %}", "{% for x in %}{% endfor %}", "{{ firstName | nosuchfilter }}", "{% endif %}",
-     "{% include 'x' %}", "{% render 'x' %}"],
+    [
+        "{% if %}",
+        "{% for x in %}{% endfor %}",
+        "{{ firstName | nosuchfilter }}",
+        "{% endif %}",
+        "{% include 'x' %}",
+        "{% render 'x' %}",
+    ],
 )
 def test_broken_or_disallowed_templates_get_a_clear_error(zoe, agent, source):
     with pytest.raises(RenderFailed) as caught:

@@ -47,7 +47,11 @@ def test_htmx_send_stores_message_and_returns_fresh_form_list_and_status_toast(
     html = response.content.decode()
     assert response.status_code == 200
     message = Message.objects.get()
-    assert (message.body, message.sender, message.idempotency_key) == ("Hello Zoë", agent, "ui-key-1")
+    assert (message.body, message.sender, message.idempotency_key) == (
+        "Hello Zoë",
+        agent,
+        "ui-key-1",
+    )
     assert ActivityEvent.objects.filter(subject_id=message.id).exists()
     assert '<form id="compose"' in html
     assert _key(html) != "ui-key-1"
