@@ -1,9 +1,19 @@
 from django.urls import path
 
-from clientdesk.messaging import views
+from clientdesk.messaging import template_views, views
 
 app_name = "messaging"
 urlpatterns = [
     path("clients/<uuid:client_id>/send/", views.send_panel, name="panel"),
     path("clients/<uuid:client_id>/messages/", views.send_message, name="send"),
+    path("templates/", template_views.template_list, name="template-list"),
+    path("templates/new/", template_views.template_new, name="template-new"),
+    path("templates/preview/", template_views.preview, name="preview"),
+    path("templates/preview-clients/", template_views.preview_clients, name="preview-clients"),
+    path("templates/<uuid:template_id>/", template_views.template_edit, name="template-edit"),
+    path(
+        "templates/<uuid:template_id>/active/",
+        template_views.template_set_active,
+        name="template-active",
+    ),
 ]

@@ -70,6 +70,19 @@
     else if (event.key === " ") { event.preventDefault(); item.click(); }
   });
 
+  // ---- "Insert variable" menus: put the variable at the caret of their text box ----
+  document.addEventListener("click", function (event) {
+    const item = event.target.closest("[data-insert]");
+    if (!item) return;
+    event.preventDefault();
+    const box = document.getElementById(item.dataset.target);
+    if (!box) return;
+    const start = box.selectionStart, end = box.selectionEnd, text = item.dataset.insert;
+    box.setRangeText(text, start, end, "end");
+    box.focus();
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
   // ---- Drawers: server-rendered <dialog>s swapped into #drawer-host ----
   function openDrawer(host) {
     const dialog = host.querySelector("dialog");

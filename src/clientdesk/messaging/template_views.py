@@ -1,0 +1,191 @@
+"""The Templates page: list, search, create, edit with a live preview, deactivate."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clientdesk.clients.selectors import client_get, client_search
+from clientdesk.clients.validators import LANGUAGE_CODES
+from clientdesk.core.errors import ApplicationError
+from clientdesk.core.pagination import paginate, parse_page
+from clientdesk.core.ui import render_error_page
+from clientdesk.messaging.rendering import CATALOGUE
+from clientdesk.messaging.selectors import (
+    template_current_version,
+    template_get,
+    template_search,
+    templates_with_current_versions,
+)
+from clientdesk.messaging.services import (
+    check_can_compose,
+    check_can_manage_templates,
+    message_compose,
+    template_create,
+    template_update,
+)
+
+PAGE_SIZE = 25
+
+
+def _guard(request: HttpRequest) -> HttpResponse | None:
+    try:
+        check_can_manage_templates(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return None
+
+
+@login_required
+@require_GET
+def template_list(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    query = request.GET.get("q", "")[:120]
+    page = paginate(
+        template_search(query=query), page=parse_page(request.GET.get("page")), size=PAGE_SIZE
+    )
+    context = {
+        "query": query,
+        "page": page,
+        "rows": templates_with_current_versions(page.items),
+        "nav": "templates",
+    }
+    template = "messaging/templates/list.html"
+    if request.htmx and request.htmx.target == "template-table":  # type: ignore[attr-defined]
+        template += "#template-table"
+    return render(request, template, context)
+
+
+def _editor_context(**extra: object) -> dict[str, object]:
+    return {
+        "nav": "templates",
+        "variables": CATALOGUE.values(),
+        "languages": sorted(LANGUAGE_CODES),
+        **extra,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def template_new(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    form = {"name": "", "language": "en", "body": ""}
+    if request.method == "POST":
+        form = {k: request.POST.get(k, "") for k in form}
+        try:
+            version = template_create(author=request.user, **form)  # type: ignore[arg-type]
+        except ApplicationError as error:
+            context = _editor_context(form=form, error=error, creating=True)
+            return render(request, "messaging/templates/edit.html", context, status=error.status)
+        messages.success(request, f"Template “{version.template.name}” created (version 1).")
+        return redirect("messaging:template-edit", template_id=version.template_id)
+    return render(
+        request, "messaging/templates/edit.html", _editor_context(form=form, creating=True)
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    try:
+        template = template_get(template_id=template_id)
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    version = template_current_version(template=template)
+    language = request.GET.get("language") or version.default_language
+    form = {
+        "name": template.name,
+        "language": language,
+        "body": version.variants.get(language, ""),
+    }
+    status = 200
+    error = None
+    if request.method == "POST":
+        form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
+        try:
+            version = template_update(
+                author=request.user,  # type: ignore[arg-type]
+                template_id=template.id,
+                name=form["name"],
+                language=form["language"],
+                body=form["body"],
+            )
+        except ApplicationError as failure:
+            error, status = failure, failure.status
+        else:
+            messages.success(
+                request, f"Saved “{version.template.name}” as version {version.version}."
+            )
+            return redirect(
+                f"{request.path}?language={form['language']}"  # stay on the variant just edited
+            )
+    context = _editor_context(
+        template=template,
+        version=version,
+        form=form,
+        error=error,
+        versions=template.versions.select_related("author").order_by("-version")[:20],
+    )
+    return render(request, "messaging/templates/edit.html", context, status=status)
+
+
+@login_required
+@require_POST
+def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    active = request.POST.get("active") == "1"
+    try:
+        version = template_update(
+            author=request.user,  # type: ignore[arg-type]
+            template_id=template_id,
+            is_active=active,
+        )
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    state = "reactivated" if active else "deactivated"
+    messages.success(request, f"Template “{version.template.name}” {state}.")
+    return redirect("messaging:template-edit", template_id=version.template_id)
+
+
+@login_required
+@require_GET
+def preview_clients(request: HttpRequest) -> HttpResponse:
+    """Up to ten clients matching `q`, to choose whom the template preview is rendered for."""
+    try:
+        check_can_compose(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    clients = list(client_search(query=request.GET.get("q", "")[:200])[:10])
+    return render(request, "messaging/templates/preview_clients.html", {"clients": clients})
+
+
+@login_required
+@require_POST
+def preview(request: HttpRequest) -> HttpResponse:
+    """Render posted text for the chosen client: the live preview of the editor and the panel."""
+    body = request.POST.get("body", "")
+    client_id = request.POST.get("preview_client") or request.POST.get("client_id", "")
+    template_id = request.POST.get("template_id") or None
+    context: dict[str, object] = {}
+    try:
+        check_can_compose(request.user)  # type: ignore[arg-type]
+        if not client_id:
+            context["hint"] = "Choose a client to preview the message for."
+        else:
+            client = client_get(client_id=client_id)
+            composed = message_compose(
+                sender=request.user,  # type: ignore[arg-type]
+                client=client,
+                body=None if template_id else body,
+                template_id=template_id,
+            )
+            context.update(client=client, composed=composed)
+    except ApplicationError as error:
+        context["error"] = error
+    return render(request, "messaging/templates/preview.html", context)
