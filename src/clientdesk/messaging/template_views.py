@@ -104,7 +104,7 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
         "body": version.variants.get(language, ""),
     }
     status = 200
-    error = None
+    problem: ApplicationError | None = None
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
         try:
@@ -116,7 +116,7 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
                 body=form["body"],
             )
         except ApplicationError as failure:
-            error, status = failure, failure.status
+            problem, status = failure, failure.status
         else:
             messages.success(
                 request, f"Saved “{version.template.name}” as version {version.version}."
@@ -128,7 +128,7 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
         template=template,
         version=version,
         form=form,
-        error=error,
+        error=problem,
         versions=template.versions.select_related("author").order_by("-version")[:20],
     )
     return render(request, "messaging/templates/edit.html", context, status=status)
