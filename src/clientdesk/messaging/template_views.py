@@ -175,6 +175,9 @@ def preview(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {}
     try:
         check_can_compose(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    try:
         if not client_id:
             context["hint"] = "Choose a client to preview the message for."
         else:
