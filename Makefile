@@ -26,9 +26,12 @@ run: $(RUN_STAMP)
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py load_demo
-	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
-	CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 $(VENV)/bin/uvicorn clientdesk.asgi:application \
-		--host 127.0.0.1 --port $(PORT) --no-access-log
+	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
+	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 bash -c 'trap "kill 0" EXIT; \
+		$(PY) manage.py run_worker & \
+		$(VENV)/bin/uvicorn clientdesk.asgi:application --host 127.0.0.1 --port $(PORT) \
+			--no-access-log'
+
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

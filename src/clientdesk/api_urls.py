@@ -4,6 +4,7 @@ from django.urls import path
 
 from clientdesk.audit.apis import ClientActivityApi
 from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
+from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
 from clientdesk.messaging.apis import (
     ClientMessagesApi,
     MessageDetailApi,
@@ -31,6 +32,15 @@ urlpatterns = [
         name="api-client-messages-preview",
     ),
     path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
+    path("integration/outgoing-endpoint", OutgoingEndpointApi.as_view(), name="api-endpoint"),
+    path(
+        "integration/outgoing-endpoint/rotate-secret",
+        RotateSecretApi.as_view(),
+        name="api-endpoint-rotate",
+    ),
+    path(
+        "integration/outgoing-endpoint/test", SendTestEventApi.as_view(), name="api-endpoint-test"
+    ),
     path("templates", TemplateListCreateApi.as_view(), name="api-templates"),
     path("templates/<str:template_id>", TemplateDetailApi.as_view(), name="api-template"),
 ]

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "clientdesk.accounts",
     "clientdesk.clients",
     "clientdesk.audit",
+    "clientdesk.delivery",
     "clientdesk.messaging",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "clientdesk.delivery.context_processors.integration_alert",
             ],
         },
     },
@@ -196,8 +198,47 @@ SPECTACULAR_SETTINGS = {
 # --- Clientdesk --------------------------------------------------------------------
 
 MESSAGE_MAX_LENGTH = 5000
+# Multiplies every retry delay; tests and demos shrink the schedule, production keeps 1.
+DELIVERY_RETRY_SCALE = float(os.environ.get("CLIENTDESK_RETRY_SCALE", "1"))
+# A worker holds a claimed delivery this long; after that another worker may take it over.
+DELIVERY_LEASE_SECONDS = int(os.environ.get("CLIENTDESK_LEASE_SECONDS", "60"))
+# An endpoint whose attempts keep failing this long is disabled.
+ENDPOINT_DISABLE_AFTER_HOURS = float(
+    os.environ.get("CLIENTDESK_ENDPOINT_DISABLE_AFTER_HOURS", "24")
+)
+BUSINESS_NAME = os.environ.get("CLIENTDESK_BUSINESS_NAME", "Clientdesk")
+# Webhook URLs resolving to loopback, private, link-local... are refused unless this is on.
+ALLOW_PRIVATE_WEBHOOK_URLS = _env_bool("CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS")
 IDEMPOTENCY_KEY_TTL_HOURS = int(os.environ.get("CLIENTDESK_IDEMPOTENCY_TTL_HOURS", "24"))
 CLIENTS_PAGE_SIZE = 25
+
+# --- Email ----------------------------------------------------------------------------------
+
+
+def _email_settings(url: str) -> dict[str, object]:
+    """EMAIL_URL such as smtp://user:pass@host:587?tls=1, smtps://... or console://."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    if not url or url.startswith("console:"):
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"}:
+        raise ValueError(f"EMAIL_URL must start with smtp://, smtps:// or console://, not {url!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": query.get("tls") in {"1", "true"},
+        "EMAIL_USE_SSL": parts.scheme == "smtps" or query.get("ssl") in {"1", "true"},
+        "EMAIL_TIMEOUT": 15,
+    }
+
+
+globals().update(_email_settings(os.environ.get("EMAIL_URL", "")))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "messages@clientdesk.localhost")
 
 LOGGING = {
     "version": 1,

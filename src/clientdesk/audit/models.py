@@ -16,6 +16,8 @@ class ActorType(models.TextChoices):
 
 class ActivityType(models.TextChoices):
     MESSAGE_SENT = "message.sent", "Message sent"
+    MESSAGE_DELIVERED = "message.delivered", "Message delivered"
+    DELIVERY_FAILED = "message.delivery_failed", "Delivery failed"
 
 
 class ActivityEvent(models.Model):

@@ -16,9 +16,11 @@ from clientdesk.core.api import PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
+from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.representations import message_representation, template_representation
 from clientdesk.messaging.selectors import (
     client_messages,
+    deliveries_by_message,
     message_get,
     template_current_version,
     template_get,
@@ -120,10 +122,14 @@ class ClientMessagesApi(APIView):
             page=query.validated_data["page"],
             size=query.validated_data["page_size"],
         )
+        deliveries = deliveries_by_message(m.id for m in page.items)
         return Response(
             {
                 **page_links(request, page),
-                "results": [message_representation(m) for m in page.items],
+                "results": [
+                    message_representation(m, deliveries=deliveries.get(m.id, []))
+                    for m in page.items
+                ],
             }
         )
 
@@ -170,7 +176,10 @@ class MessageDetailApi(APIView):
     )
     def get(self, request: Request, message_id: str) -> Response:
         message = message_get(user=request.user, message_id=message_id)  # type: ignore[arg-type]
-        return Response(message_representation(message))
+        deliveries = list(
+            Delivery.objects.filter(subject_id=message.id).prefetch_related("attempts")
+        )
+        return Response(message_representation(message, deliveries=deliveries, with_attempts=True))
 
 
 class MessagePreviewApi(APIView):

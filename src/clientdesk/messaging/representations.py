@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from clientdesk.delivery.models import Delivery, DeliveryAttempt
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
 
 
@@ -10,7 +11,39 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def message_representation(message: Message) -> dict[str, Any]:
+def attempt_representation(attempt: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "started_at": _time(attempt.started_at),
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "response_excerpt": attempt.response_excerpt,
+        "error": attempt.error,
+    }
+
+
+def delivery_representation(
+    delivery: Delivery, *, attempts: list[DeliveryAttempt] | None = None
+) -> dict[str, Any]:
+    shape: dict[str, Any] = {
+        "id": str(delivery.id),
+        "channel": delivery.channel,
+        "status": delivery.status,
+        "attempt_count": delivery.attempt_count,
+        "next_attempt_at": _time(delivery.next_attempt_at),
+        "delivered_at": _time(delivery.delivered_at),
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "webhook_id": delivery.webhook_id,
+    }
+    if attempts is not None:
+        shape["attempts"] = [attempt_representation(a) for a in attempts]
+    return shape
+
+
+def message_representation(
+    message: Message, *, deliveries: list[Delivery] | None = None, with_attempts: bool = False
+) -> dict[str, Any]:
     sender = message.sender
     return {
         "id": str(message.id),
@@ -35,7 +68,10 @@ def message_representation(message: Message) -> dict[str, Any]:
         ),
         "created_at": _time(message.created_at),
         "read_at": _time(message.read_at),
-        "deliveries": [],
+        "deliveries": [
+            delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
+            for d in deliveries or []
+        ],
     }
 
 

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
+from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
 
 VIEW_PERMISSION = "messaging.view_message"
@@ -71,3 +72,11 @@ def templates_with_current_versions(
     for version in versions:
         latest.setdefault(version.template_id, version)
     return [(t, latest[t.id]) for t in templates if t.id in latest]
+
+
+def deliveries_by_message(message_ids: Iterable[Any]) -> dict[Any, list[Delivery]]:
+    """Deliveries of many messages in one query, by message id."""
+    grouped: dict[Any, list[Delivery]] = {}
+    for delivery in Delivery.objects.filter(subject_id__in=list(message_ids)).order_by("channel"):
+        grouped.setdefault(delivery.subject_id, []).append(delivery)
+    return grouped

@@ -28,6 +28,7 @@ from clientdesk.messaging.models import (
     MessageTemplate,
     MessageTemplateVersion,
 )
+from clientdesk.messaging.outbound import message_deliveries_create
 from clientdesk.messaging.rendering import (
     Rendered,
     check_template_variables,
@@ -280,7 +281,8 @@ def message_send_commit(request: SendRequest) -> SendResult:
                     "request_id": request.meta.request_id,
                 },
             )
-            response = message_representation(message)
+            deliveries = message_deliveries_create(message)
+            response = message_representation(message, deliveries=deliveries)
             key.message = message
             key.response_body = response
             key.save(update_fields=["message", "response_body"])

@@ -180,6 +180,8 @@ def preview(request: HttpRequest) -> HttpResponse:
     try:
         if not client_id:
             context["hint"] = "Choose a client to preview the message for."
+        elif not template_id and not body.strip():
+            context["hint"] = "Type a message to see exactly what the client will receive."
         else:
             client = client_get(client_id=client_id)
             composed = message_compose(

@@ -1,4 +1,5 @@
-"""The "Send a message" slide-out panel."""
+"""The "Send a message" slide-out panel: compose with a template or free text, live preview,
+send, and the messages already sent with their live delivery status."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,23 +9,43 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.errors import ApplicationError
+from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
+from clientdesk.delivery.models import Delivery, DeliveryStatus
+from clientdesk.delivery.services import delivery_retry_now
 from clientdesk.messaging.rendering import CATALOGUE
-from clientdesk.messaging.selectors import client_messages
+from clientdesk.messaging.selectors import (
+    client_messages,
+    deliveries_by_message,
+    template_search,
+)
 from clientdesk.messaging.services import check_can_send, message_send, new_idempotency_key
 
 SENT_LIST_SIZE = 20
+_OPEN = {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
+
+
+def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
+    sent = list(client_messages(user=request.user, client=client)[:SENT_LIST_SIZE])  # type: ignore[arg-type]
+    deliveries = deliveries_by_message(m.id for m in sent)
+    rows = [(message, deliveries.get(message.id, [])) for message in sent]
+    return {
+        "client": client,
+        "sent": rows,
+        "watching": any(d.status in _OPEN for _, ds in rows for d in ds),
+        "can_retry": request.user.has_perm("messaging.send_private_message"),
+    }
 
 
 def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dict[str, object]:
     return {
-        "client": client,
-        "sent": list(client_messages(user=request.user, client=client)[:SENT_LIST_SIZE]),  # type: ignore[arg-type]
+        **_sent_context(request, client),
         "variables": CATALOGUE.values(),
+        "templates": list(template_search(active_only=True)[:500]),
         "idempotency_key": new_idempotency_key(),
         "body": "",
+        "template_id": "",
         **extra,
     }
 
@@ -45,15 +66,28 @@ def send_panel(request: HttpRequest, client_id: str) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
+    """The sent messages with their delivery status; the panel polls it while any is open."""
+    try:
+        context = _sent_context(request, client_get(client_id=client_id))
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return render(request, "messaging/send_panel.html#sent-list", context)
+
+
+@login_required
 @require_POST
 def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
-    body = request.POST.get("body", "")
+    template_id = request.POST.get("template_id") or None
+    body = None if template_id else request.POST.get("body", "")
     key = request.POST.get("idempotency_key", "")
     try:
         result = message_send(
             sender=request.user,  # type: ignore[arg-type]
             client_id=client_id,
             body=body,
+            template_id=template_id,
             idempotency_key=key,
             meta=RequestMeta.from_request(request),
         )
@@ -67,7 +101,14 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
             return response
         try:
             client = client_get(client_id=client_id)
-            context = _panel_context(request, client, body=body, idempotency_key=key, error=error)
+            context = _panel_context(
+                request,
+                client,
+                body=body or "",
+                template_id=template_id or "",
+                idempotency_key=key,
+                error=error,
+            )
         except ApplicationError:
             return render_error_page(request, error)
         return render(request, "messaging/send_panel.html", context, status=error.status)
@@ -78,3 +119,18 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
         return redirect("messaging:panel", client_id=client.id)
     context = _panel_context(request, client, notice=notice, sent_id=str(result.message_id))
     return render(request, "messaging/send_done.html", context)
+
+
+@login_required
+@require_POST
+def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
+    try:
+        check_can_send(request.user)  # type: ignore[arg-type]
+        delivery = Delivery.objects.select_related("client").filter(pk=delivery_id).first()
+        if delivery is None:
+            raise NotFound("No such delivery.")
+        delivery_retry_now(delivery_id=delivery.pk)
+        context = _sent_context(request, delivery.client)
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return render(request, "messaging/send_panel.html#sent-list", context)

@@ -88,7 +88,12 @@
     const dialog = host.querySelector("dialog");
     if (!dialog) return;
     if (!returnFocusTo || !document.contains(returnFocusTo)) returnFocusTo = document.activeElement;
+    // A modal dialog makes the rest of the page inert and paints over it, so toasts live
+    // inside the open dialog (seen and announced) and go back to <body> when it closes.
+    const toasts = document.getElementById("toasts");
+    dialog.append(toasts);
     dialog.addEventListener("close", function () {
+      document.body.append(toasts);
       if (dialog.parentNode === host) host.replaceChildren();
       if (returnFocusTo && document.contains(returnFocusTo)) returnFocusTo.focus();
       returnFocusTo = null;
@@ -98,7 +103,18 @@
     });
     dialog.showModal();
     const box = dialog.querySelector("textarea");
-    if (box) { box.focus(); updateCounter(box); }
+    if (box) { box.focus(); updateCounter(box); initialSendState(); }
+  }
+
+  function initialSendState() {
+    const box = document.getElementById("message-body");
+    const template = document.getElementById("template-id");
+    if (!box) return;
+    if (box.value.trim() || (template && template.value)) {
+      htmx.trigger(box.form, "template-changed");  // show the preview of what is there
+    } else {
+      setSendable(false, "Type a message first.");
+    }
   }
 
   // ---- Toasts ----
@@ -147,11 +163,58 @@
     updateCounter(event.target);
     // Same text, same key: a retry after a lost response replays instead of sending twice.
     // Edited text after a failed try is a new compose, so it gets a new key.
-    const form = event.target.form;
-    if (form.dataset.submitted !== undefined && form.dataset.submitted !== event.target.value) {
+    composeChanged(event.target.form);
+  });
+
+  // ---- Composer: template picker and live preview gate the Send button ----
+  function setSendable(ok, reason) {
+    const button = document.getElementById("send-button");
+    if (!button) return;
+    button.disabled = !ok;
+    button.title = ok ? "" : (reason || "");
+  }
+
+  function previewState() {
+    const preview = document.getElementById("compose-preview");
+    if (!preview) return;
+    const marker = preview.querySelector("[data-preview-ok]");
+    if (marker) setSendable(marker.dataset.previewOk === "true", marker.textContent.trim());
+  }
+
+  function composeChanged(form) {
+    // Same request, same key; a different one after a failed try is a new compose.
+    if (form.dataset.submitted !== undefined && form.dataset.submitted !== composeFingerprint(form)) {
       form.querySelector('[name="idempotency_key"]').value = newKey();
       delete form.dataset.submitted;
     }
+  }
+
+  function composeFingerprint(form) {
+    const box = form.querySelector("textarea");
+    const template = form.querySelector("#template-id");
+    return (template && template.value ? "template:" + template.value : "body:" + box.value);
+  }
+
+  function chooseTemplate(input) {
+    const form = input.form;
+    const hidden = form.querySelector("#template-id");
+    const box = form.querySelector("textarea");
+    const option = Array.from(document.querySelectorAll("#template-options option"))
+      .find(function (o) { return o.value === input.value; });
+    const id = option ? option.dataset.id : "";
+    if (hidden.value === id) return;
+    if (!id && input.value.trim()) return;  // still typing a search
+    hidden.value = id;
+    box.disabled = Boolean(id);
+    composeChanged(form);
+    form.dispatchEvent(new CustomEvent("template-changed", { bubbles: true }));
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "template-choice") chooseTemplate(event.target);
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "template-choice") chooseTemplate(event.target);
   });
 
   document.addEventListener("keydown", function (event) {
@@ -171,25 +234,59 @@
       });
     }).observe(document.getElementById("toasts"), { childList: true });
     const box = document.getElementById("message-body");
-    if (box) updateCounter(box);
+    if (box) { updateCounter(box); initialSendState(); }
+    const list = document.getElementById("sent-list");
+    if (list) noteFailures(list, false);
   });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     const form = event.detail.elt;
-    if (form.id === "compose") {
-      const box = form.querySelector("textarea");
-      form.dataset.submitted = box.value;
+    if (form.id === "compose") form.dataset.submitted = composeFingerprint(form);
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    // A drawer replacing another must not take the toasts away with the old one.
+    if (event.detail.target.id === "drawer-host") {
+      document.body.append(document.getElementById("toasts"));
     }
   });
 
+  // ---- Live delivery status: a failure that appears while watching raises an alert ----
+  const knownFailures = new Set();
+
+  function noteFailures(root, announce) {
+    root.querySelectorAll("[data-failed]").forEach(function (el) {
+      if (knownFailures.has(el.dataset.failed)) return;
+      knownFailures.add(el.dataset.failed);
+      if (announce) showToast(el.dataset.failedText, "error");
+    });
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id === "compose-preview") previewState();
+    const list = document.getElementById("sent-list");
+    if (list) noteFailures(list, event.detail.target.id !== "drawer-host");
     if (event.detail.target.id === "drawer-host") openDrawer(event.detail.target);
     if (event.detail.elt.id === "compose" || event.detail.target.id === "compose") {
       const box = document.getElementById("message-body");
-      if (box) { updateCounter(box); box.focus(); }
+      if (box) { updateCounter(box); box.focus(); initialSendState(); }
     }
   });
 
+
+  // htmx re-enables Send after each request; put the preview's verdict back once it has.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!document.getElementById("compose")) return;
+    setTimeout(function () {
+      const box = document.getElementById("message-body");
+      const template = document.getElementById("template-id");
+      if (box && !box.value.trim() && !(template && template.value)) {
+        setSendable(false, "Type a message first.");
+      } else {
+        previewState();
+      }
+    }, 0);
+  });
 
   document.addEventListener("htmx:sendError", function () {
     showToast("Could not reach Clientdesk. Nothing was lost: your text is still here; press Send to try again.", "error");

@@ -1,0 +1,118 @@
+"""Wake-ups for workers: "there is due work" without polling the database.
+
+PostgreSQL: `pg_notify` inside the writing transaction, delivered at commit to every listener on
+any host. SQLite (one host): after commit, a datagram to each worker's socket under var/workers/.
+Workers also wake on a timeout, so a lost wake-up delays work but never loses it.
+"""
+
+import contextlib
+import os
+import select
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+CHANNEL = "clientdesk_work"
+
+
+def _socket_dir() -> Path:
+    return Path(settings.VAR_DIR) / "workers"
+
+
+def work_due() -> None:
+    """Call inside the transaction that creates due work."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    else:
+        transaction.on_commit(_poke_local_workers)
+
+
+def _poke_local_workers() -> None:
+    directory = _socket_dir()
+    if not directory.is_dir():
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        sender.setblocking(False)
+        for path in directory.glob("*.sock"):
+            try:
+                sender.sendto(b"!", str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # a worker that died without cleaning up
+            except BlockingIOError:
+                pass  # its queue is full: it has wake-ups pending already
+
+
+class Waiter:
+    """What a worker blocks on between batches."""
+
+    def wait(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _PostgresWaiter(Waiter):
+    def __init__(self) -> None:
+        import psycopg
+
+        params: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "dbname": connection.settings_dict["NAME"],
+                "user": connection.settings_dict["USER"],
+                "password": connection.settings_dict["PASSWORD"],
+                "host": connection.settings_dict["HOST"],
+                "port": connection.settings_dict["PORT"],
+            }.items()
+            if v
+        }
+        self._conn = psycopg.connect(**params, autocommit=True)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        woke = False
+        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            woke = True
+        return woke
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _SocketWaiter(Waiter):
+    def __init__(self) -> None:
+        directory = _socket_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._path = directory / f"{os.getpid()}-{id(self)}.sock"
+        self._path.unlink(missing_ok=True)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self._path))
+        self._sock.setblocking(False)
+
+    def wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
+            return False
+        with contextlib.suppress(BlockingIOError):
+            while self._sock.recv(64):
+                pass  # drain: many wake-ups mean one look at the queue
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+        self._path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def waiter() -> Iterator[Waiter]:
+    w: Waiter = _PostgresWaiter() if connection.vendor == "postgresql" else _SocketWaiter()
+    try:
+        yield w
+    finally:
+        w.close()

@@ -1,0 +1,122 @@
+"""Integration settings API: the outgoing-message endpoint."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clientdesk.core.errors import NotFound
+from clientdesk.delivery.models import OutgoingEndpoint
+from clientdesk.delivery.services import (
+    check_can_manage_integration,
+    endpoint_configure,
+    endpoint_get,
+    endpoint_rotate_secret,
+    endpoint_send_test,
+)
+
+
+def endpoint_representation(endpoint: OutgoingEndpoint, *, show_secret: bool) -> dict[str, Any]:
+    shape: dict[str, Any] = {
+        "url": endpoint.url,
+        "enabled": endpoint.enabled,
+        "email_enabled": endpoint.email_enabled,
+        "disabled_reason": endpoint.disabled_reason or None,
+        "secret_hint": endpoint.secret[:10] + "…",
+        "previous_secret_valid_until": (
+            endpoint.previous_secret_expires_at.isoformat().replace("+00:00", "Z")
+            if endpoint.previous_secret and endpoint.previous_secret_expires_at
+            else None
+        ),
+        "updated_at": endpoint.updated_at.isoformat().replace("+00:00", "Z"),
+    }
+    if show_secret:
+        shape["secret"] = endpoint.secret
+    return shape
+
+
+_ENDPOINT = inline_serializer(
+    "OutgoingEndpoint",
+    {
+        "url": serializers.URLField(),
+        "enabled": serializers.BooleanField(),
+        "email_enabled": serializers.BooleanField(),
+        "disabled_reason": serializers.CharField(allow_null=True),
+        "secret_hint": serializers.CharField(),
+        "secret": serializers.CharField(required=False),
+        "previous_secret_valid_until": serializers.DateTimeField(allow_null=True),
+        "updated_at": serializers.DateTimeField(),
+    },
+)
+
+
+class OutgoingEndpointApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        url = serializers.CharField(max_length=2000)
+        enabled = serializers.BooleanField(default=True)
+        email_enabled = serializers.BooleanField(required=False)
+
+    @extend_schema(operation_id="integration_endpoint_read", responses={200: _ENDPOINT})
+    def get(self, request: Request) -> Response:
+        check_can_manage_integration(request.user)  # type: ignore[arg-type]
+        endpoint = endpoint_get()
+        if endpoint is None:
+            raise NotFound("No outgoing endpoint is configured yet; PUT one.")
+        return Response(endpoint_representation(endpoint, show_secret=False))
+
+    @extend_schema(
+        operation_id="integration_endpoint_put",
+        request=InputSerializer,
+        responses={200: _ENDPOINT, 201: _ENDPOINT},
+    )
+    def put(self, request: Request) -> Response:
+        check_can_manage_integration(request.user)  # type: ignore[arg-type]
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint, created = endpoint_configure(user=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return Response(
+            endpoint_representation(endpoint, show_secret=True),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class RotateSecretApi(APIView):
+    @extend_schema(
+        operation_id="integration_endpoint_rotate", request=None, responses={200: _ENDPOINT}
+    )
+    def post(self, request: Request) -> Response:
+        endpoint = endpoint_rotate_secret(user=request.user)  # type: ignore[arg-type]
+        return Response(endpoint_representation(endpoint, show_secret=True))
+
+
+class SendTestEventApi(APIView):
+    @extend_schema(
+        operation_id="integration_endpoint_test",
+        request=None,
+        responses={
+            200: inline_serializer(
+                "TestEventResult",
+                {
+                    "ok": serializers.BooleanField(),
+                    "status_code": serializers.IntegerField(allow_null=True),
+                    "duration_ms": serializers.IntegerField(),
+                    "response_excerpt": serializers.CharField(),
+                    "error": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        outcome = endpoint_send_test(user=request.user)  # type: ignore[arg-type]
+        return Response(
+            {
+                "ok": outcome.ok,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_excerpt": outcome.excerpt,
+                "error": outcome.error,
+            }
+        )

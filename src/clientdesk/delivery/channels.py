@@ -1,0 +1,81 @@
+"""Carry one delivery over its channel and say what happened. No database writes here."""
+
+import json
+import time
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.utils import timezone
+
+from clientdesk.delivery import transport
+from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
+from clientdesk.delivery.services import Outcome, signing_secrets
+
+SLOW_DOWN_STATUSES = {429, 502, 503, 504}
+
+
+def webhook_body(delivery: Delivery) -> str:
+    # The exact bytes signed and sent; sorted keys keep them stable across attempts.
+    return json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def send_webhook(delivery: Delivery, endpoint: OutgoingEndpoint) -> Outcome:
+    body = webhook_body(delivery)
+    headers = transport.sign_headers(
+        webhook_id=delivery.webhook_id,
+        timestamp=timezone.now(),
+        body=body,
+        secrets=signing_secrets(endpoint),
+    )
+    result = transport.post(
+        url=endpoint.url,
+        body=body.encode(),
+        headers=headers,
+        allow_private=settings.ALLOW_PRIVATE_WEBHOOK_URLS,
+    )
+    error = result.error
+    if not error and not result.ok:
+        error = f"HTTP {result.status_code}"
+    return Outcome(
+        ok=result.ok,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        excerpt=result.excerpt,
+        error=error,
+        retry_after=result.retry_after,
+        slow_down=result.status_code in SLOW_DOWN_STATUSES or "timed out" in result.error,
+        gone=result.status_code == 410,
+    )
+
+
+def send_email(delivery: Delivery) -> Outcome:
+    payload = delivery.payload
+    started = time.monotonic()
+    message = EmailMultiAlternatives(
+        subject=payload["subject"],
+        body=payload["text"],
+        from_email=f"{payload['from_name']} <{settings.DEFAULT_FROM_EMAIL}>",
+        to=[payload["to"]],
+        # One Message-ID per delivery, the same on every retry, so mail systems drop duplicates.
+        headers={"Message-ID": make_msgid(idstring=delivery.webhook_id, domain="clientdesk")},
+    )
+    message.attach_alternative(payload["html"], "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as error:  # any SMTP or socket failure is a failed attempt, retried
+        return Outcome(
+            ok=False,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            error=f"{type(error).__name__}: {error}"[:1000],
+        )
+    return Outcome(ok=True, duration_ms=int((time.monotonic() - started) * 1000))
+
+
+def perform(delivery: Delivery) -> Outcome:
+    if delivery.channel == Channel.EMAIL:
+        return send_email(delivery)
+    endpoint = OutgoingEndpoint.objects.filter(pk=1).first()
+    if endpoint is None or not endpoint.enabled:
+        return Outcome(ok=False, duration_ms=0, error="the outgoing endpoint is disabled")
+    return send_webhook(delivery, endpoint)

@@ -1,0 +1,21 @@
+"""The banner administrators see on every page while the outgoing endpoint is disabled."""
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from clientdesk.delivery.models import OutgoingEndpoint
+
+
+def integration_alert(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if (
+        user is None
+        or not user.is_authenticated
+        or not user.has_perm("delivery.manage_integration")
+    ):
+        return {}
+    endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()
+    if endpoint is None or endpoint.enabled or not endpoint.disabled_reason:
+        return {}
+    return {"integration_alert": endpoint.disabled_reason}

@@ -1,0 +1,32 @@
+"""Run a delivery worker until SIGTERM or Ctrl-C."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from clientdesk.delivery.worker import Worker, install_signal_handlers
+
+
+class Command(BaseCommand):
+    help = "Deliver queued messages (webhook, email), retrying on the schedule. Run one or more."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--concurrency", type=int, default=4, help="Attempts in flight at once (1-64)."
+        )
+        parser.add_argument(
+            "--once", action="store_true", help="Attempt what is due now, then exit."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        concurrency = options["concurrency"]
+        if not 1 <= concurrency <= 64:
+            raise CommandError(f"--concurrency must be between 1 and 64, not {concurrency}.")
+        worker = Worker(concurrency=concurrency)
+        install_signal_handlers(worker)
+        self.stdout.write(f"Delivery worker {worker.name} running (concurrency {concurrency}).")
+        if options["once"]:
+            done = worker.run_once()
+            self.stdout.write(f"Attempted {len(done)} deliveries.")
+            return
+        worker.run()

@@ -1,0 +1,310 @@
+"""Writes for delivery: endpoint settings, creating deliveries, recording attempts."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clientdesk.accounts.models import User
+from clientdesk.audit.models import ActivityType
+from clientdesk.audit.services import activity_record, audit_append
+from clientdesk.clients.models import Client
+from clientdesk.core import notify
+from clientdesk.core.errors import PermissionDenied, ValidationFailed
+from clientdesk.delivery import policy
+from clientdesk.delivery.models import (
+    Channel,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    OutgoingEndpoint,
+    new_signing_secret,
+)
+from clientdesk.delivery.ssrf import validate_webhook_url
+
+MANAGE_PERMISSION = "delivery.manage_integration"
+SECRET_OVERLAP = timedelta(hours=24)
+EXCERPT_CHARS = 2000
+
+
+def check_can_manage_integration(user: User) -> None:
+    if not user.has_perm(MANAGE_PERMISSION):
+        raise PermissionDenied("You need the 'Manage integration settings' permission.")
+
+
+# --- Endpoint settings ---------------------------------------------------------------------
+
+
+def endpoint_get() -> OutgoingEndpoint | None:
+    return OutgoingEndpoint.objects.filter(pk=1).first()
+
+
+def endpoint_configure(
+    *, user: User, url: str, enabled: bool, email_enabled: bool | None = None
+) -> tuple[OutgoingEndpoint, bool]:
+    """Set the outgoing endpoint; returns it and whether it was created (its secret is new)."""
+    check_can_manage_integration(user)
+    url = url.strip()
+    validate_webhook_url(url, allow_private=settings.ALLOW_PRIVATE_WEBHOOK_URLS)
+    with transaction.atomic():
+        endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+        created = endpoint is None
+        if endpoint is None:
+            endpoint = OutgoingEndpoint(pk=1)
+        was_enabled = endpoint.enabled and not created
+        endpoint.url = url
+        endpoint.enabled = enabled
+        if email_enabled is not None:
+            endpoint.email_enabled = email_enabled
+        if enabled and not was_enabled:
+            endpoint.disabled_reason = ""
+            endpoint.disabled_at = None
+            endpoint.failing_since = None
+        endpoint.updated_by = user
+        endpoint.save()
+        audit_append(
+            actor=user,
+            action="endpoint.created" if created else "endpoint.updated",
+            object_type="outgoing_endpoint",
+            object_id=endpoint.pk,
+            created_at=timezone.now(),
+            data={"url": url, "enabled": enabled, "email_enabled": endpoint.email_enabled},
+        )
+        if enabled:
+            notify.work_due()  # deliveries paused while it was disabled may go now
+    return endpoint, created
+
+
+def endpoint_rotate_secret(*, user: User) -> OutgoingEndpoint:
+    """A new signing secret; the previous one stays valid (both sign) for 24 hours."""
+    check_can_manage_integration(user)
+    with transaction.atomic():
+        endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+        if endpoint is None:
+            raise ValidationFailed("Configure the outgoing endpoint before rotating its secret.")
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
+        endpoint.secret = new_signing_secret()
+        endpoint.updated_by = user
+        endpoint.save()
+        audit_append(
+            actor=user,
+            action="endpoint.secret_rotated",
+            object_type="outgoing_endpoint",
+            object_id=endpoint.pk,
+            created_at=timezone.now(),
+            data={"previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
+        )
+    return endpoint
+
+
+def signing_secrets(endpoint: OutgoingEndpoint, *, now: datetime | None = None) -> list[str]:
+    now = now or timezone.now()
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires and expires > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+def active_channels(*, client: Client) -> list[Channel]:
+    """The channels a message to `client` goes out on right now."""
+    endpoint = endpoint_get()
+    channels = []
+    if endpoint is not None and endpoint.enabled:
+        channels.append(Channel.WEBHOOK)
+    if endpoint is not None and endpoint.email_enabled and client.email:
+        channels.append(Channel.EMAIL)
+    return channels
+
+
+# --- Deliveries ------------------------------------------------------------------------------
+
+
+def delivery_create(
+    *, channel: Channel, client: Client, subject_id: uuid.UUID, payload: dict[str, Any]
+) -> Delivery:
+    """Queue one delivery. Call inside the transaction that writes its subject: the worker
+    only sees it after commit, and nothing leaves the process before."""
+    now = timezone.now()
+    delivery = Delivery.objects.create(
+        channel=channel,
+        client=client,
+        subject_id=subject_id,
+        payload=payload,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    notify.work_due()
+    return delivery
+
+
+def delivery_retry_now(*, delivery_id: Any) -> Delivery:
+    """Start the schedule again for a failed delivery, or bring a queued one forward."""
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.status == DeliveryStatus.DELIVERED:
+            raise ValidationFailed("This delivery has already arrived.")
+        if delivery.status == DeliveryStatus.SENDING:
+            raise ValidationFailed("This delivery is being attempted right now.")
+        if delivery.status == DeliveryStatus.FAILED:
+            delivery.schedule_step = 0
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = timezone.now()
+        delivery.save(update_fields=["status", "schedule_step", "next_attempt_at", "updated_at"])
+        notify.work_due()
+    return delivery
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt produced, whatever the channel."""
+
+    ok: bool
+    duration_ms: int
+    status_code: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    retry_after: float | None = None
+    slow_down: bool = False
+    gone: bool = False
+
+
+def attempt_record(
+    *, delivery: Delivery, worker: str, started_at: datetime, outcome: Outcome
+) -> Delivery:
+    """Record an attempt and move the delivery on: delivered, scheduled again, or failed."""
+    with transaction.atomic():
+        current = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        DeliveryAttempt.objects.create(
+            delivery=current,
+            number=delivery.attempt_count,
+            started_at=started_at,
+            duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code,
+            response_excerpt=outcome.excerpt[:EXCERPT_CHARS],
+            error=outcome.error[:1000],
+            worker=worker,
+        )
+        if current.leased_by != worker or current.status != DeliveryStatus.SENDING:
+            # Our lease ran out and another worker took over: it decides the outcome.
+            return current
+        now = timezone.now()
+        current.lease_until = None
+        current.leased_by = ""
+        current.last_status_code = outcome.status_code
+        current.last_error = outcome.error[:1000]
+        if outcome.ok:
+            current.status = DeliveryStatus.DELIVERED
+            current.delivered_at = now
+            current.next_attempt_at = None
+        else:
+            delay = (
+                None
+                if outcome.gone
+                else policy.next_delay(
+                    step=current.schedule_step,
+                    retry_after=outcome.retry_after,
+                    slow_down=outcome.slow_down,
+                )
+            )
+            if delay is None:
+                current.status = DeliveryStatus.FAILED
+                current.next_attempt_at = None
+            else:
+                current.status = DeliveryStatus.PENDING
+                current.schedule_step += 1
+                current.next_attempt_at = now + delay
+        current.save()
+        if current.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+            activity_record(
+                client=current.client,
+                type=(
+                    ActivityType.MESSAGE_DELIVERED
+                    if current.status == DeliveryStatus.DELIVERED
+                    else ActivityType.DELIVERY_FAILED
+                ),
+                actor=None,
+                created_at=now,
+                subject_id=current.subject_id,
+                data={
+                    "channel": current.channel,
+                    "attempts": current.attempt_count,
+                    "error": current.last_error,
+                },
+            )
+        if current.channel == Channel.WEBHOOK:
+            _endpoint_note(outcome=outcome, now=now)
+    return current
+
+
+def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
+    """Track the endpoint's health: 410 Gone disables it at once, a day of failures too."""
+    endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+    if endpoint is None:
+        return
+    if outcome.ok:
+        if endpoint.failing_since is not None:
+            endpoint.failing_since = None
+            endpoint.save(update_fields=["failing_since", "updated_at"])
+        return
+    if endpoint.failing_since is None:
+        endpoint.failing_since = now
+    limit = timedelta(hours=settings.ENDPOINT_DISABLE_AFTER_HOURS)
+    reason = ""
+    if outcome.gone:
+        reason = "The endpoint answered 410 Gone: it asked not to receive more messages."
+    elif now - endpoint.failing_since >= limit:
+        reason = (
+            f"Every attempt has failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
+            f"(last: {outcome.error or outcome.status_code})."
+        )
+    if reason and endpoint.enabled:
+        endpoint.enabled = False
+        endpoint.disabled_reason = reason
+        endpoint.disabled_at = now
+        audit_append(
+            actor=None,
+            action="endpoint.disabled",
+            object_type="outgoing_endpoint",
+            object_id=endpoint.pk,
+            created_at=now,
+            data={"reason": reason},
+        )
+    endpoint.save()
+
+
+def endpoint_send_test(*, user: User) -> Outcome:
+    """Send a signed `test.ping` event now and report what the receiver said. Not queued, not
+    retried: it is for the administrator watching the settings page."""
+    from clientdesk.delivery import channels
+
+    check_can_manage_integration(user)
+    endpoint = endpoint_get()
+    if endpoint is None:
+        raise ValidationFailed("Configure the outgoing endpoint before sending a test event.")
+    now = timezone.now()
+    probe = Delivery(
+        channel=Channel.WEBHOOK,
+        payload={
+            "type": "test.ping",
+            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "data": {"sent_by": user.display_name},
+        },
+        created_at=now,
+    )
+    outcome = channels.send_webhook(probe, endpoint)
+    with transaction.atomic():
+        audit_append(
+            actor=user,
+            action="endpoint.tested",
+            object_type="outgoing_endpoint",
+            object_id=endpoint.pk,
+            created_at=now,
+            data={"status_code": outcome.status_code, "error": outcome.error},
+        )
+    return outcome

@@ -1,0 +1,368 @@
+"""One HTTP POST of a signed webhook to a checked address, reported as an HttpResult."""
+
+import contextvars
+import email.utils
+import errno
+import math
+import re
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpcore
+import httpx
+from standardwebhooks import Webhook
+
+from clientdesk.delivery.ssrf import (
+    IPAddress,
+    UnsafeUrl,
+    WebhookTarget,
+    parse_webhook_url,
+    resolve_checked,
+)
+
+USER_AGENT = "Clientdesk-Webhooks/1"
+MAX_LOCATION_CHARS = 300
+
+
+def sign_headers(
+    *, webhook_id: str, timestamp: datetime, body: str, secrets: list[str]
+) -> dict[str, str]:
+    """Standard Webhooks headers for `body`, with one `v1,` signature per secret so that a
+    receiver holding either the current or the previous secret accepts it during rotation.
+
+    Send `body.encode()` (UTF-8) exactly: the signature covers these characters."""
+    if timestamp.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    if not secrets:
+        raise ValueError("at least one signing secret is needed")
+    # Webhook.sign() replaces the zone instead of converting, so hand it UTC.
+    timestamp = timestamp.astimezone(UTC)
+    signatures = [Webhook(secret).sign(webhook_id, timestamp, body) for secret in secrets]
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(math.floor(timestamp.timestamp())),
+        "webhook-signature": " ".join(dict.fromkeys(signatures)),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status_code: int | None
+    duration_ms: int
+    excerpt: str
+    error: str
+    retry_after: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+# --- A total deadline on every socket operation ---------------------------------------------
+#
+# httpx's timeouts apply to each read separately, so a server sending one byte a second (in the
+# headers as much as in the body) could hold a worker thread for hours. Each socket operation
+# below is given at most what is left of the current request's deadline. The deadline lives in a
+# context variable because the pool's sockets are shared, while each request runs in its
+# caller's thread from start to end.
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "webhook_deadline", default=None
+)
+
+
+def _time_left(timeout: float | None, timeout_error: type[Exception]) -> float | None:
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timeout_error("the total time for the request ran out")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx has no parameter for the network backend, so its pool is rebuilt with the same
+        # settings and ours; handle_request() and close() only use it through httpcore's API.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(),
+        )
+
+
+# Shared by the worker threads (httpx.Client is thread-safe); a few threads posting to one
+# endpoint need a handful of connections, and the cap keeps a runaway from opening hundreds.
+_CLIENT = httpx.Client(
+    transport=_DeadlineTransport(
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=5)
+    ),
+    trust_env=False,
+    follow_redirects=False,
+    # No compression: the excerpt is capped by bytes read, and a small compressed response can
+    # expand into a very large one.
+    headers={"accept-encoding": "identity", "user-agent": USER_AGENT},
+)
+
+
+def post(
+    *,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    allow_private: bool,
+    connect_timeout: float = 5.0,
+    total_timeout: float = 15.0,
+    max_response_bytes: int = 65536,
+) -> HttpResult:
+    """POST `body` to `url` once, never following redirects, within `total_timeout` seconds.
+
+    Never raises for network trouble or a refused address: those come back with
+    `status_code=None` and `error` saying what happened. An error mentioning "timed out" means
+    the endpoint was too slow."""
+    started = time.monotonic()
+    try:
+        target = parse_webhook_url(url)
+        addresses = resolve_checked(target.host, target.port, allow_private=allow_private)
+    except UnsafeUrl as refused:
+        return _result(started, error=refused.detail[:1].lower() + refused.detail[1:].rstrip("."))
+
+    token = _deadline.set(started + total_timeout)
+    try:
+        failures: list[tuple[IPAddress, str]] = []
+        for address in addresses:
+            try:
+                return _exchange(
+                    target,
+                    address,
+                    body=body,
+                    headers=headers,
+                    connect_timeout=min(connect_timeout, total_timeout),
+                    total_timeout=total_timeout,
+                    max_response_bytes=max_response_bytes,
+                    started=started,
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                # Nothing reached the server, so the next address may be tried safely.
+                failures.append((address, _describe(error, connect_timeout, total_timeout)))
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
+                return _result(started, error=_describe(error, connect_timeout, total_timeout))
+        return _result(started, error=_summarise(failures))
+    finally:
+        _deadline.reset(token)
+
+
+def _exchange(
+    target: WebhookTarget,
+    address: IPAddress,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout: float,
+    total_timeout: float,
+    max_response_bytes: int,
+    started: float,
+) -> HttpResult:
+    # The URL names the checked address, so nothing resolves the host again (a second lookup
+    # could answer differently); Host and the TLS server name keep the real host name.
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    query = f"?{target.query}" if target.query else ""
+    request_headers = httpx.Headers(headers)
+    request_headers["host"] = target.host_header
+    request = _CLIENT.build_request(
+        "POST",
+        f"{target.scheme}://{literal}:{target.port}{target.path}{query}",
+        content=body,
+        headers=request_headers,
+        timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+        extensions={"sni_hostname": target.host} if target.scheme == "https" else None,
+    )
+    response = _CLIENT.send(request, stream=True)
+    try:
+        content = _read_capped(response, max_response_bytes)
+    finally:
+        response.close()
+    error = ""
+    if 300 <= response.status_code < 400:
+        location = response.headers.get("location", "")[:MAX_LOCATION_CHARS]
+        error = (
+            f"redirect to {location} not followed"
+            if location
+            else f"HTTP {response.status_code} redirect not followed"
+        )
+    return _result(
+        started,
+        status_code=response.status_code,
+        excerpt=_decode(content, response.charset_encoding),
+        error=error,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except httpx.HTTPError:
+        # The status has arrived, and it alone decides the outcome: a body cut off by the
+        # deadline or a dropped connection only shortens the excerpt.
+        pass
+    return b"".join(chunks)[:limit]
+
+
+def _decode(content: bytes, charset: str | None) -> str:
+    try:
+        return content.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP-date); None when
+    absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        # An HTTP-date is always GMT; the obsolete forms parse without a zone.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _result(
+    started: float,
+    *,
+    status_code: int | None = None,
+    excerpt: str = "",
+    error: str = "",
+    retry_after: float | None = None,
+) -> HttpResult:
+    return HttpResult(
+        status_code=status_code,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        excerpt=excerpt,
+        error=error,
+        retry_after=retry_after,
+    )
+
+
+def _summarise(failures: list[tuple[IPAddress, str]]) -> str:
+    reasons = list(dict.fromkeys(reason for _address, reason in failures))
+    if len(reasons) == 1:
+        return reasons[0]
+    return "; ".join(f"{address}: {reason}" for address, reason in failures)
+
+
+def _describe(error: Exception, connect_timeout: float, total_timeout: float) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        if isinstance(error, httpx.ConnectTimeout) and _deadline_left():
+            return f"connection timed out after {connect_timeout:g} s"
+        return f"timed out after {total_timeout:g} s"
+    if isinstance(error, httpx.InvalidURL):
+        return f"invalid request URL ({error})"
+    cause = _root_cause(error)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS handshake failed: {cause.reason or cause}"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, httpx.WriteError):
+        return "connection closed while sending the request"
+    if isinstance(cause, ConnectionResetError):
+        return "connection reset before a response"
+    if isinstance(error, httpx.RemoteProtocolError):
+        if "without sending" in str(error):
+            return "connection closed before a response"
+        return f"invalid HTTP response ({error})"
+    if isinstance(cause, OSError) and cause.errno in _ERRNO_WORDS:
+        return _ERRNO_WORDS[cause.errno]
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+_ERRNO_WORDS = {
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+
+def _deadline_left() -> bool:
+    deadline = _deadline.get()
+    return deadline is not None and time.monotonic() < deadline
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    # httpcore's pool re-raises with `from None`, which hides the cause but keeps the context.
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None or id(inner) in seen:
+            return error
+        error = inner
+        seen.add(id(error))

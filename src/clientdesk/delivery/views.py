@@ -1,0 +1,101 @@
+"""The Integrations page: the outgoing-message endpoint, its secret, a test event, recent
+deliveries."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from clientdesk.core.errors import ApplicationError
+from clientdesk.core.ui import render_error_page
+from clientdesk.delivery.selectors import recent_deliveries
+from clientdesk.delivery.services import (
+    check_can_manage_integration,
+    endpoint_configure,
+    endpoint_get,
+    endpoint_rotate_secret,
+    endpoint_send_test,
+)
+
+_SHOW_SECRET = "clientdesk.show_secret"  # noqa: S105 - a session key, not a secret
+
+
+def _guard(request: HttpRequest) -> HttpResponse | None:
+    try:
+        check_can_manage_integration(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return None
+
+
+@login_required
+@require_GET
+def integrations(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    endpoint = endpoint_get()
+    context = {
+        "endpoint": endpoint,
+        "form": {
+            "url": endpoint.url if endpoint else "",
+            "enabled": endpoint.enabled if endpoint else True,
+            "email_enabled": endpoint.email_enabled if endpoint else False,
+        },
+        # The full secret is shown once, right after it was made.
+        "secret": request.session.pop(_SHOW_SECRET, None),
+        "deliveries": recent_deliveries(limit=20),
+    }
+    return render(request, "delivery/integrations.html", context)
+
+
+@login_required
+@require_POST
+def integrations_save(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    form = {
+        "url": request.POST.get("url", ""),
+        "enabled": request.POST.get("enabled") == "on",
+        "email_enabled": request.POST.get("email_enabled") == "on",
+    }
+    try:
+        endpoint, created = endpoint_configure(user=request.user, **form)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        context = {
+            "endpoint": endpoint_get(),
+            "form": form,
+            "error": error,
+            "deliveries": recent_deliveries(limit=20),
+        }
+        return render(request, "delivery/integrations.html", context, status=error.status)
+    if created:
+        request.session[_SHOW_SECRET] = endpoint.secret
+    messages.success(request, "Integration settings saved.")
+    return redirect("delivery:integrations")
+
+
+@login_required
+@require_POST
+def integrations_rotate(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    try:
+        endpoint = endpoint_rotate_secret(user=request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    request.session[_SHOW_SECRET] = endpoint.secret
+    messages.success(request, "New signing secret made; the previous one stays valid for 24 hours.")
+    return redirect("delivery:integrations")
+
+
+@login_required
+@require_POST
+def integrations_test(request: HttpRequest) -> HttpResponse:
+    if denied := _guard(request):
+        return denied
+    try:
+        outcome = endpoint_send_test(user=request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return render(request, "delivery/test_result.html", {"outcome": outcome})

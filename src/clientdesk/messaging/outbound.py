@@ -1,0 +1,64 @@
+"""What a message looks like on each delivery channel; `delivery` carries it there."""
+
+from typing import Any
+
+from django.conf import settings
+from django.utils.html import escape, linebreaks
+
+from clientdesk.delivery.models import Channel, Delivery
+from clientdesk.delivery.services import active_channels, delivery_create
+from clientdesk.messaging.models import Message
+
+
+def _time(message: Message) -> str:
+    return message.created_at.isoformat().replace("+00:00", "Z")
+
+
+def webhook_payload(message: Message) -> dict[str, Any]:
+    sender = message.sender
+    return {
+        "type": "message.sent",
+        "timestamp": _time(message),
+        "data": {
+            "message": {
+                "id": str(message.id),
+                "body": message.body,
+                "created_at": _time(message),
+                "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
+            },
+            "client": {"id": str(message.client_id), "external_id": message.client.external_id},
+        },
+    }
+
+
+def email_payload(message: Message) -> dict[str, Any]:
+    business = settings.BUSINESS_NAME
+    sender = message.sender.display_name if message.sender else business
+    text = f"{message.body}\n\n— {sender}, {business}\n"
+    # Plain HTML: the text escaped, paragraphs kept; no images, no tracking.
+    html = (
+        '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
+        f"{linebreaks(escape(message.body))}"
+        f'<p style="color: #5b6675">— {escape(sender)}, {escape(business)}</p></div>'
+    )
+    return {
+        "to": message.client.email,
+        "subject": f"A message from {business}",
+        "text": text,
+        "html": html,
+        "from_name": business,
+    }
+
+
+def message_deliveries_create(message: Message) -> list[Delivery]:
+    """Queue the message on every active channel. Runs inside the send transaction."""
+    payloads = {Channel.WEBHOOK: webhook_payload, Channel.EMAIL: email_payload}
+    return [
+        delivery_create(
+            channel=channel,
+            client=message.client,
+            subject_id=message.id,
+            payload=payloads[channel](message),
+        )
+        for channel in active_channels(client=message.client)
+    ]
