@@ -1,0 +1,111 @@
+"""Email delivery through a real SMTP server on loopback (aiosmtpd)."""
+
+import email
+import email.policy
+import socket
+import uuid
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from clientdesk.core.request_meta import RequestMeta
+from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
+from clientdesk.delivery.worker import Worker
+from clientdesk.messaging.services import message_send
+
+pytestmark = pytest.mark.django_db
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.fail_next = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            return "451 4.3.0 try again later"
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def inbox(settings: Any):
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.BUSINESS_NAME = "Acme Wealth"
+    settings.DELIVERY_RETRY_SCALE = 0.0
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def email_on(administrator):
+    OutgoingEndpoint.objects.create(
+        pk=1, url="https://example.invalid/x", enabled=False, email_enabled=True
+    )
+
+
+def send(agent, client, body):
+    return message_send(
+        sender=agent,
+        client_id=client.id,
+        body=body,
+        idempotency_key=str(uuid.uuid4()),
+        meta=RequestMeta(),
+    )
+
+
+def test_message_is_emailed_with_text_html_sender_name_and_message_id(
+    inbox, email_on, agent, make_client
+):
+    client = make_client(first_name="Zoë", email="zoe@example.de")
+    send(agent, client, "Hi {{firstName}},\n\nplease send <your> documents.")
+    Worker(concurrency=1, name="mailer").run_once()
+
+    delivery = Delivery.objects.get()
+    assert (delivery.channel, delivery.status) == (Channel.EMAIL, DeliveryStatus.DELIVERED)
+    (mail,) = inbox.messages
+    assert mail["To"] == "zoe@example.de"
+    assert mail["From"].addresses[0].display_name == "Acme Wealth"
+    assert mail["Subject"] == "A message from Acme Wealth"
+    assert delivery.webhook_id in mail["Message-ID"]
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "Hi Zoë," in text and "please send <your> documents." in text
+    assert "&lt;your&gt;" in html and "<your>" not in html
+    assert "<img" not in html.lower()  # no tracking pixels
+
+
+def test_clients_without_an_address_get_no_email(inbox, email_on, agent, make_client):
+    send(agent, make_client(email=""), "Hello")
+    assert Delivery.objects.count() == 0
+
+
+def test_smtp_refusal_is_retried_with_the_same_message_id(inbox, email_on, agent, make_client):
+    inbox.fail_next = 1
+    send(agent, make_client(email="a@example.com"), "Hello")
+    Worker(concurrency=1, name="mailer").run_once()
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert "451" in delivery.last_error
+    Worker(concurrency=1, name="mailer").run_once()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert len(inbox.messages) == 1
+    assert delivery.attempts.count() == 2
