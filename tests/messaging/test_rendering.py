@@ -230,3 +230,20 @@ def test_template_like_input_never_escapes_its_bounds(zoe, agent, parts):
         assert error.detail
         return
     assert 0 < len(rendered.body) <= 5000
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for a in (1..999) %}{% for b in (1..999) %}{% endfor %}{% endfor %}x",
+        '{% assign s = "xxxxxxxxxx" %}{% for a in (1..60) %}{% assign s = s | append: s %}'
+        "{% endfor %}{{ s | size }}",
+    ],
+)
+def test_hostile_templates_are_refused_quickly(zoe, agent, source):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(RenderFailed, match="too complex"):
+        render(source, zoe, agent)
+    assert time.monotonic() - started < 1.0
