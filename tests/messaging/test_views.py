@@ -142,3 +142,12 @@ def test_message_body_markup_is_shown_as_text(client, agent, client_obj):
     html = client.get(f"/clients/{client_obj.id}/send/", **HTMX).content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_panel_offers_the_catalogue_and_the_clients_own_attributes(client, agent, make_client):
+    target = make_client(attributes={"tier": "gold", "account_manager": "Priya"})
+    client.force_login(agent)
+    html = client.get(f"/clients/{target.id}/send/", HTTP_HX_REQUEST="true").content.decode()
+    for name in ["firstName", "sender.fullName", "today", "tier", "account_manager"]:
+        assert f'data-insert="{{{{{name}}}}}"' in html, name
+    assert "Insert variable" in html

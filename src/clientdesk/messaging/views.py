@@ -14,7 +14,7 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.models import Delivery, DeliveryStatus
 from clientdesk.delivery.services import delivery_retry_now
-from clientdesk.messaging.rendering import CATALOGUE
+from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
     client_messages,
     deliveries_by_message,
@@ -42,6 +42,11 @@ def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dic
     return {
         **_sent_context(request, client),
         "variables": CATALOGUE.values(),
+        "attributes": sorted(
+            name
+            for name in variable_values(client=client, sender=request.user)  # type: ignore[arg-type]
+            if name not in CATALOGUE
+        ),
         "templates": list(template_search(active_only=True)[:500]),
         "idempotency_key": new_idempotency_key(),
         "body": "",
