@@ -211,3 +211,15 @@ def test_lost_lease_is_taken_over_and_recorded(endpoint, receiver, agent, client
     first, second = delivery.attempts.order_by("number")
     assert "crashed-worker stopped during the attempt" in first.error
     assert second.status_code == 200
+
+
+def test_retry_now_explains_a_disabled_endpoint(endpoint, receiver, agent, client_obj):
+    from clientdesk.core.errors import ValidationFailed
+
+    receiver.respond = lambda r: (410, {}, b"gone")
+    send(agent, client_obj)
+    step()
+    delivery = Delivery.objects.get()
+    with pytest.raises(ValidationFailed, match=r"endpoint is disabled.*410 Gone"):
+        delivery_retry_now(delivery_id=delivery.id)
+    assert Delivery.objects.get().status == DeliveryStatus.FAILED

@@ -151,6 +151,14 @@ def delivery_retry_now(*, delivery_id: Any) -> Delivery:
             raise ValidationFailed("This delivery has already arrived.")
         if delivery.status == DeliveryStatus.SENDING:
             raise ValidationFailed("This delivery is being attempted right now.")
+        endpoint = endpoint_get()
+        if delivery.channel == Channel.WEBHOOK and (endpoint is None or not endpoint.enabled):
+            reason = endpoint.disabled_reason if endpoint else ""
+            raise ValidationFailed(
+                "Webhook delivery is paused: the outgoing endpoint is disabled. "
+                f"{reason} Ask an administrator to enable it under Integrations; queued "
+                "messages then go out.".replace("  ", " ")
+            )
         if delivery.status == DeliveryStatus.FAILED:
             delivery.schedule_step = 0
         delivery.status = DeliveryStatus.PENDING
