@@ -35,7 +35,9 @@ def send_webhook(delivery: Delivery, endpoint: OutgoingEndpoint) -> Outcome:
         allow_private=settings.ALLOW_PRIVATE_WEBHOOK_URLS,
     )
     error = result.error
-    if not error and not result.ok:
+    if result.status_code == 410:
+        error = "HTTP 410 Gone: the endpoint asked to stop, so it is now disabled"
+    elif not error and not result.ok:
         error = f"HTTP {result.status_code}"
     return Outcome(
         ok=result.ok,

@@ -227,6 +227,7 @@ def attempt_record(
                 current.status = DeliveryStatus.PENDING
                 current.schedule_step += 1
                 current.next_attempt_at = now + delay
+                notify.work_due()  # sleeping workers recompute when to wake
         current.save()
         if current.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
             activity_record(

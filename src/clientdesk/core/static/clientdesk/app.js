@@ -41,7 +41,8 @@
     if (item) {
       const menu = item.closest(".menu");
       const owner = menu && menu.querySelector(".menu-button");
-      returnFocusTo = owner;
+      // Only an item that opens a drawer hands focus back to its menu when the drawer closes.
+      if (item.getAttribute("hx-target") === "#drawer-host") returnFocusTo = owner;
       if (owner) closeMenu(owner, false);
       return;
     }
@@ -136,6 +137,7 @@
     toast.append(span, close);
     document.getElementById("toasts").append(toast);
     dismissLater(toast);
+    return toast;
   }
 
   document.addEventListener("click", function (event) {
@@ -255,10 +257,19 @@
   const knownFailures = new Set();
 
   function noteFailures(root, announce) {
+    const failedNow = new Set();
     root.querySelectorAll("[data-failed]").forEach(function (el) {
+      failedNow.add(el.dataset.failed);
       if (knownFailures.has(el.dataset.failed)) return;
       knownFailures.add(el.dataset.failed);
-      if (announce) showToast(el.dataset.failedText, "error");
+      if (announce) showToast(el.dataset.failedText, "error").dataset.delivery = el.dataset.failed;
+    });
+    // A failure that recovered (Retry now) takes its alert away with it.
+    document.querySelectorAll(".toast[data-delivery]").forEach(function (toast) {
+      if (!failedNow.has(toast.dataset.delivery)) {
+        knownFailures.delete(toast.dataset.delivery);
+        toast.remove();
+      }
     });
   }
 
