@@ -115,10 +115,13 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     # A pool per process: under ASGI, sync views run on many threads, and persistent
     # per-thread connections would pile up to the server's limit.
     _db["CONN_MAX_AGE"] = 0
-    _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": int(os.environ.get("CLIENTDESK_DB_POOL_SIZE", "10")),
-        "timeout": 10,
+    _db["OPTIONS"] = {
+        **(_db.get("OPTIONS") or {}),
+        "pool": {
+            "min_size": 1,
+            "max_size": int(os.environ.get("CLIENTDESK_DB_POOL_SIZE", "10")),
+            "timeout": 10,
+        },
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
