@@ -39,7 +39,7 @@ def people(make_client):
 
 
 def _found(query: str) -> set[str]:
-    return {c.external_id for c in client_search(query=query)}
+    return {c.external_id for c in client_search(query=query, size=100).items}
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_search_matches_name_email_phone_external_id_ignoring_case_and_accents(
 
 
 def test_search_is_ordered_by_last_then_first_name(people):
-    names = [c.last_name for c in client_search(query="")]
+    names = [c.last_name for c in client_search(query="").items]
     assert names == ["García Núñez", "Groß", "Müller", "Wiśniewski"]
 
 
@@ -110,3 +110,46 @@ def test_the_search_index_exists_after_all_migrations(db):
             )
             (definition,) = cursor.fetchone()
             assert "gin_trgm_ops" in definition
+
+
+@pytest.mark.parametrize("walk", [3, 40, 2_000])
+def test_both_search_steps_return_the_same_pages(make_client, walk):
+    from clientdesk.core.text import fold
+
+    names = ["Nowak", "Nowakowski", "Kowalczyk", "Wójcik", "Müller", "Smith", "O'Brien"]
+    clients = [
+        make_client(first_name=first, last_name=last, email=f"c{i}@example.com")
+        for i, (first, last) in enumerate(
+            (f, names[(i * 7) % len(names)])
+            for i, f in enumerate(["Ana", "Zoë", "Jürgen", "Łukasz", "Ida", "Mia"] * 6)
+        )
+    ]
+    for query in ["nowak", "wojcik ana", "ana", "zo", "example.com", "mull zoe", "x_y", "%"]:
+        terms = fold(query).split()
+        expected = sorted(
+            (c for c in clients if all(t in c.search_text for t in terms)),
+            key=lambda c: (c.sort_name, str(c.id)),
+        )
+        got, page = [], 1
+        while True:
+            result = client_search(query=query, page=page, size=4, walk=walk)
+            got.extend(result.items)
+            if not result.has_next:
+                break
+            page += 1
+        assert [c.id for c in got] == [c.id for c in expected], (query, walk)
+
+
+def test_editing_a_client_keeps_search_in_step(make_client):
+    client = make_client(first_name="Søren", last_name="Kierkegaard")
+    for n in range(3):
+        client.last_name = f"Renamed{n}"
+        client.refresh_derived()
+        client.save()
+    assert _found_ids("kierkegaard") == set()
+    assert _found_ids("renamed2") == {client.id}
+    assert _found_ids("renamed1") == set()
+
+
+def _found_ids(query):
+    return {c.id for c in client_search(query=query, size=100).items}

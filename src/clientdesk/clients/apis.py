@@ -18,7 +18,6 @@ from clientdesk.clients.validators import (
     validate_phone,
 )
 from clientdesk.core.api import PageQuerySerializer, page_links
-from clientdesk.core.pagination import paginate
 
 
 def _django_validator(func: Any) -> Any:
@@ -95,8 +94,8 @@ class ClientListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = paginate(
-            client_search(query=query.validated_data["search"]),
+        page = client_search(
+            query=query.validated_data["search"],
             page=query.validated_data["page"],
             size=query.validated_data["page_size"],
         )

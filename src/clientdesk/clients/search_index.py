@@ -1,10 +1,11 @@
 """The per-database index that keeps client search fast at a million rows.
 
 PostgreSQL: a trigram GIN index on `search_text` serves `LIKE '%term%'`.
-SQLite: an FTS5 table with the trigram tokenizer, kept in step by triggers. Django
-rebuilds a SQLite table (dropping its triggers) when some columns change, so any
-migration that alters `clients_client` must run `install` again; a test checks that
-the triggers exist after all migrations.
+SQLite: an FTS5 table with the trigram tokenizer whose rows share the client rows' rowids,
+kept in step by triggers. Django rebuilds a SQLite table (dropping its triggers, renumbering
+rowids) when some columns change, and VACUUM may renumber rowids, so any migration that
+alters `clients_client`, and any VACUUM, must be followed by `install` (it rebuilds the
+index); a test checks that the triggers exist after all migrations.
 """
 
 # Every statement here is built from module constants only, never from input.
@@ -15,21 +16,22 @@ from typing import Any
 SQLITE_FTS_TABLE = "clients_client_fts"
 SQLITE_TRIGGERS = ("clients_client_fts_ai", "clients_client_fts_ad", "clients_client_fts_au")
 
-_SQLITE_INSTALL = [f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS] + [
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SQLITE_FTS_TABLE} "
-    "USING fts5(client_id UNINDEXED, search_text, tokenize='trigram')",
-    f"DELETE FROM {SQLITE_FTS_TABLE}",
-    f"INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) "
-    "SELECT id, search_text FROM clients_client",
+_SQLITE_INSTALL = [
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS),
+    f"DROP TABLE IF EXISTS {SQLITE_FTS_TABLE}",
+    # Rows are keyed by the client row's rowid, so triggers find them through the index.
+    f"CREATE VIRTUAL TABLE {SQLITE_FTS_TABLE} USING fts5(search_text, tokenize='trigram')",
+    f"INSERT INTO {SQLITE_FTS_TABLE}(rowid, search_text) "
+    "SELECT rowid, search_text FROM clients_client",
     f"""CREATE TRIGGER clients_client_fts_ai AFTER INSERT ON clients_client BEGIN
-        INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) VALUES (new.id, new.search_text);
+        INSERT INTO {SQLITE_FTS_TABLE}(rowid, search_text) VALUES (new.rowid, new.search_text);
     END""",
     f"""CREATE TRIGGER clients_client_fts_ad AFTER DELETE ON clients_client BEGIN
-        DELETE FROM {SQLITE_FTS_TABLE} WHERE client_id = old.id;
+        DELETE FROM {SQLITE_FTS_TABLE} WHERE rowid = old.rowid;
     END""",
     f"""CREATE TRIGGER clients_client_fts_au AFTER UPDATE OF search_text ON clients_client BEGIN
-        DELETE FROM {SQLITE_FTS_TABLE} WHERE client_id = old.id;
-        INSERT INTO {SQLITE_FTS_TABLE}(client_id, search_text) VALUES (new.id, new.search_text);
+        DELETE FROM {SQLITE_FTS_TABLE} WHERE rowid = old.rowid;
+        INSERT INTO {SQLITE_FTS_TABLE}(rowid, search_text) VALUES (new.rowid, new.search_text);
     END""",
 ]
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.core.errors import NotFound
-from clientdesk.core.pagination import paginate, parse_page
+from clientdesk.core.pagination import parse_page
 from clientdesk.core.ui import render_error_page
 
 SEND_PERMISSION = "messaging.send_private_message"
@@ -18,10 +18,8 @@ SEND_PERMISSION = "messaging.send_private_message"
 @require_GET
 def client_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
-    page = paginate(
-        client_search(query=query),
-        page=parse_page(request.GET.get("page")),
-        size=settings.CLIENTS_PAGE_SIZE,
+    page = client_search(
+        query=query, page=parse_page(request.GET.get("page")), size=settings.CLIENTS_PAGE_SIZE
     )
     context = {
         "query": query,

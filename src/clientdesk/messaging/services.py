@@ -265,6 +265,12 @@ def message_send_commit(request: SendRequest) -> SendResult:
                 subject_id=message.id,
                 data={"message_id": str(message.id), "body": message.body},
             )
+            deliveries = message_deliveries_create(message)
+            response = message_representation(message, deliveries=deliveries)
+            key.message = message
+            key.response_body = response
+            key.save(update_fields=["message", "response_body"])
+            # Last: the ledger append serialises all sends, so hold its lock briefly.
             audit_append(
                 actor=request.sender,
                 action="message.sent",
@@ -281,11 +287,6 @@ def message_send_commit(request: SendRequest) -> SendResult:
                     "request_id": request.meta.request_id,
                 },
             )
-            deliveries = message_deliveries_create(message)
-            response = message_representation(message, deliveries=deliveries)
-            key.message = message
-            key.response_body = response
-            key.save(update_fields=["message", "response_body"])
     except IntegrityError:
         existing = IdempotencyKey.objects.filter(
             user=request.sender, key=request.idempotency_key

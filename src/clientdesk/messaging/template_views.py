@@ -161,7 +161,7 @@ def preview_clients(request: HttpRequest) -> HttpResponse:
         check_can_compose(request.user)  # type: ignore[arg-type]
     except ApplicationError as error:
         return render_error_page(request, error)
-    clients = list(client_search(query=request.GET.get("q", "")[:200])[:10])
+    clients = client_search(query=request.GET.get("q", "")[:200], size=10).items
     return render(request, "messaging/templates/preview_clients.html", {"clients": clients})
 
 
