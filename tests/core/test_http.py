@@ -59,3 +59,10 @@ def test_session_authenticated_api_writes_need_csrf(agent, client_obj):
         HTTP_IDEMPOTENCY_KEY="csrf",
     )
     assert response.status_code == 403
+
+
+def test_openapi_document_is_valid_and_warning_free(capsys):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+    assert "Warning" not in capsys.readouterr().err

@@ -10,6 +10,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        from clientdesk.accounts import schema  # noqa: F401 - registers the OpenAPI auth scheme
         from clientdesk.accounts.signals import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="roles-sync")

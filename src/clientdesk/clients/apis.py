@@ -55,6 +55,9 @@ class ClientOutput(serializers.ModelSerializer):
 
 class ClientListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ClientCreate"
+
         external_id = serializers.CharField(
             max_length=64, validators=[_django_validator(validate_external_id)]
         )

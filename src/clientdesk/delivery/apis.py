@@ -55,6 +55,9 @@ _ENDPOINT = inline_serializer(
 
 class OutgoingEndpointApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "OutgoingEndpointInput"
+
         url = serializers.CharField(max_length=2000)
         enabled = serializers.BooleanField(default=True)
         email_enabled = serializers.BooleanField(required=False)

@@ -244,6 +244,9 @@ _TEMPLATE_SCHEMA = inline_serializer(
 
 class TemplateListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TemplateCreate"
+
         name = serializers.CharField(max_length=120)
         body = serializers.CharField(trim_whitespace=False, allow_blank=True)
         language = serializers.CharField(max_length=8, default="en")
@@ -292,6 +295,9 @@ class TemplateListCreateApi(APIView):
 
 class TemplateDetailApi(APIView):
     class PatchSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TemplatePatch"
+
         name = serializers.CharField(max_length=120, required=False)
         is_active = serializers.BooleanField(required=False)
         body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
