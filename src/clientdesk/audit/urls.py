@@ -1,3 +1,5 @@
+"""Routes of the audit pages."""
+
 from django.urls import path
 
 from clientdesk.audit import views

@@ -1,3 +1,5 @@
+"""Routes of the clients pages."""
+
 from django.urls import path
 
 from clientdesk.clients import views

@@ -1,3 +1,5 @@
+"""Routes of the delivery pages."""
+
 from django.urls import path
 
 from clientdesk.delivery import views

@@ -1,3 +1,5 @@
+"""Routes of the messaging pages."""
+
 from django.urls import path
 
 from clientdesk.messaging import template_views, views

@@ -9,10 +9,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.errors import ApplicationError, NotFound
+from clientdesk.core.errors import ApplicationError
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
-from clientdesk.delivery.models import Delivery, DeliveryStatus
+from clientdesk.delivery.models import DeliveryStatus
+from clientdesk.delivery.selectors import delivery_get
 from clientdesk.delivery.services import delivery_retry_now
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
@@ -131,9 +132,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
 def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
     try:
         check_can_send(request.user)  # type: ignore[arg-type]
-        delivery = Delivery.objects.select_related("client").filter(pk=delivery_id).first()
-        if delivery is None:
-            raise NotFound("No such delivery.")
+        delivery = delivery_get(delivery_id=delivery_id)
         delivery_retry_now(delivery_id=delivery.pk)
         context = _sent_context(request, delivery.client)
     except ApplicationError as error:
