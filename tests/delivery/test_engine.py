@@ -223,3 +223,24 @@ def test_retry_now_explains_a_disabled_endpoint(endpoint, receiver, agent, clien
     with pytest.raises(ValidationFailed, match=r"endpoint is disabled.*410 Gone"):
         delivery_retry_now(delivery_id=delivery.id)
     assert Delivery.objects.get().status == DeliveryStatus.FAILED
+
+
+def test_retry_now_from_the_panel_needs_the_send_permission(
+    endpoint, receiver, agent, viewer, client_obj, client
+):
+    receiver.respond = lambda r: (500, {}, b"down")
+    send(agent, client_obj)
+    for _ in range(len(policy.SCHEDULE)):
+        step()
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    client.force_login(viewer)
+    refused = client.post(f"/deliveries/{delivery.id}/retry/", HTTP_HX_REQUEST="true")
+    assert refused.status_code == 403
+    assert Delivery.objects.get().status == DeliveryStatus.FAILED
+    client.force_login(agent)
+    assert client.post(f"/deliveries/{uuid.uuid4()}/retry/").status_code == 404
+    accepted = client.post(f"/deliveries/{delivery.id}/retry/", HTTP_HX_REQUEST="true")
+    assert accepted.status_code == 200
+    assert "Queued" in accepted.content.decode()
+    assert Delivery.objects.get().status == DeliveryStatus.PENDING
