@@ -242,5 +242,6 @@ def test_retry_now_from_the_panel_needs_the_send_permission(
     assert client.post(f"/deliveries/{uuid.uuid4()}/retry/").status_code == 404
     accepted = client.post(f"/deliveries/{delivery.id}/retry/", HTTP_HX_REQUEST="true")
     assert accepted.status_code == 200
-    assert "Queued" in accepted.content.decode()
+    assert "Retrying at" in accepted.content.decode()
+    assert "Retry now" not in accepted.content.decode()
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
