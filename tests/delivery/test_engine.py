@@ -245,3 +245,16 @@ def test_retry_now_from_the_panel_needs_the_send_permission(
     assert "Retrying at" in accepted.content.decode()
     assert "Retry now" not in accepted.content.decode()
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
+
+
+def test_a_worker_does_not_spin_on_webhooks_paused_by_a_disabled_endpoint(
+    endpoint, receiver, agent, client_obj
+):
+    send(agent, client_obj)
+    OutgoingEndpoint.objects.update(enabled=False)
+    worker = Worker(concurrency=2, name="idle-worker")
+    assert worker.run_once() == []
+    # Nothing it may take is due, so it sleeps the full idle time instead of looping.
+    assert worker._idle_timeout() == pytest.approx(5.0)
+    OutgoingEndpoint.objects.update(enabled=True)
+    assert worker._idle_timeout() == pytest.approx(0.05)

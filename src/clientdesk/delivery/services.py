@@ -253,13 +253,14 @@ def attempt_record(
 
 def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
     """Track the endpoint's health: 410 Gone disables it at once, a day of failures too."""
+    if outcome.ok:
+        # The common case takes no row lock: only clear a failing clock that is running.
+        OutgoingEndpoint.objects.filter(pk=1, failing_since__isnull=False).update(
+            failing_since=None
+        )
+        return
     endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
     if endpoint is None:
-        return
-    if outcome.ok:
-        if endpoint.failing_since is not None:
-            endpoint.failing_since = None
-            endpoint.save(update_fields=["failing_since", "updated_at"])
         return
     if endpoint.failing_since is None:
         endpoint.failing_since = now

@@ -28,10 +28,21 @@ from clientdesk.delivery.services import Outcome, attempt_record
 
 log = logging.getLogger(__name__)
 IDLE_WAKE_SECONDS = 5.0
+# Never spin: even when something looks due, give other workers and the database a breath.
+MIN_WAIT_SECONDS = 0.05
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _workable() -> Q:
+    """Deliveries a worker may take at all: webhook ones wait, untouched, while the endpoint is
+    disabled (enabling it wakes the workers)."""
+    endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled").first()
+    if endpoint is None or not endpoint.enabled:
+        return ~Q(channel=Channel.WEBHOOK)
+    return Q()
 
 
 def _due() -> Q:
@@ -39,11 +50,7 @@ def _due() -> Q:
     due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
         status=DeliveryStatus.SENDING, lease_until__lt=now
     )
-    endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled").first()
-    if endpoint is None or not endpoint.enabled:
-        # Webhook deliveries wait, untouched, until the endpoint is enabled again.
-        due &= ~Q(channel=Channel.WEBHOOK)
-    return due
+    return due & _workable()
 
 
 def claim(*, worker: str, limit: int) -> list[Delivery]:
@@ -136,7 +143,8 @@ class Worker:
     def _idle_timeout(self) -> float:
         """Sleep until new work is announced, the next retry is due, or the idle timeout."""
         next_due = (
-            Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__isnull=False)
+            Delivery.objects.filter(_workable())
+            .filter(status=DeliveryStatus.PENDING, next_attempt_at__isnull=False)
             .order_by("next_attempt_at")
             .values_list("next_attempt_at", flat=True)
             .first()
@@ -144,7 +152,7 @@ class Worker:
         if next_due is None:
             return IDLE_WAKE_SECONDS
         seconds = (next_due - timezone.now()).total_seconds()
-        return min(IDLE_WAKE_SECONDS, max(0.0, seconds))
+        return min(IDLE_WAKE_SECONDS, max(MIN_WAIT_SECONDS, seconds))
 
 
 def install_signal_handlers(worker: Worker) -> None:
