@@ -1,5 +1,6 @@
 """RFC 9457 problem details: the one error shape of the HTTP API."""
 
+from http import HTTPStatus
 from typing import Any
 
 from django.http import Http404, JsonResponse
@@ -51,7 +52,6 @@ def _summary(errors: dict[str, list[str]]) -> str:
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         body = problem_body(
             status_code=exc.status,
@@ -90,14 +90,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return response
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
-    for name, value in headers.items():
-        response[name] = value
     return response
 
 
 def status_title(code: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(code).phrase
     except ValueError:
