@@ -77,8 +77,10 @@ def client_search(
             + f" {order}"
         )
         params = [match, *short]
-    elif sqlite or not indexed:
-        sql = f"SELECT * FROM {_TABLE} WHERE {where} {order}"  # noqa: S608 - constants
+    elif sqlite:
+        # Words too short for the index: one scan, then sort the matches. Walking the sort
+        # index instead (the planner's choice) reads every row out of order: 12x slower.
+        sql = f"SELECT * FROM {_TABLE} NOT INDEXED WHERE {where} {order}"  # noqa: S608 - constants
         params = likes
     else:
         # MATERIALIZED keeps the planner from going back to walking the sort index.
