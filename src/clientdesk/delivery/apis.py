@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientdesk.core.errors import NotFound
+from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.services import (
     check_can_manage_integration,
@@ -27,11 +28,9 @@ def endpoint_representation(endpoint: OutgoingEndpoint, *, show_secret: bool) ->
         "disabled_reason": endpoint.disabled_reason or None,
         "secret_hint": endpoint.secret[:10] + "…",
         "previous_secret_valid_until": (
-            endpoint.previous_secret_expires_at.isoformat().replace("+00:00", "Z")
-            if endpoint.previous_secret and endpoint.previous_secret_expires_at
-            else None
+            iso_utc(endpoint.previous_secret_expires_at) if endpoint.previous_secret else None
         ),
-        "updated_at": endpoint.updated_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": iso_utc(endpoint.updated_at),
     }
     if show_secret:
         shape["secret"] = endpoint.secret

@@ -15,6 +15,7 @@ from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
+from clientdesk.core.time import iso_utc
 from clientdesk.delivery import policy
 from clientdesk.delivery.models import (
     Channel,
@@ -302,7 +303,7 @@ def endpoint_send_test(*, user: User) -> Outcome:
         channel=Channel.WEBHOOK,
         payload={
             "type": "test.ping",
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "timestamp": iso_utc(now),
             "data": {"sent_by": user.display_name},
         },
         created_at=now,

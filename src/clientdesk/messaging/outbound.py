@@ -5,13 +5,14 @@ from typing import Any
 from django.conf import settings
 from django.utils.html import escape, linebreaks
 
+from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.services import active_channels, delivery_create
 from clientdesk.messaging.models import Message
 
 
 def _time(message: Message) -> str:
-    return message.created_at.isoformat().replace("+00:00", "Z")
+    return iso_utc(message.created_at)
 
 
 def webhook_payload(message: Message) -> dict[str, Any]:

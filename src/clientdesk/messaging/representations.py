@@ -1,20 +1,16 @@
 """The JSON shapes of messages and templates, shared by the API and the idempotency replay."""
 
-from datetime import datetime
 from typing import Any
 
+from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Delivery, DeliveryAttempt
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def attempt_representation(attempt: DeliveryAttempt) -> dict[str, Any]:
     return {
         "number": attempt.number,
-        "started_at": _time(attempt.started_at),
+        "started_at": iso_utc(attempt.started_at),
         "duration_ms": attempt.duration_ms,
         "status_code": attempt.status_code,
         "response_excerpt": attempt.response_excerpt,
@@ -30,8 +26,8 @@ def delivery_representation(
         "channel": delivery.channel,
         "status": delivery.status,
         "attempt_count": delivery.attempt_count,
-        "next_attempt_at": _time(delivery.next_attempt_at),
-        "delivered_at": _time(delivery.delivered_at),
+        "next_attempt_at": iso_utc(delivery.next_attempt_at),
+        "delivered_at": iso_utc(delivery.delivered_at),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
         "webhook_id": delivery.webhook_id,
@@ -66,8 +62,8 @@ def message_representation(
             if message.template_id
             else None
         ),
-        "created_at": _time(message.created_at),
-        "read_at": _time(message.read_at),
+        "created_at": iso_utc(message.created_at),
+        "read_at": iso_utc(message.read_at),
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
             for d in deliveries or []
@@ -86,6 +82,6 @@ def template_representation(
         "default_language": version.default_language,
         "body": version.variants[version.default_language],
         "variants": version.variants,
-        "created_at": _time(template.created_at),
-        "updated_at": _time(version.created_at),
+        "created_at": iso_utc(template.created_at),
+        "updated_at": iso_utc(version.created_at),
     }
