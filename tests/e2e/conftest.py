@@ -149,3 +149,8 @@ def screenshot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
         return path
 
     return shoot
+
+
+@pytest.fixture
+def agent_user(make_staff: Callable[..., User]) -> User:
+    return make_staff("Agent", first_name="Alex", last_name="Agent")

@@ -176,11 +176,6 @@ def worker(live_server: Any, endpoint: OutgoingEndpoint) -> Iterator[Worker]:
         assert not crashed, f"the delivery worker crashed: {crashed}"
 
 
-@pytest.fixture
-def agent_user(make_staff: MakeStaff) -> User:
-    return make_staff("Agent", first_name="Alex", last_name="Agent")
-
-
 def webhook_chip(item: Locator) -> Locator:
     return item.locator(".deliveries .status").filter(has_text="Webhook:")
 

@@ -39,11 +39,6 @@ MakeStaff = Callable[..., User]
 MakeClient = Callable[..., Client]
 
 
-@pytest.fixture
-def agent_user(make_staff: MakeStaff) -> User:
-    return make_staff("Agent", first_name="Alex", last_name="Agent")
-
-
 def test_agent_sends_a_personalised_message_and_finds_it_in_the_activity_log(
     page: Page,
     login: Login,

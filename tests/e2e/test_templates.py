@@ -54,11 +54,6 @@ def manager(make_staff: MakeStaff) -> User:
 
 
 @pytest.fixture
-def agent_user(make_staff: MakeStaff) -> User:
-    return make_staff("Agent", first_name="Alex", last_name="Agent")
-
-
-@pytest.fixture
 def german(make_client: MakeClient) -> Client:
     return make_client(
         first_name="Jürgen", last_name="Weiß", language="de", attributes={"nickname": "Jo"}
