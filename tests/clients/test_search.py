@@ -93,8 +93,10 @@ def test_deleted_client_leaves_the_index(people):
 
 
 def test_hostile_search_text_is_only_text(people):
-    for query in ['"', "' OR 1=1 --", "NEAR(a b)", "*", "a AND b", "%", "_", "\\"]:
-        assert isinstance(_found(query), set)
+    # Quotes, FTS operators and LIKE wildcards are literal text that no client contains.
+    for query in ['"', "' OR 1=1 --", "NEAR(a b)", "*", "a AND b", "%", "_", "\\", "zoe%"]:
+        assert _found(query) == set(), query
+    assert _found("zoe") == {"DE-778"}
 
 
 def test_the_search_index_exists_after_all_migrations(db):
