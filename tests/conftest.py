@@ -29,6 +29,24 @@ def _static_from_app_directories(settings: Any) -> None:
     settings.WHITENOISE_AUTOREFRESH = True
 
 
+@pytest.fixture(autouse=True)
+def _ledger_rows_flushable(request: pytest.FixtureRequest) -> Any:
+    """Let the flush after a transactional test empty the append-only ledger tables on SQLite
+    (Django flushes with DELETE there; PostgreSQL's TRUNCATE fires no row trigger)."""
+    from django.db import connection
+
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if transactional:
+        request.getfixturevalue("_django_db_helper")  # set up first, so its flush runs after us
+    connection.ledger_maintenance = False  # each test starts with the triggers on
+    yield
+    # The flag outlives this test only until the next one starts.
+    connection.ledger_maintenance = transactional
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(role: str | None = "Agent", **fields: Any) -> User:

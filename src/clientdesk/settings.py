@@ -223,6 +223,16 @@ BUSINESS_NAME = os.environ.get("CLIENTDESK_BUSINESS_NAME", "Clientdesk")
 ALLOW_PRIVATE_WEBHOOK_URLS = _env_bool("CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS")
 IDEMPOTENCY_KEY_TTL_HOURS = int(os.environ.get("CLIENTDESK_IDEMPOTENCY_TTL_HOURS", "24"))
 CLIENTS_PAGE_SIZE = 25
+# The audit ledger's checkpoints: origin line and signing key name (see audit/signing.py for
+# the key itself), retired keys' verifier strings still trusted for old checkpoints, and how
+# often the worker signs a checkpoint when the ledger grew.
+CLIENTDESK_AUDIT_ORIGIN = os.environ.get("CLIENTDESK_AUDIT_ORIGIN", "clientdesk.local/audit")
+CLIENTDESK_AUDIT_PREVIOUS_VKEYS = [
+    v for v in os.environ.get("CLIENTDESK_AUDIT_PREVIOUS_VKEYS", "").split(",") if v.strip()
+]
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
+    os.environ.get("CLIENTDESK_AUDIT_CHECKPOINT_INTERVAL_SECONDS", "300")
+)
 
 # --- Email ----------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from clientdesk.audit.models import ActivityEvent, AuditRecord
+from clientdesk.audit.models import ActivityEvent, AuditEntry
 from clientdesk.core.errors import NotFound, PermissionDenied, ValidationFailed
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import IdempotencyKey, Message
@@ -51,7 +51,7 @@ def test_send_stores_message_activity_and_ledger_with_sender_metadata(agent, cli
     )
     assert event.actor_label == "Alex Agent"
     assert event.data["body"] == "Hello Zoë"
-    record = AuditRecord.objects.get()
+    record = AuditEntry.objects.get()
     assert (record.action, record.object_id, record.actor_id) == (
         "message.sent",
         str(message.id),
@@ -106,7 +106,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_nothing_stored(
         send(agent, client_obj, body=body)
     assert message in caught.value.detail
     assert Message.objects.count() == ActivityEvent.objects.count() == 0
-    assert IdempotencyKey.objects.count() == AuditRecord.objects.count() == 0
+    assert IdempotencyKey.objects.count() == AuditEntry.objects.count() == 0
 
 
 @pytest.mark.django_db
@@ -190,12 +190,13 @@ def test_concurrent_sends_with_one_key_make_exactly_one_message(agent, client_ob
     assert sum(not r.replayed for r in results) == 1
     assert Message.objects.count() == 1
     assert ActivityEvent.objects.count() == 1
-    assert AuditRecord.objects.count() == 1
+    assert AuditEntry.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_with_different_keys_all_land_and_keep_the_ledger_chain(agent, client_obj):
     from clientdesk.audit.selectors import audit_verify
+    from clientdesk.audit.services import audit_sequence
 
     threads = 6
     barrier = threading.Barrier(threads)
@@ -219,6 +220,7 @@ def test_concurrent_sends_with_different_keys_all_land_and_keep_the_ledger_chain
 
     assert errors == []
     assert Message.objects.count() == threads * 3
+    assert audit_sequence() == threads * 3
     check = audit_verify()
     assert check.intact, check.problem
     assert check.checked == threads * 3

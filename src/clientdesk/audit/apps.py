@@ -1,8 +1,14 @@
-"""The client's activity timeline and the hash-chained audit ledger."""
+"""The client's activity timeline and the hash-chained, Merkle-tree audit ledger."""
 
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class AuditConfig(AppConfig):
     name = "clientdesk.audit"
     label = "audit"
+
+    def ready(self) -> None:
+        from clientdesk.audit.append_only import register_sqlite_function
+
+        connection_created.connect(register_sqlite_function, dispatch_uid="audit-sqlite-switch")

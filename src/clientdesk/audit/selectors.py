@@ -1,12 +1,19 @@
-"""Reads for audit: a client's timeline and the ledger check."""
+"""Reads for audit: a client's timeline, the ledger check, checkpoints and proofs."""
 
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityEvent, AuditRecord
-from clientdesk.audit.services import GENESIS_HASH, record_hash
+from clientdesk.audit import merkle, signing
+from clientdesk.audit.models import (
+    ActivityEvent,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditRecord,
+    AuditTreeNode,
+)
+from clientdesk.audit.services import GENESIS_HASH, record_hash, tree_nodes
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import PermissionDenied
 
@@ -30,31 +37,136 @@ class LedgerCheck:
     checked: int
     first_bad_sequence: int | None = None
     problem: str = ""
+    waiting: int = 0
+    root_hash: bytes = merkle.EMPTY_ROOT
+    checkpoint: signing.Checkpoint | None = None
 
     @property
     def intact(self) -> bool:
         return self.first_bad_sequence is None
 
 
-def audit_verify() -> LedgerCheck:
-    """Walk the chain in order; report the first record whose hash or link does not hold."""
+# What the chain alone proves, said wherever a check is reported (issue 7: never claim more).
+CHAIN_LIMITS = (
+    "The hash chain detects an edited, inserted, reordered or deleted record between two "
+    "remaining records. It cannot detect removal of the newest records or of all records, or "
+    "a ledger rewritten with recomputed hashes: only a checkpoint saved earlier (--checkpoint) "
+    "detects those."
+)
+
+
+def audit_verify(*, checkpoint: signing.Checkpoint | None = None) -> LedgerCheck:
+    """Walk the chain in order and rebuild the Merkle tree; report the first record whose
+    hash, link or position does not hold, then compare with `checkpoint` if given."""
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = 0
+    tree = merkle.CompactRange()
+    root_at_checkpoint: bytes | None = (
+        merkle.EMPTY_ROOT if checkpoint and not checkpoint.tree_size else None
+    )
+    waiting = AuditEntry.objects.count()
     for record in AuditRecord.objects.order_by("sequence").iterator(chunk_size=2000):
+        problem = ""
         if record.sequence != expected_sequence:
-            return LedgerCheck(
-                checked,
-                record.sequence,
-                f"expected sequence {expected_sequence}: a record is missing",
-            )
-        if record.prev_hash != expected_prev:
-            return LedgerCheck(
-                checked, record.sequence, "prev_hash does not match the record before"
-            )
-        if record_hash(record) != record.hash:
-            return LedgerCheck(checked, record.sequence, "content does not match its hash")
+            problem = f"expected sequence {expected_sequence}: a record is missing"
+        elif record.prev_hash != expected_prev:
+            problem = "prev_hash does not match the record before"
+        elif record_hash(record) != record.hash:
+            problem = "content does not match its hash"
+        if problem:
+            return LedgerCheck(checked, record.sequence, problem, waiting, tree.root(), checkpoint)
+        tree.append(bytes.fromhex(record.hash))
         expected_prev = record.hash
         expected_sequence += 1
         checked += 1
-    return LedgerCheck(checked)
+        if checkpoint and checked == checkpoint.tree_size:
+            root_at_checkpoint = tree.root()
+    result = LedgerCheck(checked, waiting=waiting, root_hash=tree.root(), checkpoint=checkpoint)
+    if checkpoint is None or root_at_checkpoint == checkpoint.root_hash:
+        return result
+    sequence, problem = _locate_divergence(checkpoint, checked)
+    return LedgerCheck(checked, sequence, problem, waiting, tree.root(), checkpoint)
+
+
+def _locate_divergence(checkpoint: signing.Checkpoint, size: int) -> tuple[int, str]:
+    """Name the first record that differs from what `checkpoint` committed to.
+
+    The stored tree's leaf hashes are trusted only if they rebuild the checkpoint's signed
+    root; then they are the leaves the checkpoint signed, and comparing them with today's
+    records names the first divergence."""
+    n = checkpoint.tree_size
+    signed_leaves = _stored_leaves(n)
+    tree = merkle.CompactRange()
+    for value in signed_leaves:
+        tree.append_hash(value)
+    if tree.size != n or tree.root() != checkpoint.root_hash:
+        return (
+            1,
+            f"the ledger does not match checkpoint {n}, and the stored tree was changed as well, "
+            "so the first divergence cannot be named: treat every record as suspect",
+        )
+    current = AuditRecord.objects.order_by("sequence").values_list("hash", flat=True)
+    i = 0
+    for i, record_hash_hex in enumerate(current[:n].iterator(chunk_size=2000)):
+        if merkle.leaf_hash(bytes.fromhex(record_hash_hex)) != signed_leaves[i]:
+            # The chain held up to here, so whoever changed this record recomputed the hashes
+            # of every record after it: which change it was cannot be told from hashes alone.
+            fewer = (
+                f"; the ledger has {n - size} record(s) fewer than it signed" if size < n else ""
+            )
+            return (
+                i + 1,
+                f"differs from what checkpoint {n} signed although the chain "
+                f"holds: the chain was recomputed after an edit, removal, insertion or "
+                f"reordering at #{i + 1}{fewer}",
+            )
+    else:
+        i = size
+    if size == 0:
+        return 1, f"the ledger is empty, but checkpoint {n} commits to {n} records"
+    return (
+        size + 1,
+        f"shorter ledger: records #{size + 1} to #{n} are missing "
+        f"(checkpoint {n} commits to {n} records, the ledger has {size})",
+    )
+
+
+def _stored_leaves(n: int) -> list[bytes]:
+    return [
+        bytes(h)
+        for h in AuditTreeNode.objects.filter(level=0, index__lt=n)
+        .order_by("index")
+        .values_list("hash", flat=True)
+    ]
+
+
+def latest_checkpoint() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-tree_size").first()
+
+
+def ledger_size() -> int:
+    last = AuditRecord.objects.order_by("-sequence").only("sequence").first()
+    return last.sequence if last else 0
+
+
+def audit_records(*, after: int = 0, limit: int = 100) -> QuerySet[AuditRecord]:
+    return AuditRecord.objects.filter(sequence__gt=after).order_by("sequence")[:limit]
+
+
+def audit_inclusion_proof(*, sequence: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of record `sequence` (leaf sequence - 1) in the first
+    `tree_size` records; ProofError when the ledger cannot prove it."""
+    if tree_size > ledger_size():
+        raise merkle.ProofError(f"tree_size {tree_size} is larger than the ledger")
+    return merkle.fetch_nodes(
+        lambda read: merkle.inclusion_proof(read, sequence - 1, tree_size), tree_nodes
+    )
+
+
+def audit_consistency_proof(*, first: int, second: int) -> list[bytes]:
+    if second > ledger_size():
+        raise merkle.ProofError(f"second {second} is larger than the ledger")
+    return merkle.fetch_nodes(
+        lambda read: merkle.consistency_proof(read, first, second), tree_nodes
+    )

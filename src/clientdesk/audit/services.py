@@ -1,4 +1,5 @@
-"""Writes for audit: timeline events and ledger records, always inside the caller's transaction."""
+"""Writes for audit: timeline events, ledger entries (inside the caller's transaction), the
+sequencer that turns entries into chained, tree-hashed records, and signed checkpoints."""
 
 import hashlib
 import json
@@ -6,13 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityEvent, ActivityType, ActorType, AuditRecord
+from clientdesk.audit import merkle, signing
+from clientdesk.audit.models import (
+    ActivityEvent,
+    ActivityType,
+    ActorType,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditRecord,
+    AuditTreeNode,
+)
 from clientdesk.clients.models import Client
 
 GENESIS_HASH = "0" * 64
-# Any constant works; it names the one advisory lock that serialises ledger appends.
+# Any constant works; it names the one advisory lock that serialises the sequencer.
 _LEDGER_LOCK_KEY = 0x434C4443  # "CLDC"
 
 
@@ -66,17 +78,14 @@ def audit_append(
     object_id: Any,
     created_at: datetime,
     data: dict[str, Any] | None = None,
-) -> AuditRecord:
-    """Append to the ledger. Must run inside the transaction that makes the audited change."""
+) -> AuditEntry:
+    """Add a record to the ledger. Must run inside the transaction that makes the audited change.
+
+    The record is written without a position; `audit_sequence` (the worker, moments later)
+    gives it its sequence and hash. So concurrent sends never queue on the ledger's end."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction it audits")
-    if connection.vendor == "postgresql":
-        # One writer at a time per chain; SQLite's IMMEDIATE transactions already serialise.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LEDGER_LOCK_KEY])
-    last = AuditRecord.objects.order_by("-sequence").only("sequence", "hash").first()
-    record = AuditRecord(
-        sequence=(last.sequence + 1) if last else 1,
+    return AuditEntry.objects.create(
         created_at=created_at,
         actor_type=ActorType.STAFF if actor else ActorType.SYSTEM,
         actor_id=str(actor.pk) if actor else "",
@@ -85,8 +94,124 @@ def audit_append(
         object_type=object_type,
         object_id=str(object_id),
         data=json.loads(json.dumps(data or {}, default=str)),
-        prev_hash=last.hash if last else GENESIS_HASH,
     )
-    record.hash = record_hash(record)
-    record.save(force_insert=True)
-    return record
+
+
+def _lock_ledger() -> None:
+    """One sequencer or checkpoint writer at a time; SQLite's IMMEDIATE transactions already
+    serialise writers."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LEDGER_LOCK_KEY])
+
+
+def audit_sequence(*, batch_size: int = 2000) -> int:
+    """Give waiting entries their positions, in batches; returns how many were sequenced.
+
+    Each batch is one transaction that inserts the records and their tree nodes and deletes the
+    entries, so a crash leaves every entry either sequenced once or still waiting."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            _lock_ledger()
+            entries = list(AuditEntry.objects.order_by("id")[:batch_size])
+            if not entries:
+                return total
+            last = AuditRecord.objects.order_by("-sequence").only("sequence", "hash").first()
+            size = last.sequence if last else 0
+            tree = ledger_compact_range(size)
+            prev_hash = last.hash if last else GENESIS_HASH
+            records: list[AuditRecord] = []
+            nodes: list[AuditTreeNode] = []
+            for offset, entry in enumerate(entries, start=1):
+                record = AuditRecord(
+                    sequence=size + offset,
+                    entry_id=entry.entry_id,
+                    created_at=entry.created_at,
+                    actor_type=entry.actor_type,
+                    actor_id=entry.actor_id,
+                    actor_label=entry.actor_label,
+                    action=entry.action,
+                    object_type=entry.object_type,
+                    object_id=entry.object_id,
+                    data=entry.data,
+                    prev_hash=prev_hash,
+                )
+                record.hash = prev_hash = record_hash(record)
+                records.append(record)
+                for (level, index), value in tree.append(bytes.fromhex(record.hash)):
+                    nodes.append(AuditTreeNode(level=level, index=index, hash=value))
+            AuditRecord.objects.bulk_create(records)
+            AuditTreeNode.objects.bulk_create(nodes)
+            AuditEntry.objects.filter(id__in=[e.id for e in entries]).delete()
+            total += len(entries)
+
+
+def ledger_compact_range(size: int) -> merkle.CompactRange:
+    """The stored right edge of the tree of the first `size` records."""
+    wanted = merkle.CompactRange.peak_nodes(size)
+    nodes = tree_nodes(set(wanted))
+    missing = [n for n in wanted if n not in nodes]
+    if missing:
+        raise LedgerBroken(f"the ledger's tree store lacks node {missing[0]}")
+    return merkle.CompactRange(size, [nodes[n] for n in wanted])
+
+
+def tree_nodes(wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+    if not wanted:
+        return {}
+    query = Q()
+    for level in {level for level, _ in wanted}:
+        query |= Q(level=level, index__in=[i for lv, i in wanted if lv == level])
+    return {
+        (node.level, node.index): bytes(node.hash)
+        for node in AuditTreeNode.objects.filter(query).only("level", "index", "hash")
+    }
+
+
+class LedgerBroken(RuntimeError):
+    """The ledger no longer agrees with itself or with a checkpoint; nothing was signed."""
+
+
+def audit_checkpoint_create(*, now: datetime | None = None) -> AuditCheckpoint:
+    """Sign a checkpoint of the whole sequenced ledger, or return the latest when the ledger
+    has not grown. A new checkpoint must extend the previous one (checked with a consistency
+    proof from the stored tree), so two checkpoints never disagree."""
+    audit_sequence()
+    with transaction.atomic():
+        _lock_ledger()
+        last = AuditRecord.objects.order_by("-sequence").only("sequence", "hash").first()
+        size = last.sequence if last else 0
+        latest = AuditCheckpoint.objects.order_by("-tree_size").first()
+        if latest is not None and latest.tree_size == size:
+            return latest
+        if latest is not None and latest.tree_size > size:
+            raise LedgerBroken(
+                f"the ledger has {size} records but checkpoint {latest.tree_size} was signed: "
+                "records were removed"
+            )
+        root = merkle.fetch_nodes(lambda read: merkle.tree_root(read, size), tree_nodes)
+        if latest is not None:
+            proof = merkle.fetch_nodes(
+                lambda read: merkle.consistency_proof(read, latest.tree_size, size), tree_nodes
+            )
+            if not merkle.verify_consistency(
+                first=latest.tree_size,
+                second=size,
+                first_root=bytes(latest.root_hash),
+                second_root=root,
+                proof=proof,
+            ):
+                raise LedgerBroken(
+                    f"the ledger no longer extends checkpoint {latest.tree_size}: "
+                    "records before it were changed"
+                )
+        verifier = signing.current_verifier()
+        return AuditCheckpoint.objects.create(
+            tree_size=size,
+            root_hash=root,
+            note=signing.note_sign(signing.checkpoint_body(tree_size=size, root_hash=root)),
+            key_name=verifier.name,
+            vkey=verifier.vkey,
+            created_at=now or timezone.now(),
+        )

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
@@ -15,6 +16,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from clientdesk.audit.jobs import ledger_tick
 from clientdesk.core import notify
 from clientdesk.delivery import channels
 from clientdesk.delivery.models import (
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 IDLE_WAKE_SECONDS = 5.0
 # Never spin: even when something looks due, give other workers and the database a breath.
 MIN_WAIT_SECONDS = 0.05
+# The ledger's sequencer runs at most this often, and at least on every idle wake-up.
+LEDGER_TICK_SECONDS = 1.0
 
 
 def worker_name() -> str:
@@ -112,6 +116,7 @@ class Worker:
         self.name = name or worker_name()
         self.concurrency = concurrency
         self.stopping = threading.Event()
+        self._next_ledger_tick = 0.0
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -127,6 +132,7 @@ class Worker:
         in_flight: set[Future[None]] = set()
         with notify.waiter() as waiter, ThreadPoolExecutor(self.concurrency) as pool:
             while not self.stopping.is_set():
+                self._ledger_tick()
                 in_flight = {f for f in in_flight if not f.done()}
                 free = self.concurrency - len(in_flight)
                 claimed = claim(worker=self.name, limit=free) if free else []
@@ -139,6 +145,16 @@ class Worker:
                     waiter.wait(self._idle_timeout())
             wait(in_flight)
         log.info("worker %s stopped", self.name)
+
+    def _ledger_tick(self) -> None:
+        if time.monotonic() < self._next_ledger_tick:
+            return
+        self._next_ledger_tick = time.monotonic() + LEDGER_TICK_SECONDS
+        try:
+            ledger_tick()
+        except Exception:
+            # Deliveries go on; the entries wait, unlost, for the next tick.
+            log.exception("audit ledger tick failed")
 
     def _idle_timeout(self) -> float:
         """Sleep until new work is announced, the next retry is due, or the idle timeout."""
