@@ -3,6 +3,13 @@
 from django.urls import path
 
 from clientdesk.audit.apis import ClientActivityApi
+from clientdesk.audit.ledger_apis import (
+    AuditCheckpointApi,
+    AuditConsistencyProofApi,
+    AuditInclusionProofApi,
+    AuditPublicKeyApi,
+    AuditRecordsApi,
+)
 from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
 from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
 from clientdesk.messaging.apis import (
@@ -41,6 +48,15 @@ urlpatterns = [
     path(
         "integration/outgoing-endpoint/test", SendTestEventApi.as_view(), name="api-endpoint-test"
     ),
+    path("audit/records", AuditRecordsApi.as_view(), name="api-audit-records"),
+    path(
+        "audit/records/<int:sequence>/proof",
+        AuditInclusionProofApi.as_view(),
+        name="api-audit-proof",
+    ),
+    path("audit/checkpoint", AuditCheckpointApi.as_view(), name="api-audit-checkpoint"),
+    path("audit/public-key", AuditPublicKeyApi.as_view(), name="api-audit-public-key"),
+    path("audit/consistency", AuditConsistencyProofApi.as_view(), name="api-audit-consistency"),
     path("templates", TemplateListCreateApi.as_view(), name="api-templates"),
     path("templates/<str:template_id>", TemplateDetailApi.as_view(), name="api-template"),
 ]

@@ -170,3 +170,11 @@ def audit_consistency_proof(*, first: int, second: int) -> list[bytes]:
     return merkle.fetch_nodes(
         lambda read: merkle.consistency_proof(read, first, second), tree_nodes
     )
+
+
+VIEW_LEDGER_PERMISSION = "audit.view_auditrecord"
+
+
+def check_can_view_ledger(user: User) -> None:
+    if not user.has_perm(VIEW_LEDGER_PERMISSION):
+        raise PermissionDenied("You need the 'Can view audit record' permission.")
