@@ -19,8 +19,10 @@ from clientdesk.messaging.apis import (
     TemplateDetailApi,
     TemplateListCreateApi,
 )
+from clientdesk.messaging.streams import staff_events
 
 urlpatterns = [
+    path("events", staff_events, name="api-events"),
     path("clients", ClientListCreateApi.as_view(), name="api-clients"),
     path("clients/<str:client_id>", ClientDetailApi.as_view(), name="api-client"),
     path(

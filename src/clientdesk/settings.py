@@ -233,6 +233,11 @@ CLIENTDESK_AUDIT_PREVIOUS_VKEYS = [
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
     os.environ.get("CLIENTDESK_AUDIT_CHECKPOINT_INTERVAL_SECONDS", "300")
 )
+# With Redis, live events are announced by pub/sub instead of LISTEN/NOTIFY or datagrams.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Live events older than this are pruned (`prune_live_events`); a stream resuming from an
+# older cursor gets a `stream.reset` event and reloads.
+LIVE_EVENT_RETENTION_HOURS = int(os.environ.get("CLIENTDESK_LIVE_EVENT_RETENTION_HOURS", "72"))
 
 # --- Email ----------------------------------------------------------------------------------
 

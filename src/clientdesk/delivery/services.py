@@ -15,6 +15,7 @@ from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
+from clientdesk.core.live import live_event_record
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery import policy
 from clientdesk.delivery.models import (
@@ -144,6 +145,24 @@ def delivery_create(
     return delivery
 
 
+def delivery_changed(delivery: Delivery) -> None:
+    """Tell staff streams a delivery moved on. Call inside the transaction that moved it."""
+    live_event_record(
+        client_id=delivery.client_id,
+        type="delivery.updated",
+        data={
+            "delivery_id": str(delivery.id),
+            "subject_id": str(delivery.subject_id),
+            "channel": delivery.channel,
+            "status": delivery.status,
+            "attempt_count": delivery.attempt_count,
+            "next_attempt_at": iso_utc(delivery.next_attempt_at),
+            "delivered_at": iso_utc(delivery.delivered_at),
+            "last_error": delivery.last_error,
+        },
+    )
+
+
 def delivery_retry_now(*, delivery_id: Any) -> Delivery:
     """Start the schedule again for a failed delivery, or bring a queued one forward."""
     with transaction.atomic():
@@ -165,6 +184,7 @@ def delivery_retry_now(*, delivery_id: Any) -> Delivery:
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = timezone.now()
         delivery.save(update_fields=["status", "schedule_step", "next_attempt_at", "updated_at"])
+        delivery_changed(delivery)
         notify.work_due()
     return delivery
 
@@ -230,6 +250,7 @@ def attempt_record(
                 current.next_attempt_at = now + delay
                 notify.work_due()  # sleeping workers recompute when to wake
         current.save()
+        delivery_changed(current)
         if current.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
             activity_record(
                 client=current.client,

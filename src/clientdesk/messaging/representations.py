@@ -64,10 +64,25 @@ def message_representation(
         ),
         "created_at": iso_utc(message.created_at),
         "read_at": iso_utc(message.read_at),
+        "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
             for d in deliveries or []
         ],
+    }
+
+
+def message_client_representation(message: Message) -> dict[str, Any]:
+    """A message as the client sees it (portal API, portal events): no staff details."""
+    sender = message.sender
+    return {
+        "id": str(message.id),
+        "direction": message.direction,
+        "body": message.body,
+        "created_at": iso_utc(message.created_at),
+        "sender": {"name": sender.display_name} if sender else None,
+        "read_at": iso_utc(message.read_at),
+        "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
     }
 
 

@@ -20,6 +20,7 @@ from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.clients.validators import validate_language
 from clientdesk.core.errors import Conflict, PermissionDenied, ValidationFailed
+from clientdesk.core.live import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import (
     Direction,
@@ -35,7 +36,10 @@ from clientdesk.messaging.rendering import (
     parse_template,
     render_message,
 )
-from clientdesk.messaging.representations import message_representation
+from clientdesk.messaging.representations import (
+    message_client_representation,
+    message_representation,
+)
 from clientdesk.messaging.selectors import template_current_version, template_get
 
 SEND_PERMISSION = "messaging.send_private_message"
@@ -270,6 +274,11 @@ def message_send_commit(request: SendRequest) -> SendResult:
             key.message = message
             key.response_body = response
             key.save(update_fields=["message", "response_body"])
+            live_event_record(
+                client_id=composed.client.id,
+                type="message.created",
+                data=message_client_representation(message),
+            )
             # Last: the ledger append serialises all sends, so hold its lock briefly.
             audit_append(
                 actor=request.sender,

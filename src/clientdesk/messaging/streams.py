@@ -1,0 +1,84 @@
+"""The staff event stream, `GET /api/v1/events`: live events of every client the user may view,
+for a signed-in browser (session) or an API token."""
+
+import uuid
+
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+from clientdesk.accounts.models import User
+from clientdesk.accounts.selectors import user_for_api_token
+from clientdesk.core.live import StreamSpec, db_call, parse_cursor, sse_response, staff_frame
+from clientdesk.core.problems import problem_response
+from clientdesk.messaging.selectors import VIEW_PERMISSION
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    """The token of an `Authorization: Bearer` header, "" for a malformed one, None without."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return ""
+    return token
+
+
+def _staff_user(request: HttpRequest, token: str | None) -> User | None:
+    if token is not None:
+        return user_for_api_token(token=token) if token else None
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        return None
+    assert isinstance(user, User)
+    return user
+
+
+def _may_view(user_id: uuid.UUID) -> bool:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and user.has_perm(VIEW_PERMISSION)
+
+
+def _token_alive(token: str) -> bool:
+    return user_for_api_token(token=token) is not None
+
+
+async def staff_events(request: HttpRequest) -> HttpResponseBase:
+    if request.method != "GET":
+        return problem_response(
+            status_code=405, detail="Use GET for the event stream.", type_slug="method-not-allowed"
+        )
+    try:
+        # The header wins: a browser reconnecting sends it, newer than the URL's.
+        cursor = parse_cursor(
+            request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+        )
+    except ValueError as error:
+        return problem_response(status_code=400, detail=str(error), type_slug="invalid-cursor")
+    token = _bearer(request)
+    user = await db_call(_staff_user)(request, token)
+    if user is None:
+        response = problem_response(
+            status_code=401,
+            detail="Sign in, or send 'Authorization: Bearer <token>' with a staff API token.",
+            type_slug="not-authenticated",
+        )
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    if not await db_call(_may_view)(user.pk):
+        return problem_response(
+            status_code=403,
+            detail="You need the 'Can view message' permission to follow events.",
+            type_slug="permission-denied",
+        )
+
+    async def still_valid() -> str | None:
+        if token and not await db_call(_token_alive)(token):
+            return "token_revoked"
+        if not await db_call(_may_view)(user.pk):
+            return "access_revoked"
+        return None
+
+    spec = StreamSpec(client_ids=None, types=None, render=staff_frame, still_valid=still_valid)
+    return sse_response(spec, cursor=cursor)
