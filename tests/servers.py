@@ -76,9 +76,11 @@ class InProcessServer:
 
         return int(
             self.call(
-                lambda: live._hub.subscriber_count
-                if live._hub is not None and live._hub.loop is self.loop
-                else 0
+                lambda: (
+                    live._hub.subscriber_count
+                    if live._hub is not None and live._hub.loop is self.loop
+                    else 0
+                )
             )
         )
 

@@ -49,11 +49,13 @@ def send(agent: User, client: Client, body: str) -> uuid.UUID:
 
 
 def stream(url: str, token: str, **headers: str) -> SSEReader:
-    return SSEReader(f"{url}/api/v1/events", headers={"Authorization": f"Bearer {token}", **headers})
+    return SSEReader(
+        f"{url}/api/v1/events", headers={"Authorization": f"Bearer {token}", **headers}
+    )
 
 
 def test_an_event_needs_the_transaction_of_its_change(client_obj: Client) -> None:
-    with pytest.raises(RuntimeError, match="inside transaction.atomic"):
+    with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"):
         live_event_record(client_id=client_obj.id, type="message.created", data={})
     with transaction.atomic():
         event = live_event_record(client_id=client_obj.id, type="x.test", data={"a": 1})
@@ -104,7 +106,10 @@ def test_resuming_after_three_missed_events_sends_exactly_those_three(
 
     missed = [send(agent, client_obj, f"missed {i}") for i in range(3)]
 
-    for headers, url_suffix in (({"Last-Event-ID": seen.id or ""}, ""), ({}, f"?last_event_id={seen.id}")):
+    for headers, url_suffix in (
+        ({"Last-Event-ID": seen.id or ""}, ""),
+        ({}, f"?last_event_id={seen.id}"),
+    ):
         again = SSEReader(
             f"{server.url}/api/v1/events{url_suffix}",
             headers={"Authorization": f"Bearer {staff_token}", **headers},
