@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "clientdesk_events"
 SSE_TYPE = "text/event-stream"
-# The audit ledger's lock key (audit/services.py): sharing one lock means no two transactions
-# can take two locks in opposite orders and deadlock; a send already holds it briefly.
-_ORDER_LOCK = 0x434C4443
+# Any constant works; it only has to differ from the other advisory locks (the ledger's).
+# Callers take it late in their transaction, and nothing else is locked after it, so it is held
+# briefly and cannot deadlock against another lock.
+_ORDER_LOCK = 0x4C495645  # "LIVE"
 HEARTBEAT_SECONDS = 15.0
 SAFETY_POLL_SECONDS = 5.0
 REVALIDATE_SECONDS = 60.0
