@@ -12,6 +12,7 @@ from clientdesk.audit.ledger_apis import (
 )
 from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
 from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
+from clientdesk.followup.apis import FollowUpSettingsApi, MessageListApi
 from clientdesk.messaging.apis import (
     ClientMessagesApi,
     MessageDetailApi,
@@ -40,7 +41,9 @@ urlpatterns = [
         MessagePreviewApi.as_view(),
         name="api-client-messages-preview",
     ),
+    path("messages", MessageListApi.as_view(), name="api-messages"),
     path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
+    path("settings/follow-up", FollowUpSettingsApi.as_view(), name="api-followup-settings"),
     path("integration/outgoing-endpoint", OutgoingEndpointApi.as_view(), name="api-endpoint"),
     path(
         "integration/outgoing-endpoint/rotate-secret",

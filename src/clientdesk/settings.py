@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "clientdesk.audit",
     "clientdesk.delivery",
     "clientdesk.messaging",
+    "clientdesk.followup",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

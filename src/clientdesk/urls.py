@@ -33,6 +33,7 @@ urlpatterns = [
     path("clients/", include("clientdesk.clients.urls")),
     path("", include("clientdesk.messaging.urls")),
     path("", include("clientdesk.audit.urls")),
+    path("", include("clientdesk.followup.urls")),
     path("integrations/", include("clientdesk.delivery.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("clientdesk.api_urls")),

@@ -67,3 +67,17 @@ def test_server_enforces_reading_messages_and_activity(actors, client_obj, role)
     # Clients themselves are visible to every member of staff.
     assert api.get(f"/api/v1/clients/{client_obj.id}").status_code == 200
     assert web.get("/clients/").status_code == 200
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_server_enforces_follow_up_pages_and_api(actors, role):
+    _, web, api = actors(role)
+    can_view = 200 if role in CAN_VIEW else 403
+    assert web.get("/messages/").status_code == can_view
+    assert api.get("/api/v1/messages").status_code == can_view
+    admin = 200 if role == "Administrator" else 403
+    assert web.get("/settings/follow-up/").status_code == admin
+    assert api.get("/api/v1/settings/follow-up").status_code == admin
+    listing = web.get("/clients/").content.decode()
+    assert ('href="/messages/"' in listing) == (role in CAN_VIEW)
+    assert ('href="/settings/follow-up/"' in listing) == (role == "Administrator")

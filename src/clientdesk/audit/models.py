@@ -18,6 +18,8 @@ class ActivityType(models.TextChoices):
     MESSAGE_SENT = "message.sent", "Message sent"
     MESSAGE_DELIVERED = "message.delivered", "Message delivered"
     DELIVERY_FAILED = "message.delivery_failed", "Delivery failed"
+    REPLY_OVERDUE = "message.reply_overdue", "Reply overdue"
+    RESPONSE_OVERDUE = "message.response_overdue", "Response overdue"
 
 
 class ActivityEvent(models.Model):

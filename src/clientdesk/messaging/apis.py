@@ -64,6 +64,10 @@ _MESSAGE_SCHEMA = inline_serializer(
             allow_null=True,
         ),
         "read_at": serializers.DateTimeField(allow_null=True),
+        "expects_reply": serializers.BooleanField(),
+        "reply_state": serializers.ChoiceField(["none", "awaiting", "overdue", "answered"]),
+        "reply_due_at": serializers.DateTimeField(allow_null=True),
+        "answered_at": serializers.DateTimeField(allow_null=True),
         "deliveries": serializers.ListField(child=serializers.DictField()),
     },
 )
@@ -95,8 +99,14 @@ class ComposeInput(serializers.Serializer):
         return attrs
 
 
+class SendInput(ComposeInput):
+    expects_reply = serializers.BooleanField(required=False, default=False)
+    # The service checks it (future, within a year, needs expects_reply) so the panel agrees.
+    reply_due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
 class ClientMessagesApi(APIView):
-    InputSerializer = ComposeInput
+    InputSerializer = SendInput
 
     @extend_schema(
         operation_id="client_messages_list",
@@ -159,6 +169,8 @@ class ClientMessagesApi(APIView):
             client_id=client_id,
             body=data.validated_data.get("body"),
             template_id=data.validated_data.get("template_id"),
+            expects_reply=data.validated_data["expects_reply"],
+            reply_due_at=data.validated_data["reply_due_at"],
             idempotency_key=key,
             meta=RequestMeta.from_request(request),  # type: ignore[arg-type]
         )

@@ -14,6 +14,15 @@ class Direction(models.TextChoices):
     IN = "in", "From client"
 
 
+class ReplyState(models.TextChoices):
+    """Whether a message got its answer: the client's reply to ours, or our response to theirs."""
+
+    NONE = "none", "No reply expected"
+    AWAITING = "awaiting", "Awaiting reply"
+    OVERDUE = "overdue", "Overdue"
+    ANSWERED = "answered", "Answered"
+
+
 class MessageTemplate(models.Model):
     """A reusable message. Its text lives in immutable versions, so editing never changes what
     was already sent."""
@@ -92,11 +101,24 @@ class Message(models.Model):
     in_reply_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replies"
     )
+    # Follow-up clocks: ours expects the client's reply; theirs expects our response.
+    expects_reply = models.BooleanField(default=False)
+    reply_due_at = models.DateTimeField(null=True, blank=True)
+    reply_state = models.CharField(
+        max_length=10, choices=ReplyState.choices, default=ReplyState.NONE
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["client", "-created_at", "-id"], name="message_client_time_idx")
+            models.Index(fields=["client", "-created_at", "-id"], name="message_client_time_idx"),
+            models.Index(fields=["-created_at", "-id"], name="message_time_idx"),
+            # The API's awaiting_reply / needs_response lists: one range per state and direction.
+            models.Index(
+                fields=["reply_state", "direction", "-created_at", "-id"],
+                name="message_reply_state_idx",
+            ),
         ]
         permissions = [
             ("send_private_message", "Send a private message"),

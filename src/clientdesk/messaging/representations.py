@@ -65,6 +65,10 @@ def message_representation(
         "created_at": iso_utc(message.created_at),
         "read_at": iso_utc(message.read_at),
         "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
+        "expects_reply": message.expects_reply,
+        "reply_state": message.reply_state,
+        "reply_due_at": iso_utc(message.reply_due_at),
+        "answered_at": iso_utc(message.answered_at),
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
             for d in deliveries or []

@@ -5,7 +5,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from clientdesk.clients.validators import validate_language
 from clientdesk.core.errors import Conflict, PermissionDenied, ValidationFailed
 from clientdesk.core.live import live_event_record
 from clientdesk.core.request_meta import RequestMeta
+from clientdesk.messaging.hooks import message_written
 from clientdesk.messaging.models import (
     Direction,
     IdempotencyKey,
@@ -67,6 +68,8 @@ class SendRequest:
     idempotency_key: str
     fingerprint: str
     meta: RequestMeta
+    expects_reply: bool = False
+    reply_due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,46 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-def _fingerprint(*, client_id: uuid.UUID, body: str | None, template_id: str | None) -> str:
-    canonical = json.dumps(
-        {"client": str(client_id), "body": body, "template": template_id}, sort_keys=True
-    )
+def _fingerprint(
+    *,
+    client_id: uuid.UUID,
+    body: str | None,
+    template_id: str | None,
+    expects_reply: bool = False,
+    reply_due_at: datetime | None = None,
+) -> str:
+    request: dict[str, Any] = {"client": str(client_id), "body": body, "template": template_id}
+    if expects_reply:  # only then, so keys stored before the follow-up fields still replay
+        request["expects_reply"] = True
+        request["reply_due_at"] = reply_due_at.isoformat() if reply_due_at else None
+    canonical = json.dumps(request, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# An explicit due time a year ahead is a typo, not a plan.
+_MAX_REPLY_DUE = timedelta(days=366)
+
+
+def _check_reply_due(expects_reply: bool, reply_due_at: datetime | None) -> None:
+    if reply_due_at is None:
+        return
+    if not expects_reply:
+        raise ValidationFailed(
+            "reply_due_at needs expects_reply: a due time for a message that expects no reply "
+            "would never be checked.",
+            errors={"reply_due_at": ["Set expects_reply to true, or leave this out."]},
+        )
+    if reply_due_at.tzinfo is None:
+        raise ValidationFailed(
+            "reply_due_at needs a timezone, e.g. 2026-12-01T10:00:00Z.",
+            errors={"reply_due_at": ["Give a timezone (Z or +01:00)."]},
+        )
+    now = timezone.now()
+    if not now < reply_due_at <= now + _MAX_REPLY_DUE:
+        raise ValidationFailed(
+            "reply_due_at must be in the future and within a year.",
+            errors={"reply_due_at": ["Must be in the future and within 366 days."]},
+        )
 
 
 def _validate_key(key: str) -> None:
@@ -201,19 +239,26 @@ def message_send_prepare(
     meta: RequestMeta,
     body: str | None = None,
     template_id: Any = None,
+    expects_reply: bool = False,
+    reply_due_at: datetime | None = None,
 ) -> SendRequest | SendResult:
     """Check access and input and render the text; writes nothing.
 
     Returns the stored result instead when the idempotency key was already answered.
+    `expects_reply` starts the client's reply clock; its due time is `reply_due_at`, or else
+    comes from the follow-up policy when the message is written.
     """
     check_can_send(sender)
     client = client_get(client_id=client_id)
     _validate_key(idempotency_key)
     _check_one_source(body, template_id)
+    _check_reply_due(expects_reply, reply_due_at)
     fingerprint = _fingerprint(
         client_id=client.id,
         body=body,
         template_id=None if template_id is None else str(template_id),
+        expects_reply=expects_reply,
+        reply_due_at=reply_due_at,
     )
     existing = _find_key(user=sender, key=idempotency_key)
     if existing is not None:
@@ -225,6 +270,8 @@ def message_send_prepare(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         meta=meta,
+        expects_reply=expects_reply,
+        reply_due_at=reply_due_at,
     )
 
 
@@ -260,7 +307,10 @@ def message_send_commit(request: SendRequest) -> SendResult:
                 user_agent=request.meta.user_agent,
                 request_id=request.meta.request_id,
                 created_at=now,
+                expects_reply=request.expects_reply,
+                reply_due_at=request.reply_due_at,
             )
+            message_written(message)
             activity_record(
                 client=composed.client,
                 type=ActivityType.MESSAGE_SENT,
@@ -314,6 +364,8 @@ def message_send(
     meta: RequestMeta,
     body: str | None = None,
     template_id: Any = None,
+    expects_reply: bool = False,
+    reply_due_at: datetime | None = None,
 ) -> SendResult:
     prepared = message_send_prepare(
         sender=sender,
@@ -322,6 +374,8 @@ def message_send(
         template_id=template_id,
         idempotency_key=idempotency_key,
         meta=meta,
+        expects_reply=expects_reply,
+        reply_due_at=reply_due_at,
     )
     if isinstance(prepared, SendResult):
         return prepared

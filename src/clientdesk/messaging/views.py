@@ -52,6 +52,7 @@ def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dic
         "idempotency_key": new_idempotency_key(),
         "body": "",
         "template_id": "",
+        "expects_reply": False,
         **extra,
     }
 
@@ -88,12 +89,14 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
     body = None if template_id else request.POST.get("body", "")
     key = request.POST.get("idempotency_key", "")
+    expects_reply = request.POST.get("expects_reply") == "1"
     try:
         result = message_send(
             sender=request.user,  # type: ignore[arg-type]
             client_id=client_id,
             body=body,
             template_id=template_id,
+            expects_reply=expects_reply,
             idempotency_key=key,
             meta=RequestMeta.from_request(request),
         )
@@ -113,6 +116,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
                 body=body or "",
                 template_id=template_id or "",
                 idempotency_key=key,
+                expects_reply=expects_reply,
                 error=error,
             )
         except ApplicationError:

@@ -1,0 +1,143 @@
+"""Staff API for follow-up: messages across clients with their reply state, and the policy."""
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.time import iso_utc
+from clientdesk.followup.models import FollowUpPolicy
+from clientdesk.followup.policy import due_phrase, reply_due
+from clientdesk.followup.selectors import MessageFilters, messages_list, policy_get
+from clientdesk.followup.services import check_can_manage_policy, policy_update
+from clientdesk.messaging.apis import _MESSAGE_SCHEMA
+from clientdesk.messaging.representations import message_representation
+from clientdesk.messaging.selectors import deliveries_by_message
+
+
+class MessageListApi(APIView):
+    class QuerySerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MessageListQuery"
+
+        client = serializers.UUIDField(required=False)
+        direction = serializers.ChoiceField(["in", "out"], required=False)
+        awaiting_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
+        needs_response = serializers.BooleanField(required=False, allow_null=True, default=None)
+        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+        sender = serializers.UUIDField(required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        cursor = serializers.CharField(required=False, max_length=500)
+        limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+    @extend_schema(
+        operation_id="messages_list",
+        parameters=[QuerySerializer],
+        responses={
+            200: inline_serializer(
+                "MessageList",
+                {
+                    # A fresh instance of the messaging API's Message component.
+                    "results": serializers.ListField(child=type(_MESSAGE_SCHEMA)()),
+                    "next": serializers.URLField(allow_null=True),
+                },
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        page = messages_list(
+            user=request.user,  # type: ignore[arg-type]
+            filters=MessageFilters(
+                client_id=data.get("client"),
+                direction=data.get("direction"),
+                awaiting_reply=data["awaiting_reply"],
+                needs_response=data["needs_response"],
+                overdue=data["overdue"],
+                sender_id=data.get("sender"),
+                since=data.get("since"),
+                until=data.get("until"),
+            ),
+            cursor=data.get("cursor"),
+            limit=data["limit"],
+        )
+        deliveries = deliveries_by_message(m.id for m in page.items)
+        next_link = None
+        if page.next_cursor:
+            params = request.GET.copy()
+            params["cursor"] = page.next_cursor
+            next_link = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response(
+            {
+                "results": [
+                    message_representation(m, deliveries=deliveries.get(m.id, []))
+                    for m in page.items
+                ],
+                "next": next_link,
+            }
+        )
+
+
+def policy_representation(policy: FollowUpPolicy, *, now: datetime) -> dict[str, Any]:
+    due = reply_due(policy, now)
+    return {
+        "reply_window_hours": policy.reply_window_hours,
+        "response_window_hours": policy.response_window_hours,
+        "timezone": policy.timezone,
+        "business_hours": policy.business_hours,
+        "holidays": policy.holidays or None,
+        "preview": {
+            "sent_at": iso_utc(now),
+            "reply_due_at": iso_utc(due),
+            "text": f"A message sent now is due {due_phrase(policy, due)}.",
+        },
+    }
+
+
+_POLICY_SCHEMA = inline_serializer(
+    "FollowUpPolicy",
+    {
+        "reply_window_hours": serializers.FloatField(),
+        "response_window_hours": serializers.FloatField(),
+        "timezone": serializers.CharField(),
+        "business_hours": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField(), allow_null=True)
+        ),
+        "holidays": serializers.CharField(allow_null=True),
+        "preview": serializers.DictField(read_only=True),
+    },
+)
+
+
+class FollowUpSettingsApi(APIView):
+    @extend_schema(operation_id="followup_settings_read", responses={200: _POLICY_SCHEMA})
+    def get(self, request: Request) -> Response:
+        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+        return Response(policy_representation(policy_get(), now=timezone.now()))
+
+    @extend_schema(
+        operation_id="followup_settings_update",
+        request=_POLICY_SCHEMA,
+        responses={
+            200: _POLICY_SCHEMA,
+            403: OpenApiResponse(description="Administrators only"),
+            422: OpenApiResponse(description="A field is invalid; `errors` names it"),
+        },
+    )
+    def put(self, request: Request) -> Response:
+        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+        if not isinstance(request.data, dict):
+            raise ValidationFailed(
+                "Send the policy as a JSON object.", errors={"body": ["A JSON object."]}
+            )
+        policy = policy_update(user=request.user, data=request.data)  # type: ignore[arg-type]
+        return Response(policy_representation(policy, now=timezone.now()))

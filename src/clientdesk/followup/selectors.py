@@ -1,0 +1,204 @@
+"""Reads for follow-up: the policy, messages across clients and the conversations list, both
+paged by cursor along one index each."""
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from clientdesk.accounts.models import User
+from clientdesk.clients.selectors import client_search
+from clientdesk.core.errors import ValidationFailed
+from clientdesk.followup.models import Conversation, FollowUpPolicy
+from clientdesk.messaging.models import Direction, Message, ReplyState
+from clientdesk.messaging.selectors import check_can_view
+
+OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
+# A client search narrows conversations to at most this many clients.
+SEARCH_CLIENTS = 200
+
+
+def policy_get(*, for_update: bool = False) -> FollowUpPolicy:
+    """The one policy row, created with the defaults the first time it is asked for."""
+    policy, _ = FollowUpPolicy.objects.get_or_create(pk=1)
+    if for_update:
+        return FollowUpPolicy.objects.select_for_update().get(pk=1)
+    return policy
+
+
+# --- cursors ----------------------------------------------------------------------------------
+
+
+def cursor_encode(values: list[str | None]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def cursor_decode(token: str, *, size: int) -> list[str | None]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        values = json.loads(raw)
+    except ValueError as error:
+        raise ValidationFailed(
+            "cursor is not one this server gave out; start again without it.",
+            errors={"cursor": ["Invalid cursor."]},
+        ) from error
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(v is None or isinstance(v, str) for v in values)
+    ):
+        raise ValidationFailed(
+            "cursor is not one this server gave out; start again without it.",
+            errors={"cursor": ["Invalid cursor."]},
+        )
+    return values
+
+
+def _cursor_time(value: str | None) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value or "")
+    except ValueError as error:
+        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from error
+    if parsed.tzinfo is None:
+        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]})
+    return parsed
+
+
+def _cursor_uuid(value: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(value or "")
+    except ValueError as error:
+        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from error
+
+
+@dataclass(frozen=True)
+class CursorPage:
+    items: list[Any]
+    next_cursor: str | None
+
+
+# --- messages across clients ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    client_id: uuid.UUID | None = None
+    direction: str | None = None
+    awaiting_reply: bool | None = None
+    needs_response: bool | None = None
+    overdue: bool | None = None
+    sender_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _clock(direction: str, wanted: bool) -> Q:
+    open_clock = Q(direction=direction, reply_state__in=OPEN_STATES)
+    return open_clock if wanted else ~open_clock
+
+
+def messages_list(
+    *, user: User, filters: MessageFilters, cursor: str | None = None, limit: int = 50
+) -> CursorPage:
+    """Messages across clients, newest first, after `cursor`; `awaiting_reply` is ours waiting
+    for the client, `needs_response` theirs waiting for us (true: open or overdue)."""
+    check_can_view(user)
+    messages: QuerySet[Message] = Message.objects.select_related("sender", "client")
+    if filters.client_id is not None:
+        messages = messages.filter(client_id=filters.client_id)
+    if filters.direction is not None:
+        messages = messages.filter(direction=filters.direction)
+    if filters.awaiting_reply is not None:
+        messages = messages.filter(_clock(Direction.OUT, filters.awaiting_reply))
+    if filters.needs_response is not None:
+        messages = messages.filter(_clock(Direction.IN, filters.needs_response))
+    if filters.overdue is not None:
+        late = Q(reply_state=ReplyState.OVERDUE)
+        messages = messages.filter(late if filters.overdue else ~late)
+    if filters.sender_id is not None:
+        messages = messages.filter(sender_id=filters.sender_id)
+    if filters.since is not None:
+        messages = messages.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        messages = messages.filter(created_at__lt=filters.until)
+    if cursor:
+        at, after = cursor_decode(cursor, size=2)
+        at_time, after_id = _cursor_time(at), _cursor_uuid(after)
+        messages = messages.filter(
+            Q(created_at__lt=at_time) | Q(created_at=at_time, id__lt=after_id)
+        )
+    rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = cursor_encode([last.created_at.isoformat(), str(last.id)])
+    return CursorPage(items=rows[:limit], next_cursor=next_cursor)
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+# View name → (sort field, ascending): "all" is newest activity first; the clock views put the
+# most urgent (earliest due, longest overdue) first.
+VIEWS: dict[str, tuple[str, bool]] = {
+    "all": ("last_message_at", False),
+    "awaiting": ("reply_due_at", True),
+    "needs-response": ("response_due_at", True),
+    "overdue": ("overdue_since", True),
+}
+VIEW_LABELS = {
+    "all": "All",
+    "awaiting": "Awaiting reply",
+    "needs-response": "Needs response",
+    "overdue": "Overdue",
+}
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    view: str = "all"
+    search: str = ""
+    direction: str | None = None
+    sender_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def conversations_list(
+    *, user: User, filters: ConversationFilters, cursor: str | None = None, limit: int = 25
+) -> CursorPage:
+    check_can_view(user)
+    field, ascending = VIEWS[filters.view]
+    rows: QuerySet[Conversation] = Conversation.objects.select_related(
+        "client", "last_message", "last_sender"
+    )
+    if filters.view != "all":
+        rows = rows.filter(**{f"{field}__isnull": False})
+    if filters.search.strip():
+        found = client_search(query=filters.search, size=SEARCH_CLIENTS).items
+        rows = rows.filter(client_id__in=[c.id for c in found])
+    if filters.direction is not None:
+        rows = rows.filter(last_direction=filters.direction)
+    if filters.sender_id is not None:
+        rows = rows.filter(last_sender_id=filters.sender_id)
+    if filters.since is not None:
+        rows = rows.filter(last_message_at__gte=filters.since)
+    if filters.until is not None:
+        rows = rows.filter(last_message_at__lt=filters.until)
+    if cursor:
+        at, after = cursor_decode(cursor, size=2)
+        at_time, after_id = _cursor_time(at), _cursor_uuid(after)
+        op = "gt" if ascending else "lt"
+        rows = rows.filter(
+            Q(**{f"{field}__{op}": at_time}) | Q(**{field: at_time, f"client_id__{op}": after_id})
+        )
+    order = [field, "client_id"] if ascending else [f"-{field}", "-client_id"]
+    page = list(rows.order_by(*order)[: limit + 1])
+    next_cursor = None
+    if len(page) > limit:
+        last = page[limit - 1]
+        next_cursor = cursor_encode([getattr(last, field).isoformat(), str(last.client_id)])
+    return CursorPage(items=page[:limit], next_cursor=next_cursor)

@@ -1,0 +1,169 @@
+"""The Messages page (conversations across clients, by follow-up view) and the follow-up
+settings page."""
+
+import uuid
+from datetime import datetime, time, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from clientdesk.accounts.models import User
+from clientdesk.core.errors import ApplicationError
+from clientdesk.core.ui import render_error_page
+from clientdesk.followup.clock import WEEKDAYS
+from clientdesk.followup.policy import due_phrase, reply_due, supported_countries
+from clientdesk.followup.selectors import (
+    VIEW_LABELS,
+    VIEWS,
+    ConversationFilters,
+    conversations_list,
+    policy_get,
+)
+from clientdesk.followup.services import check_can_manage_policy, policy_update
+from clientdesk.messaging.selectors import check_can_view, deliveries_by_message
+
+PAGE_SIZE = 25
+
+
+def _date(value: str, *, end: bool = False) -> datetime | None:
+    """A YYYY-MM-DD from a date input as the start (or, with `end`, the end) of that day."""
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+    return moment + timedelta(days=1) if end else moment
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@login_required
+@require_GET
+def messages_page(request: HttpRequest) -> HttpResponse:
+    view = request.GET.get("view", "all")
+    if view not in VIEWS:
+        view = "all"
+    direction = request.GET.get("direction", "")
+    filters = ConversationFilters(
+        view=view,
+        search=request.GET.get("q", "")[:200],
+        direction=direction if direction in ("in", "out") else None,
+        sender_id=_uuid(request.GET.get("sender", "")),
+        since=_date(request.GET.get("since", "")),
+        until=_date(request.GET.get("until", ""), end=True),
+    )
+    try:
+        check_can_view(request.user)  # type: ignore[arg-type]
+        page = conversations_list(
+            user=request.user,  # type: ignore[arg-type]
+            filters=filters,
+            cursor=request.GET.get("cursor") or None,
+            limit=PAGE_SIZE,
+        )
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    deliveries = deliveries_by_message(c.last_message_id for c in page.items)
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    context = {
+        "view": view,
+        "views": VIEW_LABELS.items(),
+        "rows": [(c, deliveries.get(c.last_message_id, [])) for c in page.items],
+        "next_cursor": page.next_cursor,
+        "first_page": not request.GET.get("cursor"),
+        "query_without_cursor": params.urlencode(),
+        "filters": {
+            "q": filters.search,
+            "direction": direction,
+            "sender": request.GET.get("sender", ""),
+            "since": request.GET.get("since", ""),
+            "until": request.GET.get("until", ""),
+        },
+        "senders": User.objects.filter(is_active=True, sent_messages__isnull=False)
+        .distinct()
+        .order_by("first_name", "last_name")[:200],
+        "now": timezone.now(),
+        "can_export": request.user.has_perm("messaging.export_messages"),
+    }
+    template = "followup/messages.html"
+    if request.htmx and request.htmx.target == "conversations":  # type: ignore[attr-defined]
+        template += "#conversations"
+    return render(request, template, context)
+
+
+def _policy_form(request: HttpRequest) -> dict[str, object]:
+    post = request.POST
+    hours: dict[str, list[str] | None] = {}
+    for day in WEEKDAYS:
+        if post.get(f"{day}_open_day"):
+            hours[day] = [post.get(f"{day}_opens", ""), post.get(f"{day}_closes", "")]
+        else:
+            hours[day] = None
+
+    def number(name: str) -> object:
+        try:
+            return float(post.get(name, ""))
+        except ValueError:
+            return post.get(name, "")
+
+    return {
+        "reply_window_hours": number("reply_window_hours"),
+        "response_window_hours": number("response_window_hours"),
+        "timezone": post.get("timezone", ""),
+        "business_hours": hours,
+        "holidays": post.get("holidays", "") or None,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    try:
+        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    policy = policy_get()
+    data: dict[str, object] = {
+        "reply_window_hours": policy.reply_window_hours,
+        "response_window_hours": policy.response_window_hours,
+        "timezone": policy.timezone,
+        "business_hours": policy.business_hours,
+        "holidays": policy.holidays,
+    }
+    problem: ApplicationError | None = None
+    if request.method == "POST":
+        data = _policy_form(request)
+        try:
+            policy = policy_update(user=request.user, data=data)  # type: ignore[arg-type]
+        except ApplicationError as failure:
+            problem = failure
+        else:
+            messages.success(request, "Follow-up policy saved.")
+            return redirect("followup:settings")
+    due = reply_due(policy, timezone.now())
+    hours = data["business_hours"] if isinstance(data["business_hours"], dict) else {}
+    context = {
+        "form": data,
+        "days": [
+            (day, label, hours.get(day))
+            for day, label in zip(
+                WEEKDAYS,
+                ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+                strict=True,
+            )
+        ],
+        "countries": supported_countries(),
+        "error": problem,
+        "preview": due_phrase(policy, due),
+    }
+    status = problem.status if problem else 200
+    return render(request, "followup/settings.html", context, status=status)
