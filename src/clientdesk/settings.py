@@ -267,6 +267,8 @@ def _email_settings(url: str) -> dict[str, object]:
 
 globals().update(_email_settings(os.environ.get("EMAIL_URL", "")))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "messages@clientdesk.localhost")
+# Where a client's answer to an email goes (the From address is often a no-reply one).
+EMAIL_REPLY_TO = os.environ.get("CLIENTDESK_EMAIL_REPLY_TO", "")
 
 LOGGING = {
     "version": 1,

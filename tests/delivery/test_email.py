@@ -109,3 +109,29 @@ def test_smtp_refusal_is_retried_with_the_same_message_id(inbox, email_on, agent
     assert delivery.status == DeliveryStatus.DELIVERED
     assert len(inbox.messages) == 1
     assert delivery.attempts.count() == 2
+
+
+def test_subject_is_in_the_clients_language_and_replies_go_to_the_configured_address(
+    inbox, email_on, agent, make_client, settings
+):
+    settings.EMAIL_REPLY_TO = "support@acme.example"
+    send(agent, make_client(language="de", email="anna@example.de"), "Hallo")
+    send(agent, make_client(language="pt-br", email="joao@example.br"), "Olá")
+    send(agent, make_client(language="sw", email="x@example.com"), "Hi")
+    Worker(concurrency=3, name="mailer").run_once()
+    subjects = {m["To"]: m["Subject"] for m in inbox.messages}
+    assert subjects == {
+        "anna@example.de": "Eine Nachricht von Acme Wealth",
+        "joao@example.br": "Uma mensagem de Acme Wealth",
+        "x@example.com": "A message from Acme Wealth",
+    }
+    assert {m["Reply-To"] for m in inbox.messages} == {"support@acme.example"}
+
+
+def test_without_a_reply_to_setting_there_is_no_reply_to_header(
+    inbox, email_on, agent, make_client
+):
+    send(agent, make_client(email="zoe@example.com"), "Hi")
+    Worker(concurrency=1, name="mailer").run_once()
+    (mail,) = inbox.messages
+    assert mail["Reply-To"] is None

@@ -59,6 +59,7 @@ def send_email(delivery: Delivery) -> Outcome:
         body=payload["text"],
         from_email=f"{payload['from_name']} <{settings.DEFAULT_FROM_EMAIL}>",
         to=[payload["to"]],
+        reply_to=[payload["reply_to"]] if payload.get("reply_to") else None,
         # One Message-ID per delivery, the same on every retry, so mail systems drop duplicates.
         headers={"Message-ID": make_msgid(idstring=delivery.webhook_id, domain="clientdesk")},
     )

@@ -150,21 +150,27 @@ def followup_overdue_run(*, now: datetime | None = None) -> datetime | None:
     transactions take turns."""
     now = now or timezone.now()
     with transaction.atomic():
-        claimed = list(
-            FollowUpDue.objects.select_for_update(skip_locked=True)
-            .filter(due_at__lte=now)
-            .order_by("due_at")[:OVERDUE_BATCH]
-        )
+        claimed = overdue_claim(now=now, limit=OVERDUE_BATCH)
         for due in claimed:
-            _overdue(due, now=now)
+            overdue_apply(due, now=now)
     if len(claimed) == OVERDUE_BATCH:
         return now
     return FollowUpDue.objects.order_by("due_at").values_list("due_at", flat=True).first()
 
 
-def _overdue(due: FollowUpDue, *, now: datetime) -> None:
+def overdue_claim(*, now: datetime, limit: int) -> list[FollowUpDue]:
+    """Lock up to `limit` due rows that no other transaction holds; call inside the
+    transaction that applies them."""
+    return list(
+        FollowUpDue.objects.select_for_update(skip_locked=True)
+        .filter(due_at__lte=now)
+        .order_by("due_at")[:limit]
+    )
+
+
+def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
     message = (
-        Message.objects.select_for_update()
+        Message.objects.select_for_update(of=("self",))
         .select_related("client", "sender")
         .get(pk=due.message_id)
     )

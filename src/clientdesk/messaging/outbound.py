@@ -32,6 +32,37 @@ def webhook_payload(message: Message) -> dict[str, Any]:
     }
 
 
+# The subject line in the client's language (base language of "pt-br" too); English otherwise.
+EMAIL_SUBJECTS = {
+    "en": "A message from {business}",
+    "de": "Eine Nachricht von {business}",
+    "fr": "Un message de {business}",
+    "es": "Un mensaje de {business}",
+    "it": "Un messaggio da {business}",
+    "pt": "Uma mensagem de {business}",
+    "nl": "Een bericht van {business}",
+    "pl": "Wiadomość od {business}",
+    "sv": "Ett meddelande från {business}",
+    "da": "En besked fra {business}",
+    "nb": "En melding fra {business}",
+    "fi": "Viesti yritykseltä {business}",
+    "cs": "Zpráva od {business}",
+    "tr": "{business} size bir mesaj gönderdi",
+    "uk": "Повідомлення від {business}",
+    "ru": "Сообщение от {business}",
+    "el": "Ένα μήνυμα από {business}",
+    "ja": "{business}からのメッセージ",
+    "zh": "来自{business}的消息",
+}
+
+
+def email_subject(language: str, business: str) -> str:
+    for candidate in (language.lower(), language.lower().split("-")[0]):
+        if candidate in EMAIL_SUBJECTS:
+            return EMAIL_SUBJECTS[candidate].format(business=business)
+    return EMAIL_SUBJECTS["en"].format(business=business)
+
+
 def email_payload(message: Message) -> dict[str, Any]:
     business = settings.BUSINESS_NAME
     sender = message.sender.display_name if message.sender else business
@@ -44,10 +75,11 @@ def email_payload(message: Message) -> dict[str, Any]:
     )
     return {
         "to": message.client.email,
-        "subject": f"A message from {business}",
+        "subject": email_subject(message.client.language, business),
         "text": text,
         "html": html,
         "from_name": business,
+        "reply_to": settings.EMAIL_REPLY_TO,
     }
 
 

@@ -14,7 +14,7 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.models import DeliveryStatus
 from clientdesk.delivery.selectors import delivery_get
-from clientdesk.delivery.services import delivery_retry_now
+from clientdesk.delivery.services import active_channels, delivery_retry_now
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
     client_messages,
@@ -49,6 +49,7 @@ def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dic
             if name not in CATALOGUE
         ),
         "templates": list(template_search(active_only=True)[:500]),
+        "channels": active_channels(client=client),
         "idempotency_key": new_idempotency_key(),
         "body": "",
         "template_id": "",
@@ -87,7 +88,8 @@ def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
 @require_POST
 def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
-    body = None if template_id else request.POST.get("body", "")
+    # A browser posting the form without htmx sends newlines as CRLF; the counter counts LF.
+    body = None if template_id else request.POST.get("body", "").replace("\r\n", "\n")
     key = request.POST.get("idempotency_key", "")
     expects_reply = request.POST.get("expects_reply") == "1"
     try:

@@ -125,8 +125,9 @@
     }
   }
 
-  function showToast(text, kind) {
+  function showToast(text, kind, source) {
     const toast = document.createElement("div");
+    if (source) toast.dataset.source = source;
     toast.className = "toast " + (kind === "error" ? "toast-error" : "toast-success");
     toast.setAttribute("role", kind === "error" ? "alert" : "status");
     const span = document.createElement("span");
@@ -146,12 +147,22 @@
   });
 
   // ---- Composer: counter, idempotency key per compose, Ctrl+Enter ----
+  // The server counts characters (Unicode code points) after turning CRLF into LF, so an emoji
+  // is one character here too, not the two UTF-16 units of `value.length`.
+  function characterCount(text) {
+    let count = 0;
+    for (const _ of text.replace(/\r\n/g, "\n")) count += 1;
+    return count;
+  }
+
   function updateCounter(box) {
     const counter = document.getElementById("message-counter");
     if (!counter) return;
     const limit = Number(counter.dataset.limit);
-    counter.textContent = box.value.length.toLocaleString("en") + " / " + limit.toLocaleString("en");
-    counter.classList.toggle("is-near", box.value.length > limit * 0.9);
+    const count = characterCount(box.value);
+    counter.textContent = count.toLocaleString("en") + " / " + limit.toLocaleString("en");
+    counter.classList.toggle("is-near", count > limit * 0.9 && count <= limit);
+    counter.classList.toggle("is-over", count > limit);
   }
 
   function newKey() {
@@ -208,8 +219,58 @@
     if (!id && input.value.trim()) return;  // still typing a search
     hidden.value = id;
     box.disabled = Boolean(id);
+    const kept = document.getElementById("draft-kept");
+    if (kept) kept.hidden = !(id && box.value.trim());
+    if (id && box.value.trim()) rememberDraft(form, box.value);
     composeChanged(form);
     form.dispatchEvent(new CustomEvent("template-changed", { bubbles: true }));
+  }
+
+  // A draft set aside for a template is kept (in this tab) until it is taken back or sent.
+  function draftKey(form) {
+    const client = form.querySelector('[name="client_id"]');
+    return "clientdesk-draft:" + (client ? client.value : "");
+  }
+
+  function rememberDraft(form, text) {
+    try { sessionStorage.setItem(draftKey(form), text); } catch (e) { /* storage off: the box still holds it */ }
+  }
+
+  function takeBackDraft(form) {
+    const box = form.querySelector("textarea");
+    const input = form.querySelector("#template-choice");
+    let text = box.value;
+    try { text = sessionStorage.getItem(draftKey(form)) || text; sessionStorage.removeItem(draftKey(form)); } catch (e) { /* keep the box */ }
+    if (input) input.value = "";
+    form.querySelector("#template-id").value = "";
+    box.disabled = false;
+    box.value = text;
+    const kept = document.getElementById("draft-kept");
+    if (kept) kept.hidden = true;
+    updateCounter(box);
+    composeChanged(form);
+    box.focus();
+    form.dispatchEvent(new CustomEvent("template-changed", { bubbles: true }));
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("#draft-back");
+    if (button) { event.preventDefault(); takeBackDraft(button.form); }
+  });
+
+  // After a template was sent, the draft set aside for it comes back in the fresh compose.
+  function restoreSetAsideDraft() {
+    const form = document.getElementById("compose");
+    if (!form) return;
+    const box = form.querySelector("textarea");
+    let text = null;
+    try { text = sessionStorage.getItem(draftKey(form)); } catch (e) { return; }
+    if (!text || box.value.trim() || form.querySelector("#template-id").value) return;
+    try { sessionStorage.removeItem(draftKey(form)); } catch (e) { /* ignore */ }
+    box.value = text;
+    updateCounter(box);
+    const back = document.getElementById("draft-restored");
+    if (back) back.hidden = false;
   }
 
   document.addEventListener("input", function (event) {
@@ -279,6 +340,7 @@
     if (list) noteFailures(list, event.detail.target.id !== "drawer-host");
     if (event.detail.target.id === "drawer-host") openDrawer(event.detail.target);
     if (event.detail.elt.id === "compose" || event.detail.target.id === "compose") {
+      restoreSetAsideDraft();
       const box = document.getElementById("message-body");
       if (box) { updateCounter(box); box.focus(); initialSendState(); }
     }
@@ -299,14 +361,32 @@
     }, 0);
   });
 
-  document.addEventListener("htmx:sendError", function () {
-    showToast("Could not reach Clientdesk. Nothing was lost: your text is still here; press Send to try again.", "error");
+  function sourceOf(event) {
+    const elt = event.detail.elt;
+    return elt && elt.id === "compose" ? "compose" : "";
+  }
+
+  document.addEventListener("htmx:sendError", function (event) {
+    showToast("Could not reach Clientdesk. Nothing was lost: your text is still here; press Send to try again.", "error", sourceOf(event));
   });
 
   document.addEventListener("htmx:responseError", function (event) {
     const status = event.detail.xhr.status;
     if (status >= 500) {
-      showToast("Clientdesk could not complete that (error " + status + "). Your text is kept; press Send to try again.", "error");
+      showToast("Clientdesk could not complete that (error " + status + "). Your text is kept; press Send to try again.", "error", sourceOf(event));
     }
+  });
+
+  // A send that succeeds makes the earlier failures of that form history: take their alerts
+  // away so the success toast is not read under stale errors.
+  // (Before the swap: the form is replaced by the response, and events on a detached form do
+  // not reach the document.)
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const config = event.detail.requestConfig;
+    if (!config || !config.elt || config.elt.id !== "compose") return;
+    if (event.detail.xhr.status >= 300) return;
+    document.querySelectorAll('.toast[data-source="compose"]').forEach(function (t) { t.remove(); });
+    const error = document.getElementById("compose-error");
+    if (error) { error.hidden = true; error.textContent = ""; }
   });
 })();
