@@ -7,6 +7,8 @@ from django.conf.global_settings import LANGUAGES
 from django.core.exceptions import ValidationError
 
 LANGUAGE_CODES = frozenset(code for code, _ in LANGUAGES)
+# (code, English name) sorted by name, for menus: "German (de)" rather than a bare "de".
+LANGUAGE_CHOICES = sorted(((code, str(name)) for code, name in LANGUAGES), key=lambda c: c[1])
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 500

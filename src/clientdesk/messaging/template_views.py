@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clientdesk.clients.selectors import client_get, client_search
-from clientdesk.clients.validators import LANGUAGE_CODES
+from clientdesk.clients.validators import LANGUAGE_CHOICES
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.pagination import paginate, parse_page
 from clientdesk.core.ui import render_error_page
@@ -62,7 +62,7 @@ def _editor_context(**extra: object) -> dict[str, object]:
     return {
         "nav": "templates",
         "variables": CATALOGUE.values(),
-        "languages": sorted(LANGUAGE_CODES),
+        "languages": LANGUAGE_CHOICES,
         **extra,
     }
 
