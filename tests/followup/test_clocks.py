@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from clientdesk.audit.models import ActivityEvent, ActivityType
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.models import LiveEvent
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.followup.models import Conversation, FollowUpDue
 from clientdesk.followup.selectors import policy_get
@@ -127,6 +128,9 @@ def test_past_due_turns_overdue_once(agent, client_obj, round_the_clock):
     assert message.reply_state == ReplyState.OVERDUE
     events = ActivityEvent.objects.filter(type=ActivityType.REPLY_OVERDUE, subject_id=message.id)
     assert events.count() == 1
+    (live,) = LiveEvent.objects.filter(type="message.reply_overdue")
+    assert live.client_id == client_obj.id
+    assert live.data["id"] == str(message.id) and live.data["reply_state"] == "overdue"
     conversation = Conversation.objects.get(pk=client_obj.pk)
     assert conversation.reply_overdue and conversation.overdue_since == message.reply_due_at
 

@@ -13,6 +13,8 @@ from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied
+from clientdesk.core.live import live_event_record
+from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import Conversation, FollowUpDue, FollowUpPolicy
 from clientdesk.followup.policy import policy_check, reply_due, response_due
 from clientdesk.followup.selectors import policy_get
@@ -191,6 +193,16 @@ def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
             "message_id": str(message.id),
             "reply_due_at": message.reply_due_at.isoformat() if message.reply_due_at else None,
             "late_seconds": max(0, int(late / timedelta(seconds=1))),
+        },
+    )
+    live_event_record(
+        client_id=message.client_id,
+        type="message.reply_overdue",
+        data={
+            "id": str(message.id),
+            "direction": message.direction,
+            "reply_state": message.reply_state,
+            "reply_due_at": iso_utc(message.reply_due_at),
         },
     )
     conversation = Conversation.objects.select_for_update().filter(pk=message.client_id).first()
