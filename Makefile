@@ -1,4 +1,7 @@
 # Clientdesk: `make run` starts the whole thing on SQLite; `make test` runs the whole suite.
+# `make run` serves every route, event streams included, from one ASGI server on one port; in
+# production the Procfile splits request/response (`web`, WSGI) from streams (`events`, ASGI)
+# behind a reverse proxy (deploy/nginx.conf, deploy/Caddyfile).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -29,8 +32,8 @@ run: $(RUN_STAMP)
 	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
 	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 bash -c 'trap "kill 0" EXIT; \
 		$(PY) manage.py run_worker & \
-		$(VENV)/bin/uvicorn clientdesk.asgi:application --host 127.0.0.1 --port $(PORT) \
-			--no-access-log'
+		$(VENV)/bin/granian --interface asgi clientdesk.asgi:application --host 127.0.0.1 \
+			--port $(PORT) --log-level warning'
 
 
 lint: $(DEV_STAMP)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shlex
+import signal
+import socket
+import subprocess
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -17,7 +23,61 @@ PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgres://postgres@127.0.0.1:543
 PG_DB = "clientdesk_bench"
 PG_URL = f"{PG_SERVER}/{PG_DB}"
 SQLITE_URL = f"sqlite:///{SQLITE_PATH}"
-PYTHON = PROJECT / ".venv" / "bin" / "python"
+VENV_BIN = PROJECT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(
+    command: str, port: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` in its own process group until /healthz on `port` answers 200; stop the
+    whole group on exit."""
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        shlex.split(command), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command!r} exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command!r} did not answer on port {port}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def wrk(
+    url: str, *, duration: int, connections: int, threads: int = 2, script: Path | None = None
+) -> str:
+    """wrk's report for `connections` keep-alive connections over `duration` seconds."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        command += ["-s", str(script)]
+    return subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
 
 
 def percentile(values: Sequence[float], p: float) -> float:
