@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from clientdesk.clients.models import Client
-from clientdesk.clients.search_index import SQLITE_FTS_TABLE
+from clientdesk.clients.search_index import PG_SHORT_GRAMS, SQLITE_FTS_TABLE, SQLITE_VOCAB_TABLE
 from clientdesk.core.errors import NotFound
 from clientdesk.core.pagination import Page, paginate
 from clientdesk.core.text import fold
@@ -17,6 +17,8 @@ MAX_TERM_LENGTH = 64
 TRIGRAM = 3
 # How many clients, in page order, a search first looks through before asking the index.
 WALK_ROWS = 2_000
+# A short word that begins more trigrams than this is too common for the vocabulary route.
+SHORT_WORD_TRIGRAMS = 300
 _TABLE = Client._meta.db_table
 
 
@@ -32,8 +34,35 @@ def search_terms(query: str) -> list[str]:
 
 
 def _contains(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_escape(term)}%"
+
+
+def _escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _fts_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _sqlite_short_match(short: list[str]) -> str | None:
+    """An FTS5 query for clients containing every word of `short` (one or two characters):
+    the index holds the text plus two spaces, so each occurrence of such a word begins
+    a trigram, and the vocabulary lists those trigrams in order. "" when a word begins no
+    trigram (nothing can match); None when every word is too common for this to help."""
+    groups = []
+    with connection.cursor() as cursor:
+        for term in short:
+            cursor.execute(
+                f"SELECT term FROM {SQLITE_VOCAB_TABLE} WHERE term >= %s AND term <= %s LIMIT %s",  # noqa: S608 - constants
+                [term, term + "\U0010ffff", SHORT_WORD_TRIGRAMS + 1],
+            )
+            trigrams = [row[0] for row in cursor.fetchall()]
+            if not trigrams:
+                return ""
+            if len(trigrams) <= SHORT_WORD_TRIGRAMS:
+                groups.append("(" + " OR ".join(_fts_string(t) for t in trigrams) + ")")
+    return " AND ".join(groups) or None
 
 
 def client_search(
@@ -45,7 +74,9 @@ def client_search(
     Two bounded steps instead of one planner guess: a common word fills the page from the
     first `walk` clients in page order (the sort index); otherwise the trigram index finds all
     matches and only those are sorted. Left to itself, PostgreSQL walks the sort index for
-    common surnames and filters a million rows.
+    common surnames and filters a million rows. When every word is shorter than a trigram, a
+    pair index (PostgreSQL) or the trigram vocabulary (SQLite) stands in for it
+    (clients/search_index.py).
     """
     terms = search_terms(query)
     if not terms:
@@ -67,21 +98,32 @@ def client_search(
             return Page(items=rows[:size], number=page, has_next=True)
 
     indexed = [t for t in terms if len(t) >= TRIGRAM]
-    if sqlite and indexed:
-        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in indexed)
-        short = [_contains(t) for t in terms if len(t) < TRIGRAM]
+    short = [t for t in terms if len(t) < TRIGRAM]
+    match = " AND ".join(_fts_string(t) for t in indexed) if sqlite and indexed else None
+    if sqlite and not indexed:
+        match = _sqlite_short_match(short)
+        if match == "":
+            return Page(items=[], number=page, has_next=False)
+    if sqlite and match:
         sql = (
             f"SELECT * FROM {_TABLE} WHERE rowid IN (SELECT rowid FROM {SQLITE_FTS_TABLE} "  # noqa: S608 - constants
-            f"WHERE {SQLITE_FTS_TABLE} MATCH %s)"
-            + "".join(f" AND {like}" for _ in short)
-            + f" {order}"
+            f"WHERE {SQLITE_FTS_TABLE} MATCH %s) AND {where} {order}"
         )
-        params = [match, *short]
+        params = [match, *likes]
     elif sqlite:
-        # Words too short for the index: one scan, then sort the matches. Walking the sort
-        # index instead (the planner's choice) reads every row out of order: 12x slower.
+        # Words too common for the vocabulary route: one scan, then sort the matches. Walking
+        # the sort index instead (the planner's choice) reads every row out of order.
         sql = f"SELECT * FROM {_TABLE} NOT INDEXED WHERE {where} {order}"  # noqa: S608 - constants
         params = likes
+    elif not indexed:
+        # " zo " is a pair among the words of clients_short_grams(search_text); " z" begins one.
+        grams = [f"% {_escape(t)} %" if len(t) == 2 else f"% {_escape(t)}%" for t in short]
+        pairs = " AND ".join([f"{PG_SHORT_GRAMS}(search_text) LIKE %s"] * len(grams))
+        sql = (
+            f"WITH m AS MATERIALIZED (SELECT * FROM {_TABLE} WHERE {pairs} AND {where}) "  # noqa: S608 - constants
+            f"SELECT * FROM m {order}"
+        )
+        params = [*grams, *likes]
     else:
         # MATERIALIZED keeps the planner from going back to walking the sort index.
         sql = (
