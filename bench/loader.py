@@ -77,6 +77,7 @@ def clear() -> None:
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE clients_client CASCADE")
             cursor.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
+            cursor.execute("DROP INDEX IF EXISTS clients_client_short_trgm")
         return
     # SQLite: a new file, migrated afresh, so no table that points at clients is left over.
     path = Path(connection.settings_dict["NAME"])

@@ -4,7 +4,7 @@ Every candidate runs 2 worker processes (one per core here) against the same dat
 the candidates take turns round by round, so a busy moment on the shared machine hits all of
 them rather than one. Prints requests/s per round and each one's best as a share of the best.
 
-    .venv/bin/python bench/serve_bench.py [--rounds 3] [--duration 10] [--connections 8]
+    DATABASE_URL=... .venv/bin/python bench/serve_bench.py [--rounds 3] [--duration 10]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", action="append", help="a name from SERVERS (repeatable)")
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--out", help="write the results here (JSON)")
     args = parser.parse_args()
     names = args.only or list(SERVERS)
     results: dict[str, list[float]] = {name: [] for name in names}
@@ -63,8 +63,8 @@ def main() -> None:
     for name, rates in sorted(results.items(), key=lambda item: -max(item[1])):
         shown = " / ".join(f"{r:.0f}" for r in rates)
         print(f"{name:26} {max(rates):10.1f} {shown:>28} {max(rates) / best:9.0%}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.out:
+        with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
 
 
