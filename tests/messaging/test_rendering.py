@@ -247,3 +247,29 @@ def test_hostile_templates_are_refused_quickly(zoe, agent, source):
     with pytest.raises(RenderFailed, match="too complex"):
         render(source, zoe, agent)
     assert time.monotonic() - started < 1.0
+
+
+def test_a_source_is_parsed_once_and_its_template_serves_every_client(make_client, agent):
+    from clientdesk.messaging.rendering import _parsed, parse_template, render_message
+
+    source = "Hi {{ firstName }} {{ nickname | default: 'there' }} #" + str(id(agent))
+    first, paths = parse_template(source)
+    again, paths_again = parse_template(source)
+    assert again is first and paths == paths_again == ["firstName", "nickname"]
+    paths.append("mutated")  # a caller's list is its own
+    assert parse_template(source)[1] == ["firstName", "nickname"]
+    ana = make_client(first_name="Ana")
+    bo = make_client(first_name="Bo", attributes={"nickname": "B"})
+    assert render_message(source=source, client=ana, sender=agent).body.startswith("Hi Ana there")
+    assert render_message(source=source, client=bo, sender=agent).body.startswith("Hi Bo B")
+    hits = _parsed.cache_info().hits
+    render_message(source=source, client=ana, sender=agent)
+    assert _parsed.cache_info().hits == hits + 1
+
+
+def test_a_syntax_error_is_reported_every_time(make_client, agent):
+    from clientdesk.messaging.rendering import RenderFailed, parse_template
+
+    for _ in range(2):
+        with pytest.raises(RenderFailed, match="line 1"):
+            parse_template("Hi {{ firstName ")

@@ -8,6 +8,7 @@ a fallback: `{{ nickname | default: "there" }}`.
 """
 
 from collections.abc import Callable
+from functools import lru_cache
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +122,15 @@ def parse_template(source: str) -> tuple[Any, list[str]]:
     """Parse `source`; return the template and the variable paths it uses, in order.
 
     Raises RenderFailed with line and column for a syntax error."""
+    template, paths = _parsed(source)
+    return template, list(paths)
+
+
+# Every send of a saved template, and every retry, parses the same text: parse each source
+# once per process. Keyed by the text itself (its hash picks the slot); a parsed template holds
+# no per-render state, so threads can share it. Errors are not cached.
+@lru_cache(maxsize=512)
+def _parsed(source: str) -> tuple[Any, tuple[str, ...]]:
     try:
         template = _env.from_string(source)
         analysis = template.analyze()
@@ -138,7 +148,7 @@ def parse_template(source: str) -> tuple[Any, list[str]]:
         for variables in analysis.globals.values()
         for var in variables
     ]
-    return template, list(dict.fromkeys(paths))
+    return template, tuple(dict.fromkeys(paths))
 
 
 def check_template_variables(paths: list[str]) -> None:
