@@ -8,9 +8,9 @@ a fallback: `{{ nickname | default: "there" }}`.
 """
 
 from collections.abc import Callable
-from functools import lru_cache
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
