@@ -157,7 +157,8 @@ def _found_ids(query):
     return {c.id for c in client_search(query=query, size=100).items}
 
 
-def test_every_short_word_finds_what_a_plain_filter_finds(make_client):
+@pytest.mark.parametrize("common_above", [200, 0])
+def test_every_short_word_finds_what_a_plain_filter_finds(make_client, monkeypatch, common_above):
     """Words of one or two characters have no trigram: they go through the pair index
     (PostgreSQL) or the trigram vocabulary (SQLite). Every such word over an alphabet that
     covers the start, middle and end of the text, digits, punctuation and other scripts must

@@ -19,6 +19,8 @@ TRIGRAM = 3
 WALK_ROWS = 2_000
 # A short word that begins more trigrams than this is too common for the vocabulary route.
 SHORT_WORD_TRIGRAMS = 300
+# A short word with at most this many matches is answered from the pair index (PostgreSQL).
+RARE_MATCHES = 200
 _TABLE = Client._meta.db_table
 
 
@@ -117,13 +119,25 @@ def client_search(
         params = likes
     elif not indexed:
         # " zo " is a pair among the words of clients_short_grams(search_text); " z" begins one.
+        # The pair index answers rare words at once; for common ones its recheck (the
+        # function, per candidate row) costs more than a scan, so it stops after a few.
         grams = [f"% {_escape(t)} %" if len(t) == 2 else f"% {_escape(t)}%" for t in short]
         pairs = " AND ".join([f"{PG_SHORT_GRAMS}(search_text) LIKE %s"] * len(grams))
+        probe = f"SELECT id FROM {_TABLE} WHERE {pairs} AND {where} LIMIT {RARE_MATCHES + 1:d}"  # noqa: S608 - constants
+        with connection.cursor() as cursor:
+            cursor.execute(probe, [*grams, *likes])
+            ids = [row[0] for row in cursor.fetchall()]
+        if len(ids) <= RARE_MATCHES:
+            found = list(Client.objects.filter(pk__in=ids).order_by("sort_name", "id"))
+            return Page(
+                items=found[offset : offset + size],
+                number=page,
+                has_next=len(found) > offset + size,
+            )
         sql = (
-            f"WITH m AS MATERIALIZED (SELECT * FROM {_TABLE} WHERE {pairs} AND {where}) "  # noqa: S608 - constants
-            f"SELECT * FROM m {order}"
+            f"WITH m AS MATERIALIZED (SELECT * FROM {_TABLE} WHERE {where}) SELECT * FROM m {order}"  # noqa: S608 - constants
         )
-        params = [*grams, *likes]
+        params = likes
     else:
         # MATERIALIZED keeps the planner from going back to walking the sort index.
         sql = (
