@@ -210,6 +210,44 @@ def test_a_send_goes_through_the_proxy_to_the_web_process(procfile, agent, clien
         assert response.json()["body"] == "Hello Zoë"
 
 
+@pytest.mark.parametrize("proxy", sorted(PROXIES))
+def test_a_send_through_the_proxy_reaches_a_stream_open_through_the_proxy_at_once(
+    proxy, procfile, agent, client_obj, tmp_path
+):
+    """The proxy passes each event on as it comes (no buffering), and the web process's send
+    reaches the events process's stream (the announcement crosses processes)."""
+    if shutil.which(proxy) is None:
+        pytest.skip(f"{proxy} is not installed")
+    config_name, build = PROXIES[proxy]
+    port = _free_port()
+    command = build(_deployed(config_name, procfile["ports"]), port, tmp_path)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    base = f"http://127.0.0.1:{port}"
+    token = api_token_create(user=agent)[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    with _started(command, env, tmp_path / f"{proxy}.log") as server:
+        _wait_http(f"{base}/healthz", server)
+        with (
+            httpx.Client(base_url=base, timeout=20) as http,
+            http.stream("GET", "/api/v1/events", headers=auth) as stream,
+        ):
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert any(line == ": connected" for line in lines)  # before any event exists
+            sent = http.post(
+                f"/api/v1/clients/{client_obj.id}/messages",
+                json={"body": "Live {{ firstName }}"},
+                headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
+            )
+            assert sent.status_code == 201, sent.text
+            started = time.monotonic()
+            for line in lines:
+                if line == "event: message.created":
+                    break
+            assert time.monotonic() - started < 10
+
+
 def test_make_run_serves_everything_on_one_port_and_stops_on_ctrl_c(tmp_path):
     port = _free_port()
     env = {
