@@ -80,6 +80,7 @@ TABLES = (
     "audit_auditrecord",
     "audit_audittreenode",
     "audit_auditcheckpoint",
+    "core_liveevent",
 )
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -278,7 +278,7 @@ def test_checkpoint_is_a_c2sp_signed_note_that_verifies_with_the_published_key(l
     assert name == origin
     raw = base64.b64decode(encoded)
     # Check with the key from the published vkey, computing the key id per the contract.
-    vkey_name, key_hex, key_b64 = signing.current_verifier().vkey.split("+")
+    vkey_name, key_hex, key_b64 = signing.current_verifier().vkey.split("+", 2)
     key = base64.b64decode(key_b64)
     assert vkey_name == name and key[0] == 1
     assert raw[:4] == hashlib.sha256(name.encode() + b"\n\x01" + key[1:]).digest()[:4]

@@ -105,7 +105,7 @@ def test_consistency_between_two_signed_checkpoints(auditor):
 
 def test_public_key_shape(auditor):
     key = auditor.get("/api/v1/audit/public-key").json()
-    name, key_id, encoded = key["vkey"].split("+")
+    name, key_id, encoded = key["vkey"].split("+", 2)
     assert name == key["name"]
     assert base64.b64decode(encoded) == b"\x01" + base64.b64decode(key["public_key"])
     assert len(key_id) == 8

@@ -98,8 +98,8 @@ def procfile(tmp_path: Path) -> Iterator[dict]:
         "HOST": "127.0.0.1",
         "PORT": str(ports["web"]),
         "EVENTS_PORT": str(ports["events"]),
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "4",
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "8",
         "CLIENTDESK_STATIC_FINDERS": "1",
         "LOG_LEVEL": "WARNING",
     }
@@ -246,6 +246,40 @@ def test_a_send_through_the_proxy_reaches_a_stream_open_through_the_proxy_at_onc
                 if line == "event: message.created":
                     break
             assert time.monotonic() - started < 10
+
+
+def test_200_concurrent_sends_with_one_key_through_the_web_process_make_one_message(
+    procfile, agent, client_obj
+):
+    """The production request path (granian WSGI threads, the connection pool) under a
+    200-way race on one Idempotency-Key: one message, 200 identical answers, one replayed 199
+    times."""
+    import asyncio
+
+    from clientdesk.audit.models import AuditEntry, AuditRecord
+    from clientdesk.messaging.models import Message
+
+    token = api_token_create(user=agent)[1]
+    url = f"http://127.0.0.1:{procfile['ports']['web']}/api/v1/clients/{client_obj.id}/messages"
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
+
+    async def race() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            return await asyncio.gather(
+                *(
+                    http.post(url, json={"body": "Once {{ firstName }}"}, headers=headers)
+                    for _ in range(200)
+                )
+            )
+
+    responses = asyncio.run(race())
+    assert [r.status_code for r in responses] == [201] * 200, {r.text for r in responses}
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+    assert Message.objects.count() == 1
+    # The Procfile's worker may already have sequenced the ledger entry into a record.
+    assert AuditEntry.objects.count() + AuditRecord.objects.count() == 1
 
 
 def test_make_run_serves_everything_on_one_port_and_stops_on_ctrl_c(tmp_path):

@@ -59,7 +59,8 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def parse_vkey(vkey: str) -> Verifier:
     try:
-        name, hex_id, encoded = vkey.strip().split("+")
+        # The name holds no "+", but standard base64 can: split off the first two fields only.
+        name, hex_id, encoded = vkey.strip().split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         declared = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error) as error:
