@@ -153,8 +153,20 @@ def followup_overdue_run(*, now: datetime | None = None) -> datetime | None:
     now = now or timezone.now()
     with transaction.atomic():
         claimed = overdue_claim(now=now, limit=OVERDUE_BATCH)
-        for due in claimed:
-            overdue_apply(due, now=now)
+        turned = [m for m in (overdue_apply(due, now=now) for due in claimed) if m is not None]
+        # Last, after every row lock of the batch: the live-event lock is global and a send
+        # takes it after its conversation's row, so taking it earlier could deadlock.
+        for message in turned:
+            live_event_record(
+                client_id=message.client_id,
+                type="message.reply_overdue",
+                data={
+                    "id": str(message.id),
+                    "direction": message.direction,
+                    "reply_state": message.reply_state,
+                    "reply_due_at": iso_utc(message.reply_due_at),
+                },
+            )
     if len(claimed) == OVERDUE_BATCH:
         return now
     return FollowUpDue.objects.order_by("due_at").values_list("due_at", flat=True).first()
@@ -170,7 +182,9 @@ def overdue_claim(*, now: datetime, limit: int) -> list[FollowUpDue]:
     )
 
 
-def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
+def overdue_apply(due: FollowUpDue, *, now: datetime) -> Message | None:
+    """Turn one claimed clock overdue (inside the claiming transaction); returns the message, or
+    None when it was answered first."""
     message = (
         Message.objects.select_for_update(of=("self",))
         .select_related("client", "sender")
@@ -178,7 +192,7 @@ def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
     )
     due.delete()
     if message.reply_state != ReplyState.AWAITING:
-        return  # answered (or turned overdue) by a transaction that committed first
+        return None  # answered (or turned overdue) by a transaction that committed first
     message.reply_state = ReplyState.OVERDUE
     message.save(update_fields=["reply_state"])
     ours = message.direction == Direction.OUT
@@ -195,16 +209,6 @@ def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
             "late_seconds": max(0, int(late / timedelta(seconds=1))),
         },
     )
-    live_event_record(
-        client_id=message.client_id,
-        type="message.reply_overdue",
-        data={
-            "id": str(message.id),
-            "direction": message.direction,
-            "reply_state": message.reply_state,
-            "reply_due_at": iso_utc(message.reply_due_at),
-        },
-    )
     conversation = Conversation.objects.select_for_update().filter(pk=message.client_id).first()
     if conversation is not None:
         if ours:
@@ -213,3 +217,4 @@ def overdue_apply(due: FollowUpDue, *, now: datetime) -> None:
             conversation.response_overdue = True
         conversation.overdue_since = _overdue_since(conversation)
         conversation.save()
+    return message
