@@ -148,3 +148,21 @@ def test_settings_page_is_for_administrators(role, client, make_user):
     client.force_login(make_user(role))
     assert client.get("/settings/follow-up/").status_code == 403
     assert client.post("/settings/follow-up/", {"timezone": "UTC"}).status_code == 403
+
+
+def test_panel_cards_say_direction_reply_state_read_time_and_fold_long_text(
+    agent, client_obj, client
+):
+    from django.utils import timezone as tz
+
+    send(agent, client_obj, "Please reply", expects_reply=True)
+    long_one = send(agent, client_obj, "word " * 300)
+    Message.objects.filter(pk=long_one.pk).update(read_at=tz.now())
+    client_writes(client_obj, "Here is my answer")
+    client.force_login(agent)
+    html = client.get(f"/clients/{client_obj.id}/send/", HTTP_HX_REQUEST="true").content.decode()
+    assert "From Zoë" in html and "To Zoë" in html
+    assert "Answered " in html  # our question, answered by the client's message
+    assert "Needs response · due" in html  # the client's message waits for us
+    assert 'class="read-at">Read ' in html
+    assert "Show more" in html and html.count("word word") > 1
