@@ -129,3 +129,19 @@ def test_every_staff_page_fits_a_phone_and_sending_works_there(
         assert Message.objects.filter(client=target, body="Sent from a phone").count() == 1
     finally:
         context.close()
+
+
+def test_the_phone_top_bar_stays_one_line_on_a_short_page(browser, live_server, make_staff):
+    viewer = make_staff("Viewer")
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE)
+    page = context.new_page()
+    try:
+        page.goto("/accounts/login/")
+        page.get_by_label("Username").fill(viewer.username)
+        page.get_by_label("Password").fill("e2e correct horse battery staple")
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/messages/")  # nearly empty: the grid must not stretch the bar
+        height = page.locator(".sidebar").bounding_box()["height"]
+        assert height < 60, f"the navigation bar is {height} px tall at 390 px"
+    finally:
+        context.close()

@@ -52,6 +52,8 @@ def test_a_template_over_a_draft_keeps_the_draft(page, login, make_staff, client
     login(manager)
     dialog = open_send_panel(page, client_obj)
     box = message_box(dialog)
+    expect(dialog.locator("#draft-kept")).to_be_hidden()
+    expect(dialog.locator("#draft-restored")).to_be_hidden()
     box.fill("My long, careful draft")
     picker = dialog.get_by_placeholder("Use a template (search)…")
     picker.fill("KYC request")
