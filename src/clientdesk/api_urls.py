@@ -21,9 +21,11 @@ from clientdesk.messaging.apis import (
     TemplateListCreateApi,
 )
 from clientdesk.messaging.streams import staff_events
+from clientdesk.portal.apis import PortalSessionsApi
 
 urlpatterns = [
     path("events", staff_events, name="api-events"),
+    path("portal/sessions", PortalSessionsApi.as_view(), name="api-portal-sessions"),
     path("clients", ClientListCreateApi.as_view(), name="api-clients"),
     path("clients/<str:client_id>", ClientDetailApi.as_view(), name="api-client"),
     path(

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "clientdesk.delivery",
     "clientdesk.messaging",
     "clientdesk.followup",
+    "clientdesk.portal",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -234,6 +235,14 @@ CLIENTDESK_AUDIT_PREVIOUS_VKEYS = [
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
     os.environ.get("CLIENTDESK_AUDIT_CHECKPOINT_INTERVAL_SECONDS", "300")
 )
+# The client portal: session lifetime, one-time link lifetime, replies a client may post a
+# minute, and where the business's portal lives (for links in emails and `portal_link`).
+PORTAL_SESSION_MINUTES = int(os.environ.get("CLIENTDESK_PORTAL_SESSION_MINUTES", "15"))
+PORTAL_LINK_MINUTES = 15
+PORTAL_REPLIES_PER_MINUTE = int(os.environ.get("CLIENTDESK_PORTAL_REPLIES_PER_MINUTE", "10"))
+PORTAL_URL = os.environ.get("CLIENTDESK_PORTAL_URL", "")
+# With a portal, emails can notify ("you have a new message") instead of carrying the text.
+EMAIL_NOTIFY_ONLY = _env_bool("CLIENTDESK_EMAIL_NOTIFY_ONLY")
 # With Redis, live events are announced by pub/sub instead of LISTEN/NOTIFY or datagrams.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Live events older than this are pruned (`prune_live_events`); a stream resuming from an

@@ -37,6 +37,8 @@ urlpatterns = [
     path("integrations/", include("clientdesk.delivery.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("clientdesk.api_urls")),
+    path("portal/", include("clientdesk.portal.urls")),
+    path("portal/api/<path:path>", api_not_found),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/<path:path>", api_not_found),

@@ -81,3 +81,76 @@ def test_server_enforces_follow_up_pages_and_api(actors, role):
     listing = web.get("/clients/").content.decode()
     assert ('href="/messages/"' in listing) == (role in CAN_VIEW)
     assert ('href="/settings/follow-up/"' in listing) == (role == "Administrator")
+
+
+# --- the portal: two clients, every portal endpoint ---------------------------------------------
+
+PORTAL_ROLES_THAT_ISSUE = {"Administrator", "Integration"}
+
+
+@pytest.mark.parametrize("role", [*ROLES, "Integration"])
+def test_only_integration_and_administrators_issue_portal_sessions(actors, client_obj, role):
+    _, _, api = actors(role)
+    response = api.post("/api/v1/portal/sessions", {"client_id": str(client_obj.id)}, format="json")
+    assert response.status_code == (201 if role in PORTAL_ROLES_THAT_ISSUE else 403)
+
+
+def test_every_portal_endpoint_with_two_clients(make_user, api_for, make_client, agent):
+    import uuid
+
+    from rest_framework.test import APIClient
+
+    from clientdesk.core.request_meta import RequestMeta
+    from clientdesk.messaging.services import message_send
+
+    alice, bob = make_client(), make_client()
+    messages = {
+        c.id: message_send(
+            sender=agent,
+            client_id=c.id,
+            body=f"to {c.first_name}",
+            idempotency_key=str(uuid.uuid4()),
+            meta=RequestMeta(),
+        ).message_id
+        for c in (alice, bob)
+    }
+    issuer = api_for(make_user("Integration"))
+
+    def portal(client):
+        token = issuer.post(
+            "/api/v1/portal/sessions", {"client_id": str(client.id)}, format="json"
+        ).json()["token"]
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return api
+
+    doors = {
+        "alice": portal(alice),
+        "bob": portal(bob),
+        "staff": api_for(agent),
+        "none": APIClient(),
+    }
+    for name, api in doors.items():
+        own = {"alice": alice, "bob": bob}.get(name)
+        listing = api.get("/portal/api/v1/messages")
+        events = api.get("/portal/api/v1/events?last_event_id=x")  # refused before streaming
+        if own is None:
+            assert listing.status_code == 401
+            assert api.get("/portal/api/v1/events").status_code == 401
+        else:
+            assert [m["id"] for m in listing.json()["items"]] == [str(messages[own.id])]
+            assert events.status_code == 400
+        for target in (alice, bob):
+            read = api.post(f"/portal/api/v1/messages/{messages[target.id]}/read")
+            answer = api.post(
+                "/portal/api/v1/messages",
+                {"body": "hi", "in_reply_to": str(messages[target.id])},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY=f"{name}-{target.id}",
+            )
+            if own is None:
+                assert (read.status_code, answer.status_code) == (401, 401)
+            elif own == target:
+                assert (read.status_code, answer.status_code) == (200, 201)
+            else:
+                assert (read.status_code, answer.status_code) == (404, 422)

@@ -17,6 +17,13 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     "Viewer": [
         ("messaging", "view_message"),
     ],
+    # The service account of the business's own portal backend.
+    "Integration": [
+        ("portal", "issue_session"),
+        ("messaging", "view_message"),
+        ("clients", "add_client"),
+        ("clients", "change_client"),
+    ],
 }
 ADMINISTRATOR = "Administrator"
 ROLES = [ADMINISTRATOR, *ROLE_PERMISSIONS]

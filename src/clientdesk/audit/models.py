@@ -20,6 +20,8 @@ class ActivityType(models.TextChoices):
     DELIVERY_FAILED = "message.delivery_failed", "Delivery failed"
     REPLY_OVERDUE = "message.reply_overdue", "Reply overdue"
     RESPONSE_OVERDUE = "message.response_overdue", "Response overdue"
+    MESSAGE_READ = "message.read", "Read by the client"
+    REPLY_RECEIVED = "message.received", "Reply from the client"
 
 
 class ActivityEvent(models.Model):

@@ -36,13 +36,21 @@ def activity_record(
     created_at: datetime,
     subject_id: Any = None,
     data: dict[str, Any] | None = None,
+    by_client: bool = False,
 ) -> ActivityEvent:
+    """`by_client`: the client did it (read, replied), not staff or the system."""
+    if by_client:
+        actor_type, label = ActorType.CLIENT, client.full_name
+    elif actor:
+        actor_type, label = ActorType.STAFF, actor.display_name
+    else:
+        actor_type, label = ActorType.SYSTEM, "Clientdesk"
     return ActivityEvent.objects.create(
         client=client,
         type=type,
-        actor_type=ActorType.STAFF if actor else ActorType.SYSTEM,
+        actor_type=actor_type,
         actor_user=actor,
-        actor_label=actor.display_name if actor else "Clientdesk",
+        actor_label=label,
         subject_id=subject_id,
         data=data or {},
         created_at=created_at,
@@ -78,6 +86,7 @@ def audit_append(
     object_id: Any,
     created_at: datetime,
     data: dict[str, Any] | None = None,
+    client_actor: Client | None = None,
 ) -> AuditEntry:
     """Add a record to the ledger. Must run inside the transaction that makes the audited change.
 
@@ -85,11 +94,21 @@ def audit_append(
     gives it its sequence and hash. So concurrent sends never queue on the ledger's end."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction it audits")
+    if client_actor is not None:  # the client acted (read, replied) through the portal
+        actor_type, actor_id, label = (
+            ActorType.CLIENT,
+            str(client_actor.pk),
+            client_actor.full_name,
+        )
+    elif actor:
+        actor_type, actor_id, label = ActorType.STAFF, str(actor.pk), actor.display_name
+    else:
+        actor_type, actor_id, label = ActorType.SYSTEM, "", "Clientdesk"
     return AuditEntry.objects.create(
         created_at=created_at,
-        actor_type=ActorType.STAFF if actor else ActorType.SYSTEM,
-        actor_id=str(actor.pk) if actor else "",
-        actor_label=actor.display_name if actor else "Clientdesk",
+        actor_type=actor_type,
+        actor_id=actor_id,
+        actor_label=label,
         action=action,
         object_type=object_type,
         object_id=str(object_id),

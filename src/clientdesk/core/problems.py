@@ -3,6 +3,7 @@
 from http import HTTPStatus
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -61,6 +62,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             **exc.extra,
         )
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, RequestDataTooBig):
+        body = problem_body(
+            status_code=413,
+            title=status_title(413),
+            detail="The request body is too large.",
+            type_slug="payload-too-large",
+        )
+        return Response(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)

@@ -1,5 +1,7 @@
 """What a message looks like on each delivery channel; `delivery` carries it there."""
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,17 +17,22 @@ def _time(message: Message) -> str:
     return iso_utc(message.created_at)
 
 
-def webhook_payload(message: Message) -> dict[str, Any]:
+def webhook_payload(
+    message: Message, *, type: str = "message.sent", timestamp: datetime | None = None
+) -> dict[str, Any]:
     sender = message.sender
     return {
-        "type": "message.sent",
-        "timestamp": _time(message),
+        "type": type,
+        "timestamp": iso_utc(timestamp) if timestamp else _time(message),
         "data": {
             "message": {
                 "id": str(message.id),
+                "direction": message.direction,
                 "body": message.body,
                 "created_at": _time(message),
                 "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
+                "read_at": iso_utc(message.read_at),
+                "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
             },
             "client": {"id": str(message.client_id), "external_id": message.client.external_id},
         },
@@ -95,3 +102,17 @@ def message_deliveries_create(message: Message) -> list[Delivery]:
         )
         for channel in active_channels(client=message.client)
     ]
+
+
+def message_event_webhook_create(message: Message, *, type: str, at: datetime) -> Delivery | None:
+    """Queue `message.read` or `message.received` to the outgoing endpoint, when it is enabled.
+    A read receipt gets its own subject id, so it never shows as the message's own delivery."""
+    if Channel.WEBHOOK not in active_channels(client=message.client):
+        return None
+    subject_id = message.id if type == "message.received" else uuid.uuid5(message.id, type)
+    return delivery_create(
+        channel=Channel.WEBHOOK,
+        client=message.client,
+        subject_id=subject_id,
+        payload=webhook_payload(message, type=type, timestamp=at),
+    )

@@ -1,0 +1,192 @@
+"""The portal API (`/portal/api/v1/`, a client's session token) and the staff endpoint that mints
+sessions (`POST /api/v1/portal/sessions`, the business's portal backend)."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clientdesk.accounts.models import ApiToken, User
+from clientdesk.accounts.services import token_digest
+from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
+from clientdesk.core.request_meta import RequestMeta
+from clientdesk.messaging.representations import message_client_representation
+from clientdesk.portal.authentication import (
+    IsPortalClient,
+    PortalClient,
+    PortalTokenAuthentication,
+    bearer_token,
+)
+from clientdesk.portal.selectors import portal_inbox
+from clientdesk.portal.services import (
+    TooManyRequests,
+    portal_link_redeem,
+    portal_message_read,
+    portal_reply_create,
+    portal_session_issue,
+)
+
+_SESSION = inline_serializer(
+    "PortalSession",
+    {
+        "token": serializers.CharField(),
+        "expires_at": serializers.DateTimeField(),
+        "client_id": serializers.UUIDField(),
+    },
+)
+_PORTAL_MESSAGE = inline_serializer(
+    "PortalMessage",
+    {
+        "id": serializers.UUIDField(),
+        "direction": serializers.ChoiceField(["out", "in"]),
+        "body": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "sender": inline_serializer(
+            "PortalSender", {"name": serializers.CharField()}, allow_null=True
+        ),
+        "read_at": serializers.DateTimeField(allow_null=True),
+        "in_reply_to": serializers.UUIDField(allow_null=True),
+    },
+)
+
+
+class PortalSessionsApi(APIView):
+    """Staff token with *Issue client portal sessions* → a token for one client."""
+
+    class Input(serializers.Serializer):
+        client_id = serializers.UUIDField(required=False)
+        external_id = serializers.CharField(required=False, max_length=64)
+
+    @extend_schema(request=Input, responses={201: _SESSION}, operation_id="portal_session_issue")
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        header = request.headers.get("Authorization", "")
+        token = bearer_token(header)
+        minting = ApiToken.objects.filter(digest=token_digest(token)).first() if token else None
+        assert isinstance(request.user, User)
+        issued = portal_session_issue(
+            issuer=request.user,
+            token=minting,
+            client_id=data.validated_data.get("client_id"),
+            external_id=data.validated_data.get("external_id"),
+        )
+        return Response(issued.representation(), status=status.HTTP_201_CREATED)
+
+
+class PortalApiView(APIView):
+    authentication_classes = [PortalTokenAuthentication]
+    permission_classes = [IsPortalClient]
+
+    def portal_client(self, request: Request) -> PortalClient:
+        assert isinstance(request.user, PortalClient)
+        return request.user
+
+
+class PortalSessionExchangeApi(APIView):
+    """A one-time sign-in code (from `manage.py portal_link`) → a session token."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer):
+        code = serializers.CharField(max_length=100)
+
+    @extend_schema(request=Input, responses={201: _SESSION}, operation_id="portal_session_exchange")
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = portal_link_redeem(code=data.validated_data["code"])
+        return Response(issued.representation(), status=status.HTTP_201_CREATED)
+
+
+class PortalMessagesApi(PortalApiView):
+    class Query(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+        before = serializers.CharField(required=False, max_length=200)
+
+    class Input(serializers.Serializer):
+        body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        in_reply_to = serializers.UUIDField(required=False, allow_null=True)
+
+    @extend_schema(
+        parameters=[Query],
+        responses={
+            200: inline_serializer(
+                "PortalInbox",
+                {
+                    "items": serializers.ListField(child=_PORTAL_MESSAGE),
+                    "unread_count": serializers.IntegerField(),
+                    "next": serializers.CharField(allow_null=True),
+                    "last_event_id": serializers.IntegerField(),
+                },
+            )
+        },
+        operation_id="portal_messages_list",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        inbox = portal_inbox(
+            client=self.portal_client(request).client,
+            limit=query.validated_data["limit"],
+            before=query.validated_data.get("before"),
+        )
+        return Response(
+            {
+                "items": [message_client_representation(m) for m in inbox.items],
+                "unread_count": inbox.unread_count,
+                "next": inbox.next,
+                "last_event_id": inbox.last_event_id,
+            }
+        )
+
+    @extend_schema(
+        request=Input,
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
+        ],
+        responses={201: _PORTAL_MESSAGE},
+        operation_id="portal_reply_create",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = portal_reply_create(
+                client=self.portal_client(request).client,
+                body=data.validated_data["body"],
+                in_reply_to=data.validated_data.get("in_reply_to"),
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+                meta=RequestMeta.from_request(request),
+            )
+        except TooManyRequests as error:
+            body = problem_body(
+                status_code=error.status,
+                title=error.title,
+                detail=error.detail,
+                type_slug=error.type_slug,
+            )
+            return Response(
+                body,
+                status=error.status,
+                content_type=PROBLEM_CONTENT_TYPE,
+                headers={"Retry-After": str(error.retry_after)},
+            )
+        return Response(
+            message_client_representation(result.message),
+            status=status.HTTP_201_CREATED,  # a replay answers as the first request did
+        )
+
+
+class PortalMessageReadApi(PortalApiView):
+    @extend_schema(request=None, responses={200: _PORTAL_MESSAGE}, operation_id="portal_read")
+    def post(self, request: Request, message_id: str) -> Response:
+        message = portal_message_read(
+            client=self.portal_client(request).client, message_id=message_id
+        )
+        return Response(message_client_representation(message))

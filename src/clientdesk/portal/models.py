@@ -1,0 +1,69 @@
+"""Portal sessions (short-lived, one client each), one-time sign-in links, and the idempotency
+answers of client replies."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from clientdesk.accounts.models import ApiToken
+from clientdesk.clients.models import Client
+
+
+class PortalSession(models.Model):
+    """A client's session. The token handed out is a signature over this row's id; the row is
+    what revocation acts on (its minting token revoked, its staff user deactivated)."""
+
+    class Via(models.TextChoices):
+        API = "api", "Issued through the API"
+        LINK = "link", "One-time sign-in link"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="portal_sessions")
+    via = models.CharField(max_length=8, choices=Via.choices)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    issued_by_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("issue_session", "Issue client portal sessions")]
+
+    def __str__(self) -> str:
+        return f"Portal session of {self.client} until {self.expires_at:%H:%M}"
+
+
+class PortalLink(models.Model):
+    """A one-time sign-in code; only its SHA-256 is kept."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Sign-in link for {self.client}"
+
+
+class PortalReplyKey(models.Model):
+    """The first answer to a client's reply, so a retry with the same key replays it."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    message_id = models.UUIDField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="portal_reply_key_per_client")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,411 @@
+"""Writes of the client's side: issuing portal sessions and sign-in links, marking a message
+read, and receiving a client's reply.
+
+Tokens are Django signatures (HMAC-SHA256 under SECRET_KEY, salted for this use) over the
+session's id and client id, prefixed `cdp_`. We chose Django's signing over a JWT library: the
+token is opaque to integrators, no claim in it is trusted without the `PortalSession` row
+(which carries expiry and revocation), and it adds no dependency. The signature lets us refuse
+a forged or mangled token without touching the database.
+"""
+
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clientdesk.accounts.models import ApiToken, User
+from clientdesk.audit.models import ActivityType
+from clientdesk.audit.services import activity_record, audit_append
+from clientdesk.clients.models import Client
+from clientdesk.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+from clientdesk.core.live import live_event_record
+from clientdesk.core.request_meta import RequestMeta
+from clientdesk.core.time import iso_utc
+from clientdesk.messaging.hooks import message_written
+from clientdesk.messaging.models import Direction, Message
+from clientdesk.messaging.outbound import message_event_webhook_create
+from clientdesk.messaging.representations import message_client_representation
+from clientdesk.portal.models import PortalLink, PortalReplyKey, PortalSession
+
+ISSUE_PERMISSION = "portal.issue_session"
+TOKEN_PREFIX = "cdp_"  # noqa: S105 - a prefix, not a secret
+_SALT = "clientdesk.portal.session"
+_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+class TooManyRequests(ApplicationError):
+    status = 429
+    title = "Too many requests"
+    type_slug = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class LinkUnusable(ApplicationError):
+    status = 410
+    title = "Gone"
+    type_slug = "sign-in-link-unusable"
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    token: str
+    session: PortalSession
+
+    def representation(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "expires_at": iso_utc(self.session.expires_at),
+            "client_id": str(self.session.client_id),
+        }
+
+
+def _session_lifetime() -> timedelta:
+    return timedelta(minutes=settings.PORTAL_SESSION_MINUTES)
+
+
+def _issue(
+    *,
+    client: Client,
+    via: str,
+    issued_by: User | None = None,
+    issued_by_token: ApiToken | None = None,
+) -> IssuedSession:
+    now = timezone.now()
+    session = PortalSession.objects.create(
+        client=client,
+        via=via,
+        issued_by=issued_by,
+        issued_by_token=issued_by_token,
+        created_at=now,
+        expires_at=now + _session_lifetime(),
+    )
+    signed = signing.TimestampSigner(salt=_SALT).sign_object(
+        {"s": session.id.hex, "c": client.id.hex}, compress=False
+    )
+    return IssuedSession(token=TOKEN_PREFIX + signed, session=session)
+
+
+def _client_by(*, client_id: Any, external_id: Any) -> Client:
+    if (client_id is None) == (external_id is None):
+        raise ValidationFailed(
+            "Give either client_id or external_id.",
+            errors={"client_id": ["Give client_id or external_id, not both."]},
+        )
+    try:
+        if client_id is not None:
+            return Client.objects.get(pk=client_id)
+        return Client.objects.get(external_id=external_id)
+    except (Client.DoesNotExist, DjangoValidationError, ValueError, TypeError) as error:
+        raise NotFound("No such client.") from error
+
+
+def portal_session_issue(
+    *,
+    issuer: User,
+    token: ApiToken | None,
+    client_id: Any = None,
+    external_id: Any = None,
+) -> IssuedSession:
+    """Mint a session for one client, on behalf of the business's portal backend."""
+    if not issuer.has_perm(ISSUE_PERMISSION):
+        raise PermissionDenied(
+            "You need the 'Issue client portal sessions' permission (the Integration role)."
+        )
+    client = _client_by(client_id=client_id, external_id=external_id)
+    with transaction.atomic():
+        issued = _issue(
+            client=client, via=PortalSession.Via.API, issued_by=issuer, issued_by_token=token
+        )
+        audit_append(
+            actor=issuer,
+            action="portal.session_issued",
+            object_type="client",
+            object_id=client.id,
+            created_at=issued.session.created_at,
+            data={"session_id": str(issued.session.id), "via": "api"},
+        )
+    return issued
+
+
+def portal_session_authenticate(*, token: str) -> PortalSession | None:
+    """The live session a portal token stands for, or None: forged, expired, revoked, or its
+    minting token or staff user is no longer active."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 400:
+        return None
+    try:
+        claims = signing.TimestampSigner(salt=_SALT).unsign_object(
+            token[len(TOKEN_PREFIX) :],
+            max_age=_session_lifetime(),
+        )
+        session_id = uuid.UUID(hex=claims["s"])
+        client_id = uuid.UUID(hex=claims["c"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return None
+    session = (
+        PortalSession.objects.select_related("client", "issued_by", "issued_by_token")
+        .filter(
+            pk=session_id,
+            client_id=client_id,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .first()
+    )
+    if session is None:
+        return None
+    if session.via == PortalSession.Via.API:
+        minted = session.issued_by_token
+        user = session.issued_by
+        if user is None or not user.is_active:
+            return None
+        if minted is not None and minted.revoked_at is not None:
+            return None
+    return session
+
+
+def _code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def portal_link_create(*, client: Client) -> str:
+    """A one-time sign-in code for the reference cabinet, valid 15 minutes."""
+    code = secrets.token_urlsafe(24)
+    now = timezone.now()
+    with transaction.atomic():
+        PortalLink.objects.create(
+            digest=_code_digest(code),
+            client=client,
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.PORTAL_LINK_MINUTES),
+        )
+        audit_append(
+            actor=None,
+            action="portal.link_created",
+            object_type="client",
+            object_id=client.id,
+            created_at=now,
+        )
+    return code
+
+
+def portal_link_redeem(*, code: str) -> IssuedSession:
+    """Exchange a sign-in code for a session, once."""
+    if not isinstance(code, str) or not 1 <= len(code) <= 100:
+        raise ValidationFailed("That sign-in code is malformed.", errors={"code": ["Malformed."]})
+    now = timezone.now()
+    with transaction.atomic():
+        # The conditional update claims the code: of two concurrent redeemers only one wins.
+        claimed = PortalLink.objects.filter(
+            digest=_code_digest(code), used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
+        if not claimed:
+            raise LinkUnusable(
+                "This sign-in link was already used or has expired. Ask for a new link."
+            )
+        link = PortalLink.objects.select_related("client").get(digest=_code_digest(code))
+        return _issue(client=link.client, via=PortalSession.Via.LINK)
+
+
+def portal_message_read(*, client: Client, message_id: Any) -> Message:
+    """Mark a message from the business read. Idempotent: the first time is kept. Only that
+    message: earlier unread ones stay unread until opened."""
+    with transaction.atomic():
+        try:
+            message = (
+                Message.objects.select_for_update()
+                .select_related("sender", "client")
+                .get(pk=message_id, client=client)
+            )
+        except (Message.DoesNotExist, DjangoValidationError, ValueError, TypeError) as error:
+            raise NotFound("No such message.") from error
+        if message.direction != Direction.OUT:
+            raise ValidationFailed(
+                "Only messages from the business can be marked read.",
+                errors={"id": ["This is your own message."]},
+            )
+        if message.read_at is not None:
+            return message
+        now = timezone.now()
+        message.read_at = now
+        message.save(update_fields=["read_at"])
+        activity_record(
+            client=client,
+            type=ActivityType.MESSAGE_READ,
+            actor=None,
+            by_client=True,
+            created_at=now,
+            subject_id=message.id,
+            data={"message_id": str(message.id)},
+        )
+        message_event_webhook_create(message, type="message.read", at=now)
+        live_event_record(
+            client_id=client.id,
+            type="message.read",
+            data={"id": str(message.id), "read_at": iso_utc(now)},
+        )
+        audit_append(
+            actor=None,
+            client_actor=client,
+            action="message.read",
+            object_type="message",
+            object_id=message.id,
+            created_at=now,
+        )
+    return message
+
+
+def _check_reply_rate(client: Client, now: datetime) -> None:
+    window = timedelta(seconds=60)
+    recent = list(
+        Message.objects.filter(client=client, direction=Direction.IN, created_at__gt=now - window)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)[: settings.PORTAL_REPLIES_PER_MINUTE]
+    )
+    if len(recent) >= settings.PORTAL_REPLIES_PER_MINUTE:
+        retry_after = max(1, int((recent[0] + window - now).total_seconds()) + 1)
+        raise TooManyRequests(
+            f"At most {settings.PORTAL_REPLIES_PER_MINUTE} replies a minute; "
+            f"try again in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+def _reply_fingerprint(body: str, in_reply_to: Any) -> str:
+    canonical = json.dumps({"body": body, "in_reply_to": str(in_reply_to or "")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= 255 or not set(key) <= _KEY_CHARS:
+        raise ValidationFailed(
+            "Idempotency-Key must be 1–255 printable ASCII characters without spaces "
+            "(a UUID is a good choice).",
+            errors={"Idempotency-Key": ["Invalid idempotency key."]},
+        )
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    message: Message
+    replayed: bool
+
+
+def _replay(existing: PortalReplyKey, fingerprint: str) -> ReplyResult:
+    if existing.fingerprint != fingerprint:
+        raise ValidationFailed(
+            "This Idempotency-Key was already used for another reply; use a new key.",
+            errors={"Idempotency-Key": ["Already used with another request body."]},
+        )
+    message = Message.objects.select_related("sender").get(pk=existing.message_id)
+    return ReplyResult(message, replayed=True)
+
+
+def portal_reply_create(
+    *,
+    client: Client,
+    body: str,
+    idempotency_key: str,
+    meta: RequestMeta,
+    in_reply_to: Any = None,
+) -> ReplyResult:
+    """Receive a client's reply: plain text, never rendered, the same limits as staff messages.
+
+    The single place a reply is written: the timeline, the ledger, the `message.received`
+    webhook and the live event all happen here, in one transaction."""
+    _check_key(idempotency_key)
+    if not body.strip():
+        raise ValidationFailed(
+            "Type a reply before sending.", errors={"body": ["This field may not be blank."]}
+        )
+    if len(body) > settings.MESSAGE_MAX_LENGTH:
+        raise ValidationFailed(
+            f"The reply is {len(body):,} characters; the limit is {settings.MESSAGE_MAX_LENGTH:,}.",
+            errors={"body": [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
+        )
+    fingerprint = _reply_fingerprint(body, in_reply_to)
+    existing = PortalReplyKey.objects.filter(client=client, key=idempotency_key).first()
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    original: Message | None = None
+    if in_reply_to is not None:
+        original = Message.objects.filter(pk=in_reply_to, client=client).first()
+        if original is None:
+            raise ValidationFailed(
+                "in_reply_to must be the id of one of your messages.",
+                errors={"in_reply_to": ["No such message."]},
+            )
+    try:
+        with transaction.atomic():
+            # Lock the client row: replies of one client take turns, so the rate check holds.
+            Client.objects.select_for_update().filter(pk=client.pk).exists()
+            now = timezone.now()
+            _check_reply_rate(client, now)
+            message = Message.objects.create(
+                client=client,
+                direction=Direction.IN,
+                sender=None,
+                body=body,
+                source=body,
+                idempotency_key=idempotency_key,
+                request_ip=meta.ip,
+                user_agent=meta.user_agent,
+                request_id=meta.request_id,
+                created_at=now,
+                in_reply_to=original,
+            )
+            message_written(message)  # the follow-up clocks: answered, needs a response
+            PortalReplyKey.objects.create(
+                client=client,
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                message_id=message.id,
+                created_at=now,
+            )
+            activity_record(
+                client=client,
+                type=ActivityType.REPLY_RECEIVED,
+                actor=None,
+                by_client=True,
+                created_at=now,
+                subject_id=message.id,
+                data={"message_id": str(message.id), "body": body},
+            )
+            message_event_webhook_create(message, type="message.received", at=now)
+            live_event_record(
+                client_id=client.id,
+                type="message.created",
+                data=message_client_representation(message),
+            )
+            audit_append(
+                actor=None,
+                client_actor=client,
+                action="message.received",
+                object_type="message",
+                object_id=message.id,
+                created_at=now,
+                data={
+                    "in_reply_to": str(original.id) if original else None,
+                    "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+                    "ip": meta.ip,
+                    "user_agent": meta.user_agent,
+                    "request_id": meta.request_id,
+                },
+            )
+    except IntegrityError:
+        existing = PortalReplyKey.objects.filter(client=client, key=idempotency_key).first()
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    return ReplyResult(message, replayed=False)

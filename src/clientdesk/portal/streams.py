@@ -1,0 +1,61 @@
+"""The client's event stream, `GET /portal/api/v1/events`: the client's new messages (from the
+business or their own, from another device) and read receipts, for one portal session."""
+
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+from clientdesk.core.live import Event, StreamSpec, db_call, parse_cursor, sse_frame, sse_response
+from clientdesk.core.problems import problem_response
+from clientdesk.portal.authentication import bearer_token
+from clientdesk.portal.services import portal_session_authenticate
+
+PORTAL_TYPES = frozenset({"message.created", "message.read"})
+
+
+def portal_frame(event: Event) -> str:
+    """The client sees the data as the portal API lists it: no client id, no staff details."""
+    frame = event.frames.get("portal")
+    if frame is None:
+        frame = event.frames["portal"] = sse_frame(
+            event_id=event.id, type=event.type, data=event.data
+        )
+    return frame
+
+
+async def portal_events(request: HttpRequest) -> HttpResponseBase:
+    if request.method != "GET":
+        return problem_response(
+            status_code=405, detail="Use GET for the event stream.", type_slug="method-not-allowed"
+        )
+    try:
+        # The header wins: a browser reconnecting sends it, newer than the URL's.
+        cursor = parse_cursor(
+            request.headers.get("Last-Event-ID") or request.GET.get("last_event_id")
+        )
+    except ValueError as error:
+        return problem_response(status_code=400, detail=str(error), type_slug="invalid-cursor")
+    header = request.headers.get("Authorization")
+    # EventSource cannot send headers, so the short-lived token may come in the URL instead.
+    token = bearer_token(header) if header is not None else request.GET.get("token")
+    session = await db_call(portal_session_authenticate)(token=token) if token else None
+    if session is None:
+        response = problem_response(
+            status_code=401,
+            detail="Unknown or expired portal session token: ask your portal for a new session.",
+            type_slug="not-authenticated",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="portal"'
+        return response
+
+    async def still_valid() -> str | None:
+        alive = await db_call(portal_session_authenticate)(token=token)
+        return None if alive is not None else "session_revoked"
+
+    spec = StreamSpec(
+        client_ids=frozenset({session.client_id}),
+        types=PORTAL_TYPES,
+        render=portal_frame,
+        still_valid=still_valid,
+        expires_at=session.expires_at,
+    )
+    return sse_response(spec, cursor=cursor)

@@ -1,0 +1,19 @@
+"""Routes of the client's side: the reference cabinet and the portal API under /portal/."""
+
+from django.urls import path
+
+from clientdesk.portal import apis, streams, views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.cabinet, name="cabinet"),
+    path("api/v1/session", apis.PortalSessionExchangeApi.as_view(), name="api-session"),
+    path("api/v1/messages", apis.PortalMessagesApi.as_view(), name="api-messages"),
+    path(
+        "api/v1/messages/<str:message_id>/read",
+        apis.PortalMessageReadApi.as_view(),
+        name="api-message-read",
+    ),
+    path("api/v1/events", streams.portal_events, name="api-events"),
+]
