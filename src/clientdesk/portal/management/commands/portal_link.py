@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if found is None:
             try:
                 found = Client.objects.filter(pk=client).first()
-            except Exception:  # not a UUID either  # noqa: BLE001
+            except Exception:  # not a UUID either
                 found = None
         if found is None:
             raise CommandError(f"No client with id or external id {client!r}.")
