@@ -83,6 +83,21 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
+def live_server(transactional_db: None) -> Iterator[Any]:
+    """Clientdesk under uvicorn (ASGI), as `make run` serves it, not Django's threaded WSGI test
+    server: event streams are async and need an event loop to stay open."""
+    from tests.servers import InProcessServer
+
+    server = InProcessServer()
+    # pytest-django's autouse helper toggles this on whatever `live_server` is; nothing to change.
+    server._live_server_modified_settings = override_settings()  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
     """A fresh context and page per test. Fails the test if a static file does not load or a
     script throws."""

@@ -21,19 +21,21 @@ def webhook_payload(
     message: Message, *, type: str = "message.sent", timestamp: datetime | None = None
 ) -> dict[str, Any]:
     sender = message.sender
+    shape: dict[str, Any] = {
+        "id": str(message.id),
+        "body": message.body,
+        "created_at": _time(message),
+        "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
+    }
+    if type != "message.sent":  # what the client did: which way, when read, answering what
+        shape["direction"] = message.direction
+        shape["read_at"] = iso_utc(message.read_at)
+        shape["in_reply_to"] = str(message.in_reply_to_id) if message.in_reply_to_id else None
     return {
         "type": type,
         "timestamp": iso_utc(timestamp) if timestamp else _time(message),
         "data": {
-            "message": {
-                "id": str(message.id),
-                "direction": message.direction,
-                "body": message.body,
-                "created_at": _time(message),
-                "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
-                "read_at": iso_utc(message.read_at),
-                "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
-            },
+            "message": shape,
             "client": {"id": str(message.client_id), "external_id": message.client.external_id},
         },
     }

@@ -12,7 +12,6 @@ from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
-from clientdesk.delivery.models import DeliveryStatus
 from clientdesk.delivery.selectors import delivery_get
 from clientdesk.delivery.services import active_channels, delivery_retry_now
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
@@ -24,7 +23,6 @@ from clientdesk.messaging.selectors import (
 from clientdesk.messaging.services import check_can_send, message_send, new_idempotency_key
 
 SENT_LIST_SIZE = 20
-_OPEN = {DeliveryStatus.PENDING, DeliveryStatus.SENDING}
 
 
 def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
@@ -34,7 +32,6 @@ def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
     return {
         "client": client,
         "sent": rows,
-        "watching": any(d.status in _OPEN for _, ds in rows for d in ds),
         "can_retry": request.user.has_perm("messaging.send_private_message"),
     }
 
@@ -76,7 +73,8 @@ def send_panel(request: HttpRequest, client_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
-    """The sent messages with their delivery status; the panel polls it while any is open."""
+    """The conversation with delivery status, replies and read receipts; the panel fetches it
+    again when the staff event stream says something changed for this client."""
     try:
         context = _sent_context(request, client_get(client_id=client_id))
     except ApplicationError as error:

@@ -141,6 +141,8 @@ function render(message) {
 
 async function toggle(message) {
   const li = $(`m-${message.id}`);
+  state.fresh = 0; // the reader is looking at the list now
+  $("new-indicator").hidden = true;
   li.dataset.open = li.dataset.open === "1" ? "" : "1";
   render(message);
   li.querySelector("button").focus();
