@@ -74,6 +74,8 @@ def email_subject(language: str, business: str) -> str:
 
 def email_payload(message: Message) -> dict[str, Any]:
     business = settings.BUSINESS_NAME
+    if settings.EMAIL_NOTIFY_ONLY and settings.PORTAL_URL:
+        return _notification_email(message, business)
     sender = message.sender.display_name if message.sender else business
     text = f"{message.body}\n\n— {sender}, {business}\n"
     # Plain HTML: the text escaped, paragraphs kept; no images, no tracking.
@@ -89,6 +91,25 @@ def email_payload(message: Message) -> dict[str, Any]:
         "html": html,
         "from_name": business,
         "reply_to": settings.EMAIL_REPLY_TO,
+    }
+
+
+def _notification_email(message: Message, business: str) -> dict[str, Any]:
+    """The email as a notification only: the text stays in the portal, behind its sign-in
+    (what regulated businesses prefer to plain-text mail)."""
+    url = settings.PORTAL_URL
+    text = f"You have a new message from {business} in your online cabinet.\n\n{url}\n"
+    html = (
+        '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
+        f"<p>You have a new message from {escape(business)} in your online cabinet.</p>"
+        f'<p><a href="{escape(url)}">Open your online cabinet</a></p></div>'
+    )
+    return {
+        "to": message.client.email,
+        "subject": f"New message from {business}",
+        "text": text,
+        "html": html,
+        "from_name": business,
     }
 
 

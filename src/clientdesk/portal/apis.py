@@ -57,13 +57,15 @@ _PORTAL_MESSAGE = inline_serializer(
 class PortalSessionsApi(APIView):
     """Staff token with *Issue client portal sessions* → a token for one client."""
 
-    class Input(serializers.Serializer):
+    class PortalSessionRequest(serializers.Serializer):
         client_id = serializers.UUIDField(required=False)
         external_id = serializers.CharField(required=False, max_length=64)
 
-    @extend_schema(request=Input, responses={201: _SESSION}, operation_id="portal_session_issue")
+    @extend_schema(
+        request=PortalSessionRequest, responses={201: _SESSION}, operation_id="portal_session_issue"
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.PortalSessionRequest(data=request.data)
         data.is_valid(raise_exception=True)
         header = request.headers.get("Authorization", "")
         token = bearer_token(header)
@@ -93,28 +95,30 @@ class PortalSessionExchangeApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    class Input(serializers.Serializer):
+    class PortalSignInCode(serializers.Serializer):
         code = serializers.CharField(max_length=100)
 
-    @extend_schema(request=Input, responses={201: _SESSION}, operation_id="portal_session_exchange")
+    @extend_schema(
+        request=PortalSignInCode, responses={201: _SESSION}, operation_id="portal_session_exchange"
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.PortalSignInCode(data=request.data)
         data.is_valid(raise_exception=True)
         issued = portal_link_redeem(code=data.validated_data["code"])
         return Response(issued.representation(), status=status.HTTP_201_CREATED)
 
 
 class PortalMessagesApi(PortalApiView):
-    class Query(serializers.Serializer):
+    class PortalInboxQuery(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
         before = serializers.CharField(required=False, max_length=200)
 
-    class Input(serializers.Serializer):
+    class PortalReply(serializers.Serializer):
         body = serializers.CharField(trim_whitespace=False, allow_blank=True)
         in_reply_to = serializers.UUIDField(required=False, allow_null=True)
 
     @extend_schema(
-        parameters=[Query],
+        parameters=[PortalInboxQuery],
         responses={
             200: inline_serializer(
                 "PortalInbox",
@@ -129,7 +133,7 @@ class PortalMessagesApi(PortalApiView):
         operation_id="portal_messages_list",
     )
     def get(self, request: Request) -> Response:
-        query = self.Query(data=request.query_params)
+        query = self.PortalInboxQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         inbox = portal_inbox(
             client=self.portal_client(request).client,
@@ -146,7 +150,7 @@ class PortalMessagesApi(PortalApiView):
         )
 
     @extend_schema(
-        request=Input,
+        request=PortalReply,
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
         ],
@@ -154,7 +158,7 @@ class PortalMessagesApi(PortalApiView):
         operation_id="portal_reply_create",
     )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = self.PortalReply(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             result = portal_reply_create(

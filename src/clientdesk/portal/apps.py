@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class PortalConfig(AppConfig):
     name = "clientdesk.portal"
     label = "portal"
+
+    def ready(self) -> None:
+        from clientdesk.portal import schema  # noqa: F401 - registers the OpenAPI auth scheme

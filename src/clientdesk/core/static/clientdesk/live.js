@@ -6,28 +6,34 @@
   "use strict";
   const TYPES = ["message.created", "message.read", "delivery.updated", "message.reply_overdue"];
   let source = null;
-  const due = new Set();
+  const due = new Set(); // client ids ("*": all) with news not yet fetched
   let timer = null;
 
   function watched() {
     return document.querySelectorAll("[data-live-client]");
   }
 
-  // Coalesce a burst (a send writes the message, then its deliveries move on) into one refetch.
-  function refresh(clientId) {
+  function schedule(clientId) {
+    due.add(clientId);
+    // Coalesce a burst (a send writes the message, then its deliveries move on) into one fetch.
+    if (timer === null) timer = setTimeout(flush, 100);
+  }
+
+  function flush() {
+    timer = null;
+    const ids = new Set(due);
+    due.clear();
     watched().forEach(function (element) {
       const wanted = element.dataset.liveClient;
-      if (wanted === "*" || wanted === clientId) due.add(element);
+      if (!(ids.has("*") || wanted === "*" || ids.has(wanted))) return;
+      if (element.classList.contains("htmx-request")) {
+        // A fetch is in flight and its answer will replace this element, dropping any request
+        // queued on it: ask again once it has landed.
+        schedule(wanted);
+      } else {
+        htmx.trigger(element, "live-event");
+      }
     });
-    if (timer === null) {
-      timer = setTimeout(function () {
-        timer = null;
-        due.forEach(function (element) {
-          if (document.contains(element)) htmx.trigger(element, "live-event");
-        });
-        due.clear();
-      }, 100);
-    }
   }
 
   function connect() {
@@ -36,7 +42,7 @@
     TYPES.forEach(function (type) {
       source.addEventListener(type, function (event) {
         try {
-          refresh(JSON.parse(event.data).client_id);
+          schedule(JSON.parse(event.data).client_id);
         } catch (error) {
           // not JSON: nothing to refresh
         }
@@ -44,7 +50,7 @@
     });
     // Resumed from too old a point: some events are gone, so refresh everything shown.
     source.addEventListener("stream.reset", function () {
-      refresh("*");
+      schedule("*");
     });
     source.addEventListener("stream.closed", function () {
       source.close(); // signed out or lost the permission: the next page load decides
