@@ -224,7 +224,7 @@ def portal_message_read(*, client: Client, message_id: Any) -> Message:
     with transaction.atomic():
         try:
             message = (
-                Message.objects.select_for_update()
+                Message.objects.select_for_update(of=("self",))
                 .select_related("sender", "client")
                 .get(pk=message_id, client=client)
             )
