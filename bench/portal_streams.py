@@ -197,7 +197,7 @@ def main() -> None:
         "CLIENTDESK_PORTAL_SESSION_MINUTES": "120",
         "CLIENTDESK_DB_POOL_SIZE": "10",
     }
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     python = sys.executable
     subprocess.run(
