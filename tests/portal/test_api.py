@@ -379,3 +379,19 @@ def test_any_text_is_either_stored_exactly_or_refused_with_a_problem(
         assert Message.objects.get(pk=response.json()["id"]).body == body
     else:
         assert "body" in is_problem(response, 422)["errors"]
+
+
+def test_a_portal_reply_answers_the_awaiting_message(portal_for, agent, client_obj) -> None:
+    result = message_send(
+        sender=agent,
+        client_id=client_obj.id,
+        body="Please confirm your address",
+        idempotency_key=str(uuid.uuid4()),
+        meta=RequestMeta(),
+        expects_reply=True,
+    )
+    assert Message.objects.get(pk=result.message_id).reply_state == "awaiting"
+    assert reply(portal_for(client_obj), "Confirmed").status_code == 201
+    answered = Message.objects.get(pk=result.message_id)
+    assert answered.reply_state == "answered"
+    assert answered.answered_at is not None
