@@ -166,3 +166,15 @@ def test_panel_cards_say_direction_reply_state_read_time_and_fold_long_text(
     assert "Needs response · due" in html  # the client's message waits for us
     assert 'class="read-at">Read ' in html
     assert "Show more" in html and html.count("word word") > 1
+
+
+def test_the_live_stream_is_offered_only_where_it_can_be_held_open(client, viewer):
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    client.force_login(viewer)
+    assert 'data-live-stream=""' in client.get("/messages/").content.decode()  # WSGI
+    asgi = AsyncClient()
+    async_to_sync(asgi.aforce_login)(viewer)
+    html = async_to_sync(asgi.get)("/messages/").content.decode()
+    assert 'data-live-stream="/api/v1/events"' in html

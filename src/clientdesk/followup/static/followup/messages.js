@@ -28,8 +28,10 @@
   setInterval(soon, 60000);
 
   document.addEventListener("DOMContentLoaded", function () {
-    if (!listUrl() || !window.EventSource) return;
-    const stream = new EventSource("/api/v1/events");
+    const section = document.getElementById("conversations");
+    const streamUrl = section && section.dataset.liveStream;
+    if (!streamUrl || !window.EventSource) return;
+    const stream = new EventSource(streamUrl);
     RELOAD_TYPES.forEach(function (type) { stream.addEventListener(type, soon); });
   });
 })();
