@@ -207,6 +207,8 @@ def main() -> None:
         check=True,
     )
     setup_django(env)
+    from django.contrib.auth.models import Group
+
     from clientdesk.accounts.models import User
     from clientdesk.clients.models import Client
     from clientdesk.clients.services import client_create
@@ -215,6 +217,7 @@ def main() -> None:
     agent = User.objects.filter(username="bench-portal-agent").first()
     if agent is None:
         agent = User.objects.create_user("bench-portal-agent", password=uuid.uuid4().hex)
+    agent.groups.add(Group.objects.get(name="Agent"))
     client = Client.objects.filter(external_id="BENCH-PORTAL").first() or client_create(
         external_id="BENCH-PORTAL", first_name="Bench", last_name="Client"
     )
@@ -244,7 +247,11 @@ def main() -> None:
         result: dict[str, Any] = asyncio.run(measure(args, port, token, server.pid))
     finally:
         server.terminate()
-        server.wait(15)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     result.update(
         {
             "database": args.db,
