@@ -20,6 +20,7 @@ from clientdesk.messaging.apis import (
     TemplateDetailApi,
     TemplateListCreateApi,
 )
+from clientdesk.messaging.export_apis import MessagesExportApi
 from clientdesk.messaging.streams import staff_events
 from clientdesk.portal.apis import PortalSessionsApi
 
@@ -44,6 +45,7 @@ urlpatterns = [
         name="api-client-messages-preview",
     ),
     path("messages", MessageListApi.as_view(), name="api-messages"),
+    path("messages/export", MessagesExportApi.as_view(), name="api-messages-export"),
     path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
     path("settings/follow-up", FollowUpSettingsApi.as_view(), name="api-followup-settings"),
     path("integration/outgoing-endpoint", OutgoingEndpointApi.as_view(), name="api-endpoint"),

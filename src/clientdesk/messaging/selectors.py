@@ -80,3 +80,10 @@ def deliveries_by_message(message_ids: Iterable[Any]) -> dict[Any, list[Delivery
     for delivery in Delivery.objects.filter(subject_id__in=list(message_ids)).order_by("channel"):
         grouped.setdefault(delivery.subject_id, []).append(delivery)
     return grouped
+
+
+def messages_followup_fields(messages: Iterable[Message]) -> dict[Any, dict[str, Any]]:
+    """`read_at` and `reply_state` of many messages, by message id: the one place the export
+    (and any list) reads them, so the follow-up clock fills `reply_state` here when it lands.
+    Until then every message's reply state is "none"."""
+    return {m.id: {"read_at": m.read_at, "reply_state": "none"} for m in messages}

@@ -1,0 +1,299 @@
+"""Export of message logs (CONTRACT.md): CSV or NDJSON, streamed in bounded chunks, with the
+sha256 of the exact bytes and a `messages.exported` ledger record at the end.
+
+Rows are read in keyset pages of (created_at, id), each page its own short query, so memory
+stays flat, no cursor or transaction stays open between chunks (a client that goes away
+mid-stream leaves nothing behind), and the set is fixed at the start: messages created after
+the export began (`as_of`) are not in it.
+"""
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from clientdesk.accounts.models import User
+from clientdesk.audit.services import audit_append
+from clientdesk.clients.models import Client
+from clientdesk.core.errors import PermissionDenied, ValidationFailed
+from clientdesk.core.time import iso_utc
+from clientdesk.messaging.models import Message
+from clientdesk.messaging.selectors import deliveries_by_message, messages_followup_fields
+
+EXPORT_PERMISSION = "messaging.export_messages"
+FORMATS = ("csv", "ndjson")
+COLUMNS = (
+    "id",
+    "created_at",
+    "direction",
+    "client_id",
+    "client_external_id",
+    "client_name",
+    "sender_id",
+    "sender_name",
+    "body",
+    "template",
+    "template_version",
+    "read_at",
+    "reply_state",
+    "delivery_status",
+)
+CHUNK_ROWS = 2000
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+
+
+def check_can_export(user: User) -> None:
+    if not user.has_perm(EXPORT_PERMISSION):
+        raise PermissionDenied("You need the 'Export message logs' permission.")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    format: str
+    since: datetime | None
+    until: datetime | None  # exclusive, as asked
+    as_of: datetime  # when the export began: nothing created later is in it
+    client: Client | None
+    sender: User | None
+
+    @property
+    def end(self) -> datetime:
+        return min(self.until, self.as_of) if self.until else self.as_of
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as the ledger records them."""
+        return {
+            "format": self.format,
+            "since": iso_utc(self.since),
+            "until": iso_utc(self.until),
+            "as_of": iso_utc(self.as_of),
+            "client": str(self.client.id) if self.client else None,
+            "sender": self.sender.username if self.sender else None,
+        }
+
+
+def _parse_time(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    try:
+        parsed = parse_datetime(text)
+        if parsed is None and (day := parse_date(text)) is not None:
+            parsed = datetime.combine(day, time.min)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValidationFailed(
+            f"{name}: {value[:40]!r} is not an ISO 8601 date or time.",
+            errors={name: ["Use an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T09:00Z."]},
+        )
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _check_text(name: str, value: str | None) -> None:
+    """NUL and lone surrogates cannot be stored or compared on every database: refuse them."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        ok = False
+    else:
+        ok = "\x00" not in value
+    if not ok:
+        raise ValidationFailed(
+            f"{name}: contains NUL or invalid Unicode.",
+            errors={name: ["Contains NUL or invalid Unicode."]},
+        )
+
+
+def export_prepare(
+    *,
+    format: str,
+    since: str | None = None,
+    until: str | None = None,
+    client: str | None = None,
+    sender: str | None = None,
+    now: datetime | None = None,
+) -> ExportRequest:
+    """Check every filter before a byte is written; ValidationFailed names the field."""
+    if format not in FORMATS:
+        raise ValidationFailed(
+            f"format: {format[:20]!r} is not one of csv, ndjson.",
+            errors={"format": ["Choose csv or ndjson."]},
+        )
+    for name, value in (("since", since), ("until", until), ("client", client), ("sender", sender)):
+        _check_text(name, value)
+    now = now or timezone.now()
+    since_at = _parse_time("since", since)
+    until_at = _parse_time("until", until)
+    if since_at and until_at and since_at > until_at:
+        raise ValidationFailed(
+            "since is after until.", errors={"since": ["must not be after until"]}
+        )
+    client_obj = None
+    if client:
+        try:
+            client_obj = Client.objects.filter(Q(external_id=client) | Q(pk=client)).first()
+        except (ValidationError, ValueError):
+            client_obj = Client.objects.filter(external_id=client).first()
+        if client_obj is None:
+            raise ValidationFailed(
+                f"client: no client with id or external id {client[:64]!r}.",
+                errors={"client": ["No such client."]},
+            )
+    sender_obj = None
+    if sender:
+        sender_obj = User.objects.filter(username=sender).first()
+        if sender_obj is None:
+            raise ValidationFailed(
+                f"sender: no user named {sender[:64]!r}.", errors={"sender": ["No such user."]}
+            )
+    return ExportRequest(
+        format=format,
+        since=since_at,
+        until=until_at,
+        as_of=now,
+        client=client_obj,
+        sender=sender_obj,
+    )
+
+
+def _queryset(request: ExportRequest) -> QuerySet[Message]:
+    rows = Message.objects.filter(created_at__lt=request.end)
+    if request.since:
+        rows = rows.filter(created_at__gte=request.since)
+    if request.client:
+        rows = rows.filter(client=request.client)
+    if request.sender:
+        rows = rows.filter(sender=request.sender)
+    return rows
+
+
+def export_count(request: ExportRequest) -> int:
+    return _queryset(request).count()
+
+
+def _pages(request: ExportRequest) -> Iterator[list[Message]]:
+    base = (
+        _queryset(request)
+        .select_related("client", "sender", "template")
+        .order_by("created_at", "id")
+    )
+    after: tuple[datetime, Any] | None = None
+    while True:
+        page = base
+        if after is not None:
+            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
+        rows = list(page[:CHUNK_ROWS])
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _rows(messages: list[Message]) -> Iterator[dict[str, Any]]:
+    deliveries = deliveries_by_message(m.id for m in messages)
+    followup = messages_followup_fields(messages)
+    for m in messages:
+        sender = m.sender
+        yield {
+            "id": str(m.id),
+            "created_at": iso_utc(m.created_at),
+            "direction": m.direction,
+            "client_id": str(m.client_id),
+            "client_external_id": m.client.external_id,
+            "client_name": m.client.full_name,
+            "sender_id": str(sender.pk) if sender else None,
+            "sender_name": sender.display_name if sender else None,
+            "body": m.body,
+            "template": str(m.template_id) if m.template_id else None,
+            "template_version": m.template_version,
+            "read_at": iso_utc(followup[m.id]["read_at"]),
+            "reply_state": followup[m.id]["reply_state"],
+            "delivery_status": {d.channel: d.status for d in deliveries.get(m.id, [])},
+        }
+
+
+def _neutralise(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ";".join(f"{k}:{v}" for k, v in value.items())
+    return _neutralise(str(value))
+
+
+@dataclass
+class ExportResult:
+    rows: int = 0
+    sha256: str = ""
+    _digest: Any = field(default_factory=hashlib.sha256, repr=False)
+
+
+def _encode(text: str) -> bytes:
+    # Lone surrogates cannot be UTF-8; they are replaced rather than failing mid-export.
+    return text.encode("utf-8", errors="replace")
+
+
+def export_stream(request: ExportRequest, result: ExportResult) -> Iterator[bytes]:
+    """The export's bytes, one chunk per page; `result` holds rows and sha256 at the end."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if request.format == "csv":
+        writer.writerow(COLUMNS)
+    for page in _pages(request):
+        for row in _rows(page):
+            if request.format == "csv":
+                writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+            else:
+                buffer.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+                buffer.write("\n")
+            result.rows += 1
+        chunk = _encode(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+        result._digest.update(chunk)
+        yield chunk
+    tail = _encode(buffer.getvalue())
+    if tail:
+        result._digest.update(tail)
+        yield tail
+    result.sha256 = result._digest.hexdigest()
+
+
+def export_record(
+    *, actor: User | None, request: ExportRequest, result: ExportResult, via: str
+) -> None:
+    """The `messages.exported` ledger record of a finished export."""
+    with transaction.atomic():
+        audit_append(
+            actor=actor,
+            action="messages.exported",
+            object_type="message_export",
+            object_id=result.sha256,
+            created_at=timezone.now(),
+            data={
+                "filters": request.filters(),
+                "rows": result.rows,
+                "sha256": result.sha256,
+                "via": via,
+            },
+        )

@@ -1,0 +1,103 @@
+"""Export message logs as CSV or NDJSON, to stdout or to a file with a signed manifest."""
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from clientdesk.audit.services import LedgerBroken, audit_checkpoint_create
+from clientdesk.core.errors import ValidationFailed
+from clientdesk.messaging.export import (
+    FORMATS,
+    ExportResult,
+    export_count,
+    export_prepare,
+    export_record,
+    export_stream,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Stream message logs (both directions) as CSV or NDJSON. With -o FILE, also write "
+        "FILE.manifest.json with the row count, the sha256 of the file and the signed ledger "
+        "checkpoint that includes this export's own record."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("--since", help="ISO 8601 date or time, inclusive")
+        parser.add_argument("--until", help="ISO 8601 date or time, exclusive")
+        parser.add_argument("--client", help="client UUID or external id")
+        parser.add_argument("--sender", help="username of the staff sender")
+        parser.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            request = export_prepare(
+                format=options["format"],
+                since=options["since"],
+                until=options["until"],
+                client=options["client"],
+                sender=options["sender"],
+            )
+        except ValidationFailed as error:
+            raise CommandError(error.detail, returncode=2) from error
+        output = options["output"]
+        result = ExportResult()
+        if output is None:
+            # The bar goes to stderr, and only when both are a terminal: never into a pipe.
+            tty = self.stdout.isatty() and sys.stderr.isatty()
+            stream: Any = self.stdout._out  # the real stream, to write bytes to its buffer
+            self._write(request, result, stream, show_progress=tty)
+        else:
+            target = Path(output)
+            partial = target.with_name(f".{target.name}.partial")
+            try:
+                with open(partial, "xb") as f:
+                    self._write(request, result, f, show_progress=sys.stderr.isatty())
+                os.replace(partial, target)
+            except FileExistsError as error:
+                raise CommandError(f"{partial} exists: is another export running?") from error
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+        export_record(actor=None, request=request, result=result, via="manage.py export_messages")
+        if output is not None:
+            try:
+                checkpoint = audit_checkpoint_create().note
+            except LedgerBroken as error:
+                raise CommandError(f"Exported, but no checkpoint was signed: {error}") from error
+            manifest = {"rows": result.rows, "sha256": result.sha256, "checkpoint": checkpoint}
+            Path(f"{output}.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            self.stderr.write(f"{result.rows} rows, sha256 {result.sha256}")
+
+    def _write(
+        self, request: Any, result: ExportResult, out: IO[Any], *, show_progress: bool
+    ) -> None:
+        if hasattr(out, "buffer"):
+            out = out.buffer
+        text = isinstance(out, io.TextIOBase)  # e.g. a StringIO handed to call_command
+        chunks = export_stream(request, result)
+        if not show_progress:
+            for chunk in chunks:
+                out.write(chunk.decode() if text else chunk)
+            out.flush()
+            return
+        columns = (
+            *Progress.get_default_columns()[:-1],
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("Exporting", total=export_count(request))
+            for chunk in chunks:
+                out.write(chunk.decode() if text else chunk)
+                progress.update(task, completed=result.rows)
+        out.flush()
