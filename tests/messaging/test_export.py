@@ -326,3 +326,92 @@ def test_memory_stays_flat_from_1k_to_100k_rows(make_client, agent, tmp_path):
     print(f"peak RSS: {small} MB at 1k rows, {large} MB at 100k rows")
     # 100x the rows (about 30 MB of CSV) may not cost more than a few chunks' worth.
     assert large - small < 40, (small, large)
+
+
+@pytest.fixture
+def asgi_server():
+    """The real ASGI app under uvicorn on a free loopback port."""
+    import threading
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        "clientdesk.asgi:application",
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield server.servers[0].sockets[0].getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+def _open_transactions() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_leaving_mid_stream_leaves_no_open_transaction(
+    make_client, make_user, agent, api_for, asgi_server
+):
+    import socket
+    import time
+
+    from clientdesk.accounts.services import api_token_create
+
+    client = make_client()
+    Message.objects.bulk_create(
+        [
+            Message(
+                client=client,
+                sender=agent,
+                body="y" * 300,
+                source="y",
+                created_at=T0 + timedelta(seconds=i),
+            )
+            for i in range(20_000)
+        ],
+        batch_size=5000,
+    )
+    _, token = api_token_create(user=make_user("Manager"))
+    with socket.create_connection(("127.0.0.1", asgi_server), timeout=20) as sock:
+        sock.sendall(
+            b"GET /api/v1/messages/export?format=csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {token}\r\n\r\n".encode()
+        )
+        received = b""
+        while len(received) < 100_000:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the stream early"
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200")
+    # Gone after about 300 of the 6,000 KB. The server notices on its next write.
+    deadline = time.monotonic() + 15
+    while True:
+        open_now = _open_transactions() if connection.vendor == "postgresql" else 0
+        if open_now == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert open_now == 0
+    audit_sequence()
+    assert not AuditRecord.objects.filter(action="messages.exported").exists()
+    # And the database takes writes at once (on SQLite: no write lock left behind).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clients_client SET first_name = first_name WHERE id = %s",
+            [client.id.hex if connection.vendor == "sqlite" else client.id],
+        )

@@ -1,8 +1,9 @@
 """Reads for audit: a client's timeline, the ledger check, checkpoints and proofs."""
 
 from dataclasses import dataclass
+from datetime import date
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from clientdesk.accounts.models import User
 from clientdesk.audit import merkle, signing
@@ -178,3 +179,59 @@ VIEW_LEDGER_PERMISSION = "audit.view_auditrecord"
 def check_can_view_ledger(user: User) -> None:
     if not user.has_perm(VIEW_LEDGER_PERMISSION):
         raise PermissionDenied("You need the 'Can view audit record' permission.")
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    action: str = ""
+    actor: str = ""
+    object: str = ""
+    since: date | None = None
+    until: date | None = None  # inclusive: the whole day
+
+
+def audit_record_search(filters: RecordFilters) -> QuerySet[AuditRecord]:
+    """The ledger newest first, narrowed by the Audit page's filters."""
+    records = AuditRecord.objects.order_by("-sequence")
+    if filters.action:
+        records = records.filter(action=filters.action)
+    if filters.actor:
+        records = records.filter(actor_label__icontains=filters.actor)
+    if filters.object:
+        text = filters.object
+        records = records.filter(Q(object_id__icontains=text) | Q(object_type__icontains=text))
+    if filters.since:
+        records = records.filter(created_at__date__gte=filters.since)
+    if filters.until:
+        records = records.filter(created_at__date__lte=filters.until)
+    return records
+
+
+def audit_actions() -> list[str]:
+    return list(AuditRecord.objects.values_list("action", flat=True).distinct().order_by("action"))
+
+
+def audit_waiting_count() -> int:
+    return AuditEntry.objects.count()
+
+
+_SUMMARIES = {
+    "message.sent": "Sent message to client {client_id}",
+    "messages.exported": "Exported {rows} messages ({via}), sha256 {sha256:.12}…",
+    "template.created": "Created template “{name}”",
+    "template.updated": "Changed a template",
+}
+
+
+def record_summary(record: AuditRecord) -> str:
+    """One readable line for the Audit page; the full data stays in the API and the export."""
+    data = record.data if isinstance(record.data, dict) else {}
+    template = _SUMMARIES.get(record.action)
+    if template:
+        try:
+            return template.format(**{k: ("" if v is None else v) for k, v in data.items()})
+        except (KeyError, ValueError, IndexError):
+            pass
+    keys = ", ".join(sorted(data)[:5])
+    label = record.action.replace(".", " ").replace("_", " ").capitalize()
+    return f"{label} ({keys})" if keys else label

@@ -1,13 +1,32 @@
-"""The Activity log section of the client details drawer."""
+"""The Activity log section of the client details drawer, and the Audit page."""
 
+from datetime import date
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_GET, require_POST
 
-from clientdesk.audit.selectors import check_can_view_activity, client_activity
+from clientdesk.audit import signing
+from clientdesk.audit.selectors import (
+    CHAIN_LIMITS,
+    RecordFilters,
+    audit_actions,
+    audit_record_search,
+    audit_verify,
+    audit_waiting_count,
+    check_can_view_activity,
+    check_can_view_ledger,
+    client_activity,
+    latest_checkpoint,
+    record_summary,
+)
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.errors import ApplicationError
+from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.pagination import paginate, parse_page
 from clientdesk.core.ui import render_error_page
 
@@ -31,3 +50,118 @@ def activity_log(request: HttpRequest, client_id: str) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         template += "#activity-items"
     return render(request, template, {"client": client, "page": page})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _filters(query: QueryDict) -> RecordFilters:
+    def day(name: str) -> date | None:
+        try:
+            return parse_date(query.get(name, "")[:10])
+        except ValueError:
+            return None
+
+    return RecordFilters(
+        action=query.get("action", "")[:60],
+        actor=query.get("actor", "")[:100].replace("\x00", ""),
+        object=query.get("object", "")[:100].replace("\x00", ""),
+        since=day("since"),
+        until=day("until"),
+    )
+
+
+def _ledger_view_allowed(request: HttpRequest) -> HttpResponse | None:
+    try:
+        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    return None
+
+
+def _page_context(request: HttpRequest, query: QueryDict) -> dict[str, Any]:
+    filters = _filters(query)
+    page = paginate(
+        audit_record_search(filters),
+        page=parse_page(query.get("page")),
+        size=AUDIT_PAGE_SIZE,
+    )
+    params = query.copy()
+    params.pop("page", None)
+    return {
+        "filters": filters,
+        "actions": audit_actions(),
+        "page": page,
+        "rows": [(record, record_summary(record)) for record in page.items],
+        "query": params.urlencode(),
+        "checkpoint": latest_checkpoint(),
+        "waiting": audit_waiting_count(),
+        "vkey": signing.current_verifier().vkey,
+    }
+
+
+@login_required
+@require_GET
+def audit_page(request: HttpRequest) -> HttpResponse:
+    if denied := _ledger_view_allowed(request):
+        return denied
+    context = _page_context(request, request.GET)
+    template = "audit/audit_page.html"
+    if request.htmx:  # type: ignore[attr-defined]
+        template += "#audit-records"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def audit_verify_now(request: HttpRequest) -> HttpResponse:
+    """Check the chain and the tree against the latest signed checkpoint, now."""
+    if denied := _ledger_view_allowed(request):
+        return denied
+    checkpoint = latest_checkpoint()
+    signed = None
+    problem = ""
+    if checkpoint is not None:
+        try:
+            signed = signing.checkpoint_open(checkpoint.note)
+        except signing.NoteError as error:
+            problem = f"The stored checkpoint does not verify: {error}"
+    result = audit_verify(checkpoint=signed)
+    context = {"result": result, "signed": signed, "note_problem": problem, "limits": CHAIN_LIMITS}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "audit/audit_page.html#verify-result", context)
+    return render(
+        request, "audit/audit_page.html", {**_page_context(request, request.GET), **context}
+    )
+
+
+@login_required
+@require_GET
+def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
+    if denied := _ledger_view_allowed(request):
+        return denied
+    checkpoint = latest_checkpoint()
+    if checkpoint is None:
+        return render_error_page(request, NotFound("No checkpoint has been signed yet."))
+    response = HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="checkpoint-{checkpoint.tree_size}.txt"'
+    )
+    return response
+
+
+@login_required
+@require_GET
+def audit_public_key_download(request: HttpRequest) -> HttpResponse:
+    """The verifying key as PEM (for openssl) with its C2SP verifier string."""
+    if denied := _ledger_view_allowed(request):
+        return denied
+    verifier = signing.current_verifier()
+    pem = (
+        Ed25519PublicKey.from_public_bytes(verifier.public_key)
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    response = HttpResponse(pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = 'attachment; filename="clientdesk-audit-public-key.pem"'
+    return response
