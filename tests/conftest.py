@@ -2,7 +2,7 @@
 service, and an API client that authenticates with a real bearer token."""
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -102,3 +102,30 @@ def api_for() -> Callable[[User], APIClient]:
         return api
 
     return make
+
+
+@pytest.fixture
+def asgi_server() -> Iterator[int]:
+    """The real ASGI app under uvicorn on a free loopback port."""
+    import threading
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        "clientdesk.asgi:application",
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield server.servers[0].sockets[0].getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=20)

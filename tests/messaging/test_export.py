@@ -328,33 +328,6 @@ def test_memory_stays_flat_from_1k_to_100k_rows(make_client, agent, tmp_path):
     assert large - small < 40, (small, large)
 
 
-@pytest.fixture
-def asgi_server():
-    """The real ASGI app under uvicorn on a free loopback port."""
-    import threading
-    import time
-
-    import uvicorn
-
-    config = uvicorn.Config(
-        "clientdesk.asgi:application",
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=20)
-
-
 def _open_transactions() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
