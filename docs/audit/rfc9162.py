@@ -37,8 +37,14 @@ def mth(leaves: list[bytes]) -> bytes:
     return level[0]
 
 
+def load(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def read_checkpoint(path: str) -> tuple[str, int, bytes]:
-    body = open(path, encoding="utf-8").read().split("\n\n", 1)[0]
+    with open(path, encoding="utf-8") as f:
+        body = f.read().split("\n\n", 1)[0]
     origin, size, root = body.split("\n")[:3]
     return origin, int(size), base64.b64decode(root)
 
@@ -100,7 +106,7 @@ def main(argv: list[str]) -> int:
         print(f"origin {origin}\ntree_size {size}\nroot {root.hex()}")
         return 0
     if command == "root":
-        page = json.load(open(args[0]))
+        page = load(args[0])
         records = sorted(page.get("results", page), key=lambda r: r["sequence"])
         if [r["sequence"] for r in records] != list(range(1, len(records) + 1)):
             print("records are not the gapless sequence 1..N")
@@ -110,7 +116,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "inclusion":
         _, size, root = read_checkpoint(args[0])
-        record, proof = json.load(open(args[1])), json.load(open(args[2]))
+        record, proof = load(args[1]), load(args[2])
         hashes = [base64.b64decode(h) for h in proof["hashes"]]
         ok = (
             proof["tree_size"] == size
@@ -118,12 +124,13 @@ def main(argv: list[str]) -> int:
             and inclusion_root(proof["leaf_index"], size, bytes.fromhex(record["hash"]), hashes)
             == root
         )
-        print(f"record #{record['sequence']} {'IS' if ok else 'is NOT'} in the checkpointed tree of {size}")
+        verdict = "IS" if ok else "is NOT"
+        print(f"record #{record['sequence']} {verdict} in the checkpointed tree of {size}")
         return 0 if ok else 1
     if command == "consistency":
         _, first, old = read_checkpoint(args[0])
         _, second, new = read_checkpoint(args[1])
-        proof = json.load(open(args[2]))
+        proof = load(args[2])
         hashes = [base64.b64decode(h) for h in proof["hashes"]]
         ok = proof["first"] == first and proof["second"] == second
         ok = ok and consistent(first, second, old, new, hashes)

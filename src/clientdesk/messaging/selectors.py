@@ -82,8 +82,18 @@ def deliveries_by_message(message_ids: Iterable[Any]) -> dict[Any, list[Delivery
     return grouped
 
 
-def messages_followup_fields(messages: Iterable[Message]) -> dict[Any, dict[str, Any]]:
-    """`read_at` and `reply_state` of many messages, by message id: the one place the export
+def delivery_statuses_by_message(message_ids: list[Any]) -> dict[Any, dict[str, str]]:
+    """{channel: status} per message, in one query that reads no payloads."""
+    statuses: dict[Any, dict[str, str]] = {}
+    rows = Delivery.objects.filter(subject_id__in=message_ids).order_by("channel")
+    for subject_id, channel, status in rows.values_list("subject_id", "channel", "status"):
+        statuses.setdefault(subject_id, {})[channel] = status
+    return statuses
+
+
+def messages_followup_fields(messages: Iterable[Any]) -> dict[Any, dict[str, Any]]:
+    """`read_at` and `reply_state` of many messages (anything with `id` and `read_at`), by
+    message id: the one place the export
     (and any list) reads them, so the follow-up clock fills `reply_state` here when it lands.
     Until then every message's reply state is "none"."""
     return {m.id: {"read_at": m.read_at, "reply_state": "none"} for m in messages}
