@@ -205,6 +205,7 @@ _FIELDS = (
     "template_id",
     "template_version",
     "read_at",
+    "reply_state",
 )
 
 

@@ -92,8 +92,6 @@ def delivery_statuses_by_message(message_ids: list[Any]) -> dict[Any, dict[str, 
 
 
 def messages_followup_fields(messages: Iterable[Any]) -> dict[Any, dict[str, Any]]:
-    """`read_at` and `reply_state` of many messages (anything with `id` and `read_at`), by
-    message id: the one place the export
-    (and any list) reads them, so the follow-up clock fills `reply_state` here when it lands.
-    Until then every message's reply state is "none"."""
-    return {m.id: {"read_at": m.read_at, "reply_state": "none"} for m in messages}
+    """`read_at` and `reply_state` (the follow-up clock) of many messages, each anything with
+    `id`, `read_at` and `reply_state`, by message id: the one place the export reads them."""
+    return {m.id: {"read_at": m.read_at, "reply_state": m.reply_state} for m in messages}
