@@ -1,7 +1,7 @@
 """Export and send benchmarks for the audit issue, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/export_bench.py [--rows 1000000] [--db sqlite|postgres ...]
-        [--send-duration 15] [--before-commit 9eadbd7] [--skip-export] [--skip-send]
+        [--send-duration 15] [--skip-export] [--skip-send]
 
 Databases: var/bench/export.sqlite3 and the PostgreSQL database `clientdesk_export_bench`
 (created, migrated and filled on first use; kept for the next run).
@@ -13,10 +13,10 @@ Databases: var/bench/export.sqlite3 and the PostgreSQL database `clientdesk_expo
    the same columns: `COPY (SELECT ...) TO STDOUT` (CSV, and one JSON object per row) on
    PostgreSQL; the `sqlite3` shell's `-csv` / `-json` output on SQLite.
 3. Sends: `--send-duration` seconds of `message_send` from 8 and 32 threads (one connection
-   each), with this tree's code (sequencing off the send path) and with the tree at
-   `--before-commit` (every send took the ledger's advisory lock), both against the same
-   schema; before each part the messages and ledger are emptied. After each part the ledger
-   is sequenced and verified.
+   each), with today's append (an unsequenced entry; the sequencer runs afterwards) and with
+   the append as it was before (advisory lock, read the chain's end, insert the chained record
+   in the send's transaction; reproduced in `_install_locked_append`). Before each part the
+   messages and ledger are emptied; after it the ledger is sequenced and verified.
 
 Results: printed, and written to bench/results/export-<time>.json.
 """
@@ -33,8 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import PG_SERVER, PROJECT, PYTHON, RESULTS_DIR, VAR_DIR, machine_busy
+from common import PROJECT, PYTHON, RESULTS_DIR, VAR_DIR
 
+PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgres://postgres@127.0.0.1:5432")
 PG_DB = "clientdesk_export_bench"
 PG_URL = f"{PG_SERVER}/{PG_DB}"
 SQLITE_PATH = VAR_DIR / "export.sqlite3"
@@ -54,7 +55,7 @@ COLUMNS_SQL = """
 """
 
 
-def env_for(url: str, src: Path | None = None) -> dict[str, str]:
+def env_for(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=url,
@@ -63,8 +64,6 @@ def env_for(url: str, src: Path | None = None) -> dict[str, str]:
         DEBUG="0",
         PYTHONUNBUFFERED="1",
     )
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
     return env
 
 
@@ -72,11 +71,11 @@ def log(message: str) -> None:
     print(f"[export-bench] {message}", flush=True)
 
 
-def child(script: str, url: str, *args: str, src: Path | None = None) -> dict[str, Any]:
+def child(script: str, url: str, *args: str) -> dict[str, Any]:
     """Run a piece of this file in a fresh process; it prints one JSON line last."""
     proc = subprocess.run(
         [str(PYTHON), __file__, "--child", script, *args],
-        env=env_for(url, src),
+        env=env_for(url),
         capture_output=True,
         text=True,
         check=False,
@@ -200,7 +199,47 @@ def child_fill(rows: int) -> dict[str, Any]:
     return {"rows": rows, "filled": todo, "fill_seconds": round(time.perf_counter() - t0, 1)}
 
 
-def child_sends(threads: int, duration: float) -> dict[str, Any]:
+def _install_locked_append() -> None:
+    """The ledger append as it was before sequencing left the send path (commit 9eadbd7): take
+    the advisory lock, read the chain's end, insert the chained record, all inside the send's
+    transaction. Reproduced here so both ways run against today's schema and code."""
+    import json
+    import sys as _sys
+
+    from django.db import connection
+
+    from clientdesk.audit import services
+    from clientdesk.audit.models import ActorType, AuditRecord
+
+    original = services.audit_append
+
+    def locked_append(*, actor, action, object_type, object_id, created_at, data=None):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [services._LEDGER_LOCK_KEY])
+        last = AuditRecord.objects.order_by("-sequence").only("sequence", "hash").first()
+        record = AuditRecord(
+            sequence=(last.sequence + 1) if last else 1,
+            created_at=created_at,
+            actor_type=ActorType.STAFF if actor else ActorType.SYSTEM,
+            actor_id=str(actor.pk) if actor else "",
+            actor_label=actor.display_name if actor else "Clientdesk",
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            data=json.loads(json.dumps(data or {}, default=str)),
+            prev_hash=last.hash if last else services.GENESIS_HASH,
+        )
+        record.hash = services.record_hash(record)
+        record.save(force_insert=True)
+        return record
+
+    for module in list(_sys.modules.values()):
+        if getattr(module, "audit_append", None) is original:
+            module.audit_append = locked_append
+
+
+def child_sends(threads: int, duration: float, mode: str) -> dict[str, Any]:
     import threading
     import uuid
 
@@ -211,6 +250,8 @@ def child_sends(threads: int, duration: float) -> dict[str, Any]:
     from clientdesk.core.request_meta import RequestMeta
     from clientdesk.messaging.services import message_send
 
+    if mode == "lock":
+        _install_locked_append()
     sender = User.objects.get(username="bench-sender")
     if not sender.groups.filter(name="Agent").exists():
         from django.contrib.auth.models import Group
@@ -372,24 +413,11 @@ def ensure_pg_database() -> None:
             conn.execute(f'CREATE DATABASE "{PG_DB}"')
 
 
-def before_tree(commit: str) -> Path:
-    path = VAR_DIR / f"before-{commit}"
-    if not path.exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(path), commit],
-            cwd=PROJECT,
-            check=True,
-            capture_output=True,
-        )
-    return path / "src"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", action="append", choices=list(URLS))
     parser.add_argument("--send-duration", type=float, default=15)
-    parser.add_argument("--before-commit", default="9eadbd7")
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-send", action="store_true")
     args = parser.parse_args()
@@ -421,19 +449,18 @@ def main() -> None:
                 log(f"{db} {fmt}: {ours} vs {base}")
                 out.unlink(missing_ok=True)
         if not args.skip_send:
-            old_src = before_tree(args.before_commit)
-            for label, src in (("sequencer", None), ("advisory lock (before)", old_src)):
+            for label, mode in (("sequencer", "sequencer"), ("advisory lock (before)", "lock")):
                 for threads in (8, 32):
                     child("reset_sends", url)
                     log(f"{db}: sends, {label}, {threads} threads")
-                    run = child("sends", url, str(threads), str(args.send_duration), src=src)
+                    run = child("sends", url, str(threads), str(args.send_duration), mode)
                     run["ledger"] = child("verify", url)
                     part[f"sends {label} x{threads}"] = run
                     log(f"{db}: {run}")
-            # The old code wrote ledger records without tree nodes: leave a ledger the current
+            # The old way wrote ledger records without tree nodes: leave a ledger the current
             # code can extend.
             child("reset_sends", url)
-    results["busy_after"] = machine_busy()
+    results["load_after"] = os.getloadavg()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS_DIR / f"export-{stamp}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -448,7 +475,7 @@ if __name__ == "__main__":
         if name == "fill":
             print(json.dumps(child_fill(int(rest[0]))))
         elif name == "sends":
-            print(json.dumps(child_sends(int(rest[0]), float(rest[1]))))
+            print(json.dumps(child_sends(int(rest[0]), float(rest[1]), rest[2])))
         elif name == "reset_sends":
             print(json.dumps(child_reset_sends()))
         elif name == "verify":
