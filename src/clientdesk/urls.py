@@ -7,14 +7,17 @@ from django.shortcuts import redirect
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from clientdesk.core.gate import authenticated, public
 from clientdesk.core.problems import problem_response
 from clientdesk.core.views import healthz
 
 
+@authenticated
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("clients:list")
 
 
+@public
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     return problem_response(
         status_code=404, detail=f"No API endpoint at /api/{path}.", type_slug="not-found"
@@ -26,10 +29,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        public(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", public(auth_views.LogoutView.as_view()), name="logout"),
     path("clients/", include("clientdesk.clients.urls")),
     path("", include("clientdesk.messaging.urls")),
     path("", include("clientdesk.audit.urls")),
@@ -39,7 +42,7 @@ urlpatterns = [
     path("api/v1/", include("clientdesk.api_urls")),
     path("portal/", include("clientdesk.portal.urls")),
     path("portal/api/<path:path>", api_not_found),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", public(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", public(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/<path:path>", api_not_found),
 ]

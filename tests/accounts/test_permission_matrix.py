@@ -1,156 +1,214 @@
-"""Every role × every message action: shown in the UI only when allowed, refused by the server
-otherwise."""
+"""Every URL × every role of the contract × anonymous: allowed exactly where the contract says.
+
+The URLs come from the URL resolver, so a URL added later without an entry in `MATRIX` fails
+`test_every_url_has_a_matrix_entry` by name. To add one: declare its permission on the view
+(`@requires(...)` / `required_permissions`), then add `"route": {"METHOD": ROLES_ALLOWED}` here.
+"""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
 
-from clientdesk.messaging.models import Message
+from clientdesk.accounts.roles import Role
+from clientdesk.core.request_meta import RequestMeta
+from clientdesk.messaging.services import message_send, template_create
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["Administrator", "Manager", "Agent", "Viewer", None]
-CAN_SEND = {"Administrator", "Manager", "Agent"}
-CAN_VIEW = {"Administrator", "Manager", "Agent", "Viewer"}
+ADMIN = {Role.ADMINISTRATOR}
+SENDERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT}
+TEMPLATE_MANAGERS = {Role.ADMINISTRATOR, Role.MANAGER}
+COMPOSERS = SENDERS | TEMPLATE_MANAGERS
+READERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.VIEWER, Role.INTEGRATION}
+CLIENT_WRITERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.INTEGRATION}
+SIGNED_IN = "any signed-in user, whatever their roles"
+PUBLIC = "anyone"
+
+# route (as the resolver spells it) -> method -> who may
+MATRIX: dict[str, dict[str, Any]] = {
+    "": {"GET": SIGNED_IN},
+    "healthz": {"GET": PUBLIC},
+    "accounts/login/": {"GET": PUBLIC},
+    "accounts/logout/": {"POST": PUBLIC},
+    "clients/": {"GET": READERS},
+    "clients/<uuid:client_id>/": {"GET": READERS},
+    "clients/<uuid:client_id>/send/": {"GET": SENDERS},
+    "clients/<uuid:client_id>/messages/": {"POST": SENDERS},
+    "clients/<uuid:client_id>/sent/": {"GET": READERS},
+    "deliveries/<uuid:delivery_id>/retry/": {"POST": SENDERS},
+    "templates/": {"GET": TEMPLATE_MANAGERS},
+    "templates/new/": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
+    "templates/preview/": {"POST": COMPOSERS},
+    "templates/preview-clients/": {"GET": COMPOSERS},
+    "templates/<uuid:template_id>/": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
+    "templates/<uuid:template_id>/active/": {"POST": TEMPLATE_MANAGERS},
+    "clients/<uuid:client_id>/activity/": {"GET": READERS},
+    "integrations/": {"GET": ADMIN},
+    "integrations/save/": {"POST": ADMIN},
+    "integrations/rotate-secret/": {"POST": ADMIN},
+    "integrations/test/": {"POST": ADMIN},
+    "api/v1/clients": {"GET": READERS, "POST": CLIENT_WRITERS},
+    "api/v1/clients/<str:client_id>": {"GET": READERS},
+    "api/v1/clients/<str:client_id>/messages": {"GET": READERS, "POST": SENDERS},
+    "api/v1/clients/<str:client_id>/activity": {"GET": READERS},
+    "api/v1/clients/<str:client_id>/messages/preview": {"POST": COMPOSERS},
+    "api/v1/messages/<str:message_id>": {"GET": READERS},
+    "api/v1/integration/outgoing-endpoint": {"GET": ADMIN, "PUT": ADMIN},
+    "api/v1/integration/outgoing-endpoint/rotate-secret": {"POST": ADMIN},
+    "api/v1/integration/outgoing-endpoint/test": {"POST": ADMIN},
+    "api/v1/templates": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
+    "api/v1/templates/<str:template_id>": {
+        "GET": TEMPLATE_MANAGERS,
+        "PATCH": TEMPLATE_MANAGERS,
+    },
+    "api/schema/": {"GET": PUBLIC},
+    "api/docs/": {"GET": PUBLIC},
+    "api/<path:path>": {"GET": PUBLIC},
+}
+# Django's admin keeps its own gate (staff accounts); one entry stands for all its URLs.
+ADMIN_SITE = "admin/"
+LOGOUT = "accounts/logout/"
+
+ACTORS: list[Role | None] = [*Role, None]  # None: signed in with no role
+
+
+def resolver_routes(
+    patterns: Any = None, prefix: str = ""
+) -> Iterator[tuple[str, URLPattern | URLResolver]]:
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if route == ADMIN_SITE:
+                yield route, entry
+            else:
+                yield from resolver_routes(entry.url_patterns, route)
+        else:
+            yield route, entry
+
+
+def test_every_url_has_a_matrix_entry():
+    routes = {route for route, _ in resolver_routes()}
+    missing = sorted(routes - set(MATRIX) - {ADMIN_SITE})
+    assert not missing, f"URLs with no entry in the permission matrix: {missing}"
+    assert not sorted(set(MATRIX) - routes), "matrix entries for URLs that no longer exist"
+
+
+def test_every_view_declares_its_permission():
+    undeclared = []
+    for route, entry in resolver_routes():
+        if route == ADMIN_SITE:
+            continue
+        callback = entry.callback  # type: ignore[union-attr]
+        view_class = getattr(callback, "cls", None)
+        if not (
+            hasattr(callback, "required_permissions")
+            or hasattr(view_class, "required_permissions")
+        ):
+            undeclared.append(route)
+    assert not undeclared, f"views that declare no permission: {undeclared}"
 
 
 @pytest.fixture
-def actors(make_user, api_for, client):
-    def build(role):
-        user = make_user(role)
-        client.force_login(user)
-        return user, client, api_for(user)
-
-    return build
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_send_action_is_shown_only_to_senders(actors, client_obj, role):
-    _, web, _ = actors(role)
-    listing = web.get("/clients/").content.decode()
-    drawer = web.get(f"/clients/{client_obj.id}/", HTTP_HX_REQUEST="true").content.decode()
-    assert ("Send a message" in listing) == (role in CAN_SEND)
-    assert ("Send a message" in drawer) == (role in CAN_SEND)
-    assert "View details" in listing
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_server_enforces_send_for_every_surface(actors, client_obj, role):
-    _, web, api = actors(role)
-    allowed = role in CAN_SEND
-    panel = web.get(f"/clients/{client_obj.id}/send/")
-    assert (panel.status_code == 200) == allowed
-    assert panel.status_code in (200, 403)
-
-    ui_post = web.post(
-        f"/clients/{client_obj.id}/messages/",
-        {"body": "From the panel", "idempotency_key": f"ui-{role}"},
-        HTTP_HX_REQUEST="true",
+def objects(make_user, make_client):
+    manager = make_user(Role.MANAGER)
+    client = make_client()
+    version = template_create(author=manager, name="Welcome", body="Hello", language="en")
+    sent = message_send(
+        sender=manager, client_id=client.id, idempotency_key="m1", meta=RequestMeta(), body="Hi"
     )
-    assert ui_post.status_code == (200 if allowed else 403)
-
-    api_post = api.post(
-        f"/api/v1/clients/{client_obj.id}/messages",
-        {"body": "From the API"},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY=f"api-{role}",
-    )
-    assert api_post.status_code == (201 if allowed else 403)
-    assert Message.objects.count() == (2 if allowed else 0)
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_server_enforces_reading_messages_and_activity(actors, client_obj, role):
-    _, web, api = actors(role)
-    expected = 200 if role in CAN_VIEW else 403
-    assert api.get(f"/api/v1/clients/{client_obj.id}/messages").status_code == expected
-    assert api.get(f"/api/v1/clients/{client_obj.id}/activity").status_code == expected
-    assert web.get(f"/clients/{client_obj.id}/activity/").status_code == expected
-    # Clients themselves are visible to every member of staff.
-    assert api.get(f"/api/v1/clients/{client_obj.id}").status_code == 200
-    assert web.get("/clients/").status_code == 200
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_server_enforces_follow_up_pages_and_api(actors, role):
-    _, web, api = actors(role)
-    can_view = 200 if role in CAN_VIEW else 403
-    assert web.get("/messages/").status_code == can_view
-    assert api.get("/api/v1/messages").status_code == can_view
-    admin = 200 if role == "Administrator" else 403
-    assert web.get("/settings/follow-up/").status_code == admin
-    assert api.get("/api/v1/settings/follow-up").status_code == admin
-    listing = web.get("/clients/").content.decode()
-    assert ('href="/messages/"' in listing) == (role in CAN_VIEW)
-    assert ('href="/settings/follow-up/"' in listing) == (role == "Administrator")
-
-
-# --- the portal: two clients, every portal endpoint ---------------------------------------------
-
-PORTAL_ROLES_THAT_ISSUE = {"Administrator", "Integration"}
-
-
-@pytest.mark.parametrize("role", [*ROLES, "Integration"])
-def test_only_integration_and_administrators_issue_portal_sessions(actors, client_obj, role):
-    _, _, api = actors(role)
-    response = api.post("/api/v1/portal/sessions", {"client_id": str(client_obj.id)}, format="json")
-    assert response.status_code == (201 if role in PORTAL_ROLES_THAT_ISSUE else 403)
-
-
-def test_every_portal_endpoint_with_two_clients(make_user, api_for, make_client, agent):
-    import uuid
-
-    from rest_framework.test import APIClient
-
-    from clientdesk.core.request_meta import RequestMeta
-    from clientdesk.messaging.services import message_send
-
-    alice, bob = make_client(), make_client()
-    messages = {
-        c.id: message_send(
-            sender=agent,
-            client_id=c.id,
-            body=f"to {c.first_name}",
-            idempotency_key=str(uuid.uuid4()),
-            meta=RequestMeta(),
-        ).message_id
-        for c in (alice, bob)
+    return {
+        "client_id": str(client.id),
+        "template_id": str(version.template_id),
+        "message_id": str(sent.message_id),
+        "delivery_id": str(uuid.uuid4()),
+        "path": "v1/nothing-here",
     }
-    issuer = api_for(make_user("Integration"))
 
-    def portal(client):
-        token = issuer.post(
-            "/api/v1/portal/sessions", {"client_id": str(client.id)}, format="json"
-        ).json()["token"]
-        api = APIClient()
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        return api
 
-    doors = {
-        "alice": portal(alice),
-        "bob": portal(bob),
-        "staff": api_for(agent),
-        "none": APIClient(),
-    }
-    for name, api in doors.items():
-        own = {"alice": alice, "bob": bob}.get(name)
-        listing = api.get("/portal/api/v1/messages")
-        events = api.get("/portal/api/v1/events?last_event_id=x")  # refused before streaming
-        if own is None:
-            assert listing.status_code == 401
-            assert api.get("/portal/api/v1/events").status_code == 401
-        else:
-            assert [m["id"] for m in listing.json()["items"]] == [str(messages[own.id])]
-            assert events.status_code == 400
-        for target in (alice, bob):
-            read = api.post(f"/portal/api/v1/messages/{messages[target.id]}/read")
-            answer = api.post(
-                "/portal/api/v1/messages",
-                {"body": "hi", "in_reply_to": str(messages[target.id])},
-                format="json",
-                HTTP_IDEMPOTENCY_KEY=f"{name}-{target.id}",
-            )
-            if own is None:
-                assert (read.status_code, answer.status_code) == (401, 401)
-            elif own == target:
-                assert (read.status_code, answer.status_code) == (200, 201)
-            else:
-                assert (read.status_code, answer.status_code) == (404, 422)
+def _url(route: str, objects: dict[str, str]) -> str:
+    url = "/" + route
+    for name, value in objects.items():
+        for converter in ("uuid", "str", "path"):
+            url = url.replace(f"<{converter}:{name}>", value)
+    assert "<" not in url, f"no test object for {route}"
+    return url
+
+
+def _bodies(objects: dict[str, str]) -> dict[str, Any]:
+    return {"client_id": objects["client_id"], "body": "Hello", "name": "T", "language": "en"}
+
+
+def _outcome(response: Any) -> str:
+    if response.status_code in (401, 403):
+        return "refused"
+    if response.status_code == 302 and "/login/" in response.get("Location", ""):
+        return "refused"
+    return "allowed"
+
+
+def _expected(allowed: Any, actor: Role | None, anonymous: bool) -> str:
+    if allowed == PUBLIC:
+        return "allowed"
+    if anonymous:
+        return "refused"
+    if allowed == SIGNED_IN:
+        return "allowed"
+    return "allowed" if actor in allowed else "refused"
+
+
+@pytest.mark.parametrize("actor", [*ACTORS, "anonymous"], ids=str)
+def test_every_url_for_every_role(actor, make_user, objects, api_for, settings):
+    anonymous = actor == "anonymous"
+    role = None if anonymous else actor
+    user = None if anonymous else make_user(role)
+    surfaces: dict[str, APIClient] = {"session": APIClient()}
+    if user is not None:
+        surfaces["session"].force_login(user)
+        surfaces["token"] = api_for(user)
+    wrong = []
+    # Signing out ends the session, so it goes last.
+    for route, methods in sorted(MATRIX.items(), key=lambda item: item[0] == LOGOUT):
+        url = _url(route, objects)
+        for method, allowed in methods.items():
+            for surface, http in surfaces.items():
+                if surface == "token" and not route.startswith("api/"):
+                    continue
+                call = getattr(http, method.lower())
+                response = call(url, _bodies(objects), format="json" if "api/" in url else None)
+                expected = _expected(allowed, role, anonymous)
+                got = "allowed" if route == LOGOUT else _outcome(response)
+                if got != expected:
+                    wrong.append(f"{method} {url} via {surface}: {got} ({response.status_code})")
+                if got == "refused" and not anonymous:
+                    assert response.status_code == 403, (method, url, response.status_code)
+                if got == "refused" and anonymous and route.startswith("api/v1/"):
+                    assert response.status_code == 401, (method, url, response.status_code)
+                    assert response["Content-Type"] == "application/problem+json"
+    assert not wrong, f"{actor}: " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("actor", [*ACTORS, "anonymous"], ids=str)
+def test_admin_site_is_for_staff_accounts_only(actor, make_user, client):
+    if actor != "anonymous":
+        client.force_login(make_user(actor))
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_admin_site_opens_for_a_staff_administrator(make_user, client):
+    client.force_login(make_user(Role.ADMINISTRATOR, is_staff=True, is_superuser=True))
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize("actor", ACTORS, ids=str)
+def test_send_action_is_shown_only_to_senders(make_user, client, client_obj, actor):
+    client.force_login(make_user(actor))
+    listing = client.get("/clients/").content.decode()
+    drawer = client.get(f"/clients/{client_obj.id}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ("Send a message" in listing) == (actor in SENDERS)
+    assert ("Send a message" in drawer) == (actor in SENDERS)

@@ -10,7 +10,12 @@ CONTRACT_PERMISSIONS = {
     "messaging.view_message": "Can view message",
     "messaging.manage_templates": "Manage message templates",
     "messaging.export_messages": "Export message logs",
+    "delivery.manage_integration": "Manage integration settings",
+    "audit.view_auditrecord": "Can view audit record",
+    "clients.add_client": "Can add client",
+    "clients.change_client": "Can change client",
 }
+CLIENT_WRITE = {"clients.add_client", "clients.change_client"}
 
 
 def test_permissions_have_the_contract_names():
@@ -23,9 +28,19 @@ def test_permissions_have_the_contract_names():
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("Manager", set(CONTRACT_PERMISSIONS)),
-        ("Agent", {"messaging.send_private_message", "messaging.view_message"}),
+        (
+            "Manager",
+            {
+                "messaging.send_private_message",
+                "messaging.view_message",
+                "messaging.manage_templates",
+                "messaging.export_messages",
+                *CLIENT_WRITE,
+            },
+        ),
+        ("Agent", {"messaging.send_private_message", "messaging.view_message", *CLIENT_WRITE}),
         ("Viewer", {"messaging.view_message"}),
+        ("Integration", {"messaging.view_message", *CLIENT_WRITE}),
     ],
 )
 def test_roles_hold_exactly_their_contract_permissions(make_user, role, expected):
@@ -39,6 +54,39 @@ def test_administrator_holds_every_permission(make_user):
     assert Group.objects.get(name="Administrator").permissions.count() == Permission.objects.count()
     for dotted in CONTRACT_PERMISSIONS:
         assert user.has_perm(dotted)
+
+
+def test_every_app_grants_only_its_own_permissions_and_the_sync_reads_them():
+    """The grants live in each app's permissions.py; after migrate each role holds exactly the
+    union of what the apps grant it (no permission named anywhere else)."""
+    from django.apps import apps
+
+    from clientdesk.accounts.roles import Role
+    from clientdesk.core.permissions import app_role_grants
+
+    declared: dict[str, set[str]] = {role: set() for role in Role}
+    for config in apps.get_app_configs():
+        for role, perms in app_role_grants(config).items():
+            declared[role] |= {str(p) for p in perms}
+    for role in Role:
+        if role == Role.ADMINISTRATOR:
+            continue
+        group = Group.objects.get(name=role)
+        held = {
+            f"{app}.{code}"
+            for app, code in group.permissions.values_list("content_type__app_label", "codename")
+        }
+        assert held == declared[role], role
+
+
+def test_a_misspelt_permission_in_a_template_fails_loudly(rf, make_user):
+    from django.template import engines
+
+    from clientdesk.core.permissions import PermissionFlags, UnknownPermission
+
+    template = engines["django"].from_string("{% if can.send_privat_message %}x{% endif %}")
+    with pytest.raises(UnknownPermission):
+        template.render({"can": PermissionFlags(make_user("Agent"))})
 
 
 def test_passwords_are_hashed_with_argon2(make_user):

@@ -7,7 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientdesk.audit.models import ActivityEvent
-from clientdesk.audit.selectors import check_can_view_activity, client_activity
+from clientdesk.audit.permissions import AuditPermission
+from clientdesk.audit.selectors import client_activity
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.api import PageQuerySerializer, page_links
 from clientdesk.core.pagination import paginate
@@ -29,13 +30,14 @@ class ActivityOutput(serializers.ModelSerializer):
 
 
 class ClientActivityApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_ACTIVITY}
+
     @extend_schema(
         operation_id="client_activity_list",
         parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH), PageQuerySerializer],
         responses={200: ActivityOutput(many=True)},
     )
     def get(self, request: Request, client_id: str) -> Response:
-        check_can_view_activity(request.user)  # type: ignore[arg-type]
         query = PageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = paginate(

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from clientdesk.audit import merkle, signing
 from clientdesk.audit.models import AuditRecord
+from clientdesk.audit.permissions import AuditPermission
 from clientdesk.audit.selectors import (
     audit_consistency_proof,
     audit_inclusion_proof,
@@ -72,6 +73,8 @@ class RecordsPage(serializers.Serializer):
 
 
 class AuditRecordsApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+
     @extend_schema(
         operation_id="audit_records_list",
         parameters=[RecordsQuery],
@@ -92,6 +95,8 @@ class AuditRecordsApi(APIView):
 
 
 class AuditCheckpointApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+
     @extend_schema(
         operation_id="audit_checkpoint",
         responses={
@@ -115,6 +120,8 @@ class PublicKeyOutput(serializers.Serializer):
 
 
 class AuditPublicKeyApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+
     @extend_schema(operation_id="audit_public_key", responses={200: PublicKeyOutput})
     def get(self, request: Request) -> Response:
         check_can_view_ledger(request.user)  # type: ignore[arg-type]
@@ -145,6 +152,8 @@ class InclusionOutput(serializers.Serializer):
 
 
 class AuditInclusionProofApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+
     @extend_schema(
         operation_id="audit_inclusion_proof",
         parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH), ProofQuery],
@@ -189,6 +198,8 @@ class ConsistencyOutput(serializers.Serializer):
 
 
 class AuditConsistencyProofApi(APIView):
+    required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+
     @extend_schema(
         operation_id="audit_consistency_proof",
         parameters=[ConsistencyQuery],

@@ -14,18 +14,16 @@ from clientdesk.audit.models import (
     AuditRecord,
     AuditTreeNode,
 )
+from clientdesk.audit.permissions import AuditPermission
 from clientdesk.audit.services import GENESIS_HASH, record_hash, tree_nodes
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import PermissionDenied
 
-# The timeline shows messages, so reading it takes the permission to read messages.
-VIEW_ACTIVITY_PERMISSION = "messaging.view_message"
-
 
 def check_can_view_activity(user: User) -> None:
-    if not user.has_perm(VIEW_ACTIVITY_PERMISSION):
+    if not user.has_perm(AuditPermission.VIEW_ACTIVITY):
         raise PermissionDenied(
-            "You need the 'Can view message' permission to read a client's activity."
+            "You need the 'Can view activity event' permission to read a client's activity."
         )
 
 
@@ -173,11 +171,8 @@ def audit_consistency_proof(*, first: int, second: int) -> list[bytes]:
     )
 
 
-VIEW_LEDGER_PERMISSION = "audit.view_auditrecord"
-
-
 def check_can_view_ledger(user: User) -> None:
-    if not user.has_perm(VIEW_LEDGER_PERMISSION):
+    if not user.has_perm(AuditPermission.VIEW_AUDIT_RECORD):
         raise PermissionDenied("You need the 'Can view audit record' permission.")
 
 

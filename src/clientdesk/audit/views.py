@@ -5,13 +5,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.audit import signing
+from clientdesk.audit.permissions import AuditPermission
 from clientdesk.audit.selectors import (
     CHAIN_LIMITS,
     RecordFilters,
@@ -27,13 +27,14 @@ from clientdesk.audit.selectors import (
 )
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError, NotFound
+from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
 from clientdesk.core.ui import render_error_page
 
 ACTIVITY_PAGE_SIZE = 20
 
 
-@login_required
+@requires(AuditPermission.VIEW_ACTIVITY)
 @require_GET
 def activity_log(request: HttpRequest, client_id: str) -> HttpResponse:
     try:
@@ -100,7 +101,7 @@ def _page_context(request: HttpRequest, query: QueryDict) -> dict[str, Any]:
     }
 
 
-@login_required
+@requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
 def audit_page(request: HttpRequest) -> HttpResponse:
     if denied := _ledger_view_allowed(request):
@@ -112,7 +113,7 @@ def audit_page(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_POST
 def audit_verify_now(request: HttpRequest) -> HttpResponse:
     """Check the chain and the tree against the latest signed checkpoint, now."""
@@ -135,7 +136,7 @@ def audit_verify_now(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
 def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
     if denied := _ledger_view_allowed(request):
@@ -150,7 +151,7 @@ def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@login_required
+@requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
 def audit_public_key_download(request: HttpRequest) -> HttpResponse:
     """The verifying key as PEM (for openssl) with its C2SP verifier string."""

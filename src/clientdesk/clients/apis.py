@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientdesk.clients.models import Client
+from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.clients.services import client_create
 from clientdesk.clients.validators import (
@@ -54,6 +55,11 @@ class ClientOutput(serializers.ModelSerializer):
 
 
 class ClientListCreateApi(APIView):
+    required_permissions = {
+        "GET": ClientsPermission.VIEW_CLIENT,
+        "POST": ClientsPermission.ADD_CLIENT,
+    }
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "ClientCreate"
@@ -117,6 +123,8 @@ class ClientListCreateApi(APIView):
 
 
 class ClientDetailApi(APIView):
+    required_permissions = {"GET": ClientsPermission.VIEW_CLIENT}
+
     @extend_schema(
         operation_id="clients_read",
         responses={200: ClientOutput},

@@ -1,20 +1,19 @@
 """The Clients page and the client details drawer."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.core.errors import NotFound
+from clientdesk.core.gate import requires
 from clientdesk.core.pagination import parse_page
 from clientdesk.core.ui import render_error_page
 
-SEND_PERMISSION = "messaging.send_private_message"
 
-
-@login_required
+@requires(ClientsPermission.VIEW_CLIENT)
 @require_GET
 def client_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:200]
@@ -24,7 +23,6 @@ def client_list(request: HttpRequest) -> HttpResponse:
     context = {
         "query": query,
         "page": page,
-        "can_send": request.user.has_perm(SEND_PERMISSION),
     }
     template = "clients/client_list.html"
     if request.htmx and request.htmx.target == "client-table":  # type: ignore[attr-defined]
@@ -32,14 +30,14 @@ def client_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires(ClientsPermission.VIEW_CLIENT)
 @require_GET
 def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
     try:
         client = client_get(client_id=client_id)
     except NotFound as error:
         return render_error_page(request, error)
-    context = {"client": client, "can_send": request.user.has_perm(SEND_PERMISSION)}
+    context = {"client": client}
     template = "clients/client_detail.html"
     if request.htmx:  # type: ignore[attr-defined]
         template += "#drawer"

@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 from clientdesk.core.errors import NotFound
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
+from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.services import (
-    check_can_manage_integration,
     endpoint_configure,
     endpoint_get,
     endpoint_rotate_secret,
@@ -53,6 +53,11 @@ _ENDPOINT = inline_serializer(
 
 
 class OutgoingEndpointApi(APIView):
+    required_permissions = {
+        "GET": DeliveryPermission.MANAGE_INTEGRATION,
+        "PUT": DeliveryPermission.MANAGE_INTEGRATION,
+    }
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "OutgoingEndpointInput"
@@ -63,7 +68,6 @@ class OutgoingEndpointApi(APIView):
 
     @extend_schema(operation_id="integration_endpoint_read", responses={200: _ENDPOINT})
     def get(self, request: Request) -> Response:
-        check_can_manage_integration(request.user)  # type: ignore[arg-type]
         endpoint = endpoint_get()
         if endpoint is None:
             raise NotFound("No outgoing endpoint is configured yet; PUT one.")
@@ -75,7 +79,6 @@ class OutgoingEndpointApi(APIView):
         responses={200: _ENDPOINT, 201: _ENDPOINT},
     )
     def put(self, request: Request) -> Response:
-        check_can_manage_integration(request.user)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         endpoint, created = endpoint_configure(user=request.user, **data.validated_data)  # type: ignore[arg-type]
@@ -86,6 +89,8 @@ class OutgoingEndpointApi(APIView):
 
 
 class RotateSecretApi(APIView):
+    required_permissions = {"POST": DeliveryPermission.MANAGE_INTEGRATION}
+
     @extend_schema(
         operation_id="integration_endpoint_rotate", request=None, responses={200: _ENDPOINT}
     )
@@ -95,6 +100,8 @@ class RotateSecretApi(APIView):
 
 
 class SendTestEventApi(APIView):
+    required_permissions = {"POST": DeliveryPermission.MANAGE_INTEGRATION}
+
     @extend_schema(
         operation_id="integration_endpoint_test",
         request=None,

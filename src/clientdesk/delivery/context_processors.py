@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from clientdesk.delivery.models import OutgoingEndpoint
+from clientdesk.delivery.permissions import DeliveryPermission
 
 
 def integration_alert(request: HttpRequest) -> dict[str, Any]:
@@ -12,7 +13,7 @@ def integration_alert(request: HttpRequest) -> dict[str, Any]:
     if (
         user is None
         or not user.is_authenticated
-        or not user.has_perm("delivery.manage_integration")
+        or not user.has_perm(DeliveryPermission.MANAGE_INTEGRATION)
     ):
         return {}
     endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()

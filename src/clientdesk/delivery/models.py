@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from clientdesk.clients.models import Client
+from clientdesk.delivery.permissions import DeliveryPermission
 
 
 def new_signing_secret() -> str:
@@ -53,7 +54,7 @@ class OutgoingEndpoint(models.Model):
     )
 
     class Meta:
-        permissions = [("manage_integration", "Manage integration settings")]
+        permissions = DeliveryPermission.model_meta()
 
     def __str__(self) -> str:
         return self.url

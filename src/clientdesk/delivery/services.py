@@ -26,15 +26,15 @@ from clientdesk.delivery.models import (
     OutgoingEndpoint,
     new_signing_secret,
 )
+from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.ssrf import validate_webhook_url
 
-MANAGE_PERMISSION = "delivery.manage_integration"
 SECRET_OVERLAP = timedelta(hours=24)
 EXCERPT_CHARS = 2000
 
 
 def check_can_manage_integration(user: User) -> None:
-    if not user.has_perm(MANAGE_PERMISSION):
+    if not user.has_perm(DeliveryPermission.MANAGE_INTEGRATION):
         raise PermissionDenied("You need the 'Manage integration settings' permission.")
 
 

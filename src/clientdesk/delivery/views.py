@@ -2,16 +2,16 @@
 deliveries."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.core.errors import ApplicationError
+from clientdesk.core.gate import requires
 from clientdesk.core.ui import render_error_page
+from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.selectors import recent_deliveries
 from clientdesk.delivery.services import (
-    check_can_manage_integration,
     endpoint_configure,
     endpoint_get,
     endpoint_rotate_secret,
@@ -21,19 +21,9 @@ from clientdesk.delivery.services import (
 _SHOW_SECRET = "clientdesk.show_secret"  # noqa: S105 - a session key, not a secret
 
 
-def _guard(request: HttpRequest) -> HttpResponse | None:
-    try:
-        check_can_manage_integration(request.user)  # type: ignore[arg-type]
-    except ApplicationError as error:
-        return render_error_page(request, error)
-    return None
-
-
-@login_required
+@requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_GET
 def integrations(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     endpoint = endpoint_get()
     context = {
         "endpoint": endpoint,
@@ -49,11 +39,9 @@ def integrations(request: HttpRequest) -> HttpResponse:
     return render(request, "delivery/integrations.html", context)
 
 
-@login_required
+@requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
 def integrations_save(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     form = {
         "url": request.POST.get("url", ""),
         "enabled": request.POST.get("enabled") == "on",
@@ -75,11 +63,9 @@ def integrations_save(request: HttpRequest) -> HttpResponse:
     return redirect("delivery:integrations")
 
 
-@login_required
+@requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
 def integrations_rotate(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     try:
         endpoint = endpoint_rotate_secret(user=request.user)  # type: ignore[arg-type]
     except ApplicationError as error:
@@ -89,11 +75,9 @@ def integrations_rotate(request: HttpRequest) -> HttpResponse:
     return redirect("delivery:integrations")
 
 
-@login_required
+@requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
 def integrations_test(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     try:
         outcome = endpoint_send_test(user=request.user)  # type: ignore[arg-type]
     except ApplicationError as error:

@@ -17,6 +17,7 @@ from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Delivery
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.representations import message_representation, template_representation
 from clientdesk.messaging.selectors import (
     client_messages,
@@ -28,7 +29,6 @@ from clientdesk.messaging.selectors import (
     templates_with_current_versions,
 )
 from clientdesk.messaging.services import (
-    check_can_manage_templates,
     message_preview,
     message_send,
     template_create,
@@ -106,6 +106,11 @@ class SendInput(ComposeInput):
 
 
 class ClientMessagesApi(APIView):
+    required_permissions = {
+        "GET": MessagingPermission.VIEW_MESSAGE,
+        "POST": MessagingPermission.SEND_PRIVATE_MESSAGE,
+    }
+
     InputSerializer = SendInput
 
     @extend_schema(
@@ -181,6 +186,8 @@ class ClientMessagesApi(APIView):
 
 
 class MessageDetailApi(APIView):
+    required_permissions = {"GET": MessagingPermission.VIEW_MESSAGE}
+
     @extend_schema(
         operation_id="messages_read",
         parameters=[OpenApiParameter("message_id", str, OpenApiParameter.PATH)],
@@ -195,6 +202,10 @@ class MessageDetailApi(APIView):
 
 
 class MessagePreviewApi(APIView):
+    required_permissions = {
+        "POST": (MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
+    }
+
     @extend_schema(
         operation_id="client_messages_preview",
         parameters=[_CLIENT_ID],
@@ -255,6 +266,11 @@ _TEMPLATE_SCHEMA = inline_serializer(
 
 
 class TemplateListCreateApi(APIView):
+    required_permissions = {
+        "GET": MessagingPermission.MANAGE_TEMPLATES,
+        "POST": MessagingPermission.MANAGE_TEMPLATES,
+    }
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "TemplateCreate"
@@ -296,7 +312,6 @@ class TemplateListCreateApi(APIView):
         operation_id="templates_create", request=InputSerializer, responses={201: _TEMPLATE_SCHEMA}
     )
     def post(self, request: Request) -> Response:
-        check_can_manage_templates(request.user)  # type: ignore[arg-type]
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = template_create(author=request.user, **data.validated_data)  # type: ignore[arg-type]
@@ -306,6 +321,11 @@ class TemplateListCreateApi(APIView):
 
 
 class TemplateDetailApi(APIView):
+    required_permissions = {
+        "GET": MessagingPermission.MANAGE_TEMPLATES,
+        "PATCH": MessagingPermission.MANAGE_TEMPLATES,
+    }
+
     class PatchSerializer(serializers.Serializer):
         class Meta:
             ref_name = "TemplatePatch"
@@ -335,7 +355,6 @@ class TemplateDetailApi(APIView):
         responses={200: _TEMPLATE_SCHEMA},
     )
     def patch(self, request: Request, template_id: str) -> Response:
-        check_can_manage_templates(request.user)  # type: ignore[arg-type]
         data = self.PatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = template_update(

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from clientdesk.clients.models import Client
+from clientdesk.messaging.permissions import MessagingPermission
 
 
 class Direction(models.TextChoices):
@@ -120,11 +121,7 @@ class Message(models.Model):
                 name="message_reply_state_idx",
             ),
         ]
-        permissions = [
-            ("send_private_message", "Send a private message"),
-            ("manage_templates", "Manage message templates"),
-            ("export_messages", "Export message logs"),
-        ]
+        permissions = MessagingPermission.model_meta()
 
     def __str__(self) -> str:
         return f"Message to {self.client} at {self.created_at:%Y-%m-%d %H:%M}"

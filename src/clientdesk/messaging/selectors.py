@@ -11,12 +11,11 @@ from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
-
-VIEW_PERMISSION = "messaging.view_message"
+from clientdesk.messaging.permissions import MessagingPermission
 
 
 def check_can_view(user: User) -> None:
-    if not user.has_perm(VIEW_PERMISSION):
+    if not user.has_perm(MessagingPermission.VIEW_MESSAGE):
         raise PermissionDenied("You need the 'Can view message' permission to read messages.")
 
 

@@ -31,6 +31,7 @@ from clientdesk.messaging.models import (
     MessageTemplateVersion,
 )
 from clientdesk.messaging.outbound import message_deliveries_create
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import (
     Rendered,
     check_template_variables,
@@ -43,8 +44,6 @@ from clientdesk.messaging.representations import (
 )
 from clientdesk.messaging.selectors import template_current_version, template_get
 
-SEND_PERMISSION = "messaging.send_private_message"
-TEMPLATES_PERMISSION = "messaging.manage_templates"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -80,7 +79,7 @@ class SendResult:
 
 
 def check_can_send(user: User) -> None:
-    if not user.has_perm(SEND_PERMISSION):
+    if not user.has_perm(MessagingPermission.SEND_PRIVATE_MESSAGE):
         raise PermissionDenied(
             "You need the 'Send a private message' permission to send messages. "
             "Ask your CRM administrator for access."
@@ -89,7 +88,10 @@ def check_can_send(user: User) -> None:
 
 def check_can_compose(user: User) -> None:
     """Previews show client data rendered into text: senders and template managers may."""
-    if not (user.has_perm(SEND_PERMISSION) or user.has_perm(TEMPLATES_PERMISSION)):
+    if not (
+        user.has_perm(MessagingPermission.SEND_PRIVATE_MESSAGE)
+        or user.has_perm(MessagingPermission.MANAGE_TEMPLATES)
+    ):
         raise PermissionDenied(
             "You need the 'Send a private message' or 'Manage message templates' permission."
         )
@@ -390,7 +392,7 @@ def idempotency_keys_prune() -> int:
 
 
 def check_can_manage_templates(user: User) -> None:
-    if not user.has_perm(TEMPLATES_PERMISSION):
+    if not user.has_perm(MessagingPermission.MANAGE_TEMPLATES):
         raise PermissionDenied("You need the 'Manage message templates' permission.")
 
 

@@ -1,7 +1,6 @@
 """The Templates page: list, search, create, edit with a live preview, deactivate."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -9,8 +8,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.clients.validators import LANGUAGE_CHOICES
 from clientdesk.core.errors import ApplicationError
+from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
 from clientdesk.core.ui import render_error_page
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE
 from clientdesk.messaging.selectors import (
     template_current_version,
@@ -19,8 +20,6 @@ from clientdesk.messaging.selectors import (
     templates_with_current_versions,
 )
 from clientdesk.messaging.services import (
-    check_can_compose,
-    check_can_manage_templates,
     message_compose,
     template_create,
     template_update,
@@ -29,19 +28,9 @@ from clientdesk.messaging.services import (
 PAGE_SIZE = 25
 
 
-def _guard(request: HttpRequest) -> HttpResponse | None:
-    try:
-        check_can_manage_templates(request.user)  # type: ignore[arg-type]
-    except ApplicationError as error:
-        return render_error_page(request, error)
-    return None
-
-
-@login_required
+@requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_GET
 def template_list(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     query = request.GET.get("q", "")[:120]
     page = paginate(
         template_search(query=query), page=parse_page(request.GET.get("page")), size=PAGE_SIZE
@@ -67,11 +56,9 @@ def _editor_context(**extra: object) -> dict[str, object]:
     }
 
 
-@login_required
+@requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_http_methods(["GET", "POST"])
 def template_new(request: HttpRequest) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     form = {"name": "", "language": "en", "body": ""}
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in form}
@@ -87,11 +74,9 @@ def template_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_http_methods(["GET", "POST"])
 def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     try:
         template = template_get(template_id=template_id)
     except ApplicationError as error:
@@ -134,11 +119,9 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
     return render(request, "messaging/templates/edit.html", context, status=status)
 
 
-@login_required
+@requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
 def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
-    if denied := _guard(request):
-        return denied
     active = request.POST.get("active") == "1"
     try:
         version = template_update(
@@ -153,19 +136,15 @@ def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
     return redirect("messaging:template-edit", template_id=version.template_id)
 
 
-@login_required
+@requires(MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
 @require_GET
 def preview_clients(request: HttpRequest) -> HttpResponse:
     """Up to ten clients matching `q`, to choose whom the template preview is rendered for."""
-    try:
-        check_can_compose(request.user)  # type: ignore[arg-type]
-    except ApplicationError as error:
-        return render_error_page(request, error)
     clients = client_search(query=request.GET.get("q", "")[:200], size=10).items
     return render(request, "messaging/templates/preview_clients.html", {"clients": clients})
 
 
-@login_required
+@requires(MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
 def preview(request: HttpRequest) -> HttpResponse:
     """Render posted text for the chosen client: the live preview of the editor and the panel."""
@@ -173,10 +152,6 @@ def preview(request: HttpRequest) -> HttpResponse:
     client_id = request.POST.get("preview_client") or request.POST.get("client_id", "")
     template_id = request.POST.get("template_id") or None
     context: dict[str, object] = {}
-    try:
-        check_can_compose(request.user)  # type: ignore[arg-type]
-    except ApplicationError as error:
-        return render_error_page(request, error)
     try:
         if not client_id:
             context["hint"] = "Choose a client to preview the message for."

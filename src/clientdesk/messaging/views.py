@@ -2,7 +2,6 @@
 send, and the messages already sent with their live delivery status."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -10,10 +9,12 @@ from django.views.decorators.http import require_GET, require_POST
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError
+from clientdesk.core.gate import requires
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.selectors import delivery_get
 from clientdesk.delivery.services import active_channels, delivery_retry_now
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
     client_messages,
@@ -32,7 +33,7 @@ def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
     return {
         "client": client,
         "sent": rows,
-        "can_retry": request.user.has_perm("messaging.send_private_message"),
+        "watching": any(d.status in _OPEN for _, ds in rows for d in ds),
     }
 
 
@@ -55,7 +56,7 @@ def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dic
     }
 
 
-@login_required
+@requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_GET
 def send_panel(request: HttpRequest, client_id: str) -> HttpResponse:
     try:
@@ -70,7 +71,7 @@ def send_panel(request: HttpRequest, client_id: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@requires(MessagingPermission.VIEW_MESSAGE)
 @require_GET
 def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
     """The conversation with delivery status, replies and read receipts; the panel fetches it
@@ -82,7 +83,7 @@ def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
     return render(request, "messaging/send_panel.html#sent-list", context)
 
 
-@login_required
+@requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
 def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
@@ -131,7 +132,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
     return render(request, "messaging/send_done.html", context)
 
 
-@login_required
+@requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
 def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
     try:

@@ -10,15 +10,15 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from clientdesk.accounts.models import User
-from clientdesk.accounts.roles import ADMINISTRATOR
+from clientdesk.accounts.roles import Role
 from clientdesk.clients.demo import demo_clients
 from clientdesk.clients.models import Client
 
 DEMO_USERS = {
-    "admin": (ADMINISTRATOR, "Ada", "Admin"),
-    "manager": ("Manager", "Maya", "Manager"),
-    "agent": ("Agent", "Alex", "Agent"),
-    "viewer": ("Viewer", "Vic", "Viewer"),
+    "admin": (Role.ADMINISTRATOR, "Ada", "Admin"),
+    "manager": (Role.MANAGER, "Maya", "Manager"),
+    "agent": (Role.AGENT, "Alex", "Agent"),
+    "viewer": (Role.VIEWER, "Vic", "Viewer"),
 }
 
 
@@ -49,8 +49,8 @@ class Command(BaseCommand):
             )
             if created or not user.check_password(password):
                 user.set_password(password)
-            user.is_staff = role == ADMINISTRATOR
-            user.is_superuser = role == ADMINISTRATOR
+            user.is_staff = role == Role.ADMINISTRATOR
+            user.is_superuser = role == Role.ADMINISTRATOR
             user.save()
             user.groups.set([Group.objects.get(name=role)])
             stored[username] = password
