@@ -78,7 +78,7 @@ from clientdesk.delivery.models import (
 from clientdesk.delivery.services import delivery_create, endpoint_configure
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import webhook_payload
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from common import BENCH_DIR, PROJECT, PYTHON, cpu_seconds, summary_ms
 
 ADMIN = "bench-admin"

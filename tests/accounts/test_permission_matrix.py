@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 
 from clientdesk.accounts.roles import Role
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services import message_send, template_create
+from clientdesk.messaging.services.sending import message_send
+from clientdesk.messaging.services.templates import template_create
 
 pytestmark = pytest.mark.django_db
 
@@ -105,8 +106,7 @@ def test_every_view_declares_its_permission():
         callback = entry.callback  # type: ignore[union-attr]
         view_class = getattr(callback, "cls", None)
         if not (
-            hasattr(callback, "required_permissions")
-            or hasattr(view_class, "required_permissions")
+            hasattr(callback, "required_permissions") or hasattr(view_class, "required_permissions")
         ):
             undeclared.append(route)
     assert not undeclared, f"views that declare no permission: {undeclared}"

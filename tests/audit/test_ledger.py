@@ -27,7 +27,7 @@ from clientdesk.audit.services import (
     record_hash,
 )
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.audit import merkle_reference as ref
 
 pytestmark = pytest.mark.django_db

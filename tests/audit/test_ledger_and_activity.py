@@ -3,7 +3,7 @@ import uuid
 import pytest
 
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from clientdesk.core import live
 from clientdesk.core.live import live_event_record
 from clientdesk.core.models import LiveEvent
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.servers import InProcessServer, SSEReader, uvicorn_process
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.worker import Worker
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus
 from clientdesk.delivery.services import delivery_retry_now, endpoint_rotate_secret
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Message
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 
 pytestmark = pytest.mark.django_db
 

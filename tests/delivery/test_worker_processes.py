@@ -15,7 +15,7 @@ from django.db import connection
 
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Delivery, DeliveryStatus
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"

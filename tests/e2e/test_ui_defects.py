@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.messaging.models import Message
-from clientdesk.messaging.services import template_create
+from clientdesk.messaging.services.templates import template_create
 from tests.e2e.helpers import compose, message_box, open_send_panel, send_button, toasts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

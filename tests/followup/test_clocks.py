@@ -15,7 +15,7 @@ from clientdesk.followup.models import Conversation, FollowUpDue
 from clientdesk.followup.selectors import policy_get
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message, ReplyState
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.followup.helpers import client_writes
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.followup.models import FollowUpPolicy
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.followup.helpers import client_writes
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.followup.models import FollowUpDue
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message, ReplyState
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.delivery.test_worker_processes import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)

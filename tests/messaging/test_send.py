@@ -11,7 +11,8 @@ from clientdesk.core.errors import NotFound, PermissionDenied, ValidationFailed
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import IdempotencyKey, Message
 from clientdesk.messaging.rendering import RenderFailed
-from clientdesk.messaging.services import idempotency_keys_prune, message_send
+from clientdesk.messaging.services.idempotency import idempotency_keys_prune
+from clientdesk.messaging.services.sending import message_send
 
 META = RequestMeta(ip="203.0.113.9", user_agent="pytest-agent/1.0", request_id="req-123")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from clientdesk.messaging.models import MessageTemplate, MessageTemplateVersion
-from clientdesk.messaging.services import template_create
+from clientdesk.messaging.services.templates import template_create
 
 pytestmark = pytest.mark.django_db
 

@@ -1,3 +1,5 @@
+import threading
+import time
 import uuid
 
 import pytest
@@ -5,7 +7,8 @@ import pytest
 from clientdesk.audit.selectors import audit_verify
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import Message, MessageTemplateVersion
-from clientdesk.messaging.services import message_send, template_create
+from clientdesk.messaging.services.sending import message_send
+from clientdesk.messaging.services.templates import template_create
 
 pytestmark = pytest.mark.django_db
 
@@ -145,10 +148,11 @@ def test_language_variants_pick_the_client_language_then_the_default(
 
 
 def test_base_language_variant_serves_regional_clients(manager, make_client, agent):
-    from clientdesk.messaging.services import message_compose, template_update
+    from clientdesk.messaging.services.sending import message_compose
+    from clientdesk.messaging.services.templates import template_set_variant
 
     version = template_create(author=manager, name="Hello", body="Hello", language="en")
-    template_update(author=manager, template_id=version.template_id, language="pt", body="Olá")
+    template_set_variant(author=manager, template_id=version.template_id, language="pt", body="Olá")
     composed = message_compose(
         sender=agent, client=make_client(language="pt-br"), template_id=version.template_id
     )
@@ -256,3 +260,70 @@ def test_idempotency_fingerprint_covers_the_template(manager, agent, client_obj)
             idempotency_key="k",
             meta=meta,
         )
+
+
+def _wait_until_blocked_on_a_lock(thread, timeout=10.0):
+    """Return once `thread` waits on a database lock (PostgreSQL shows it), or has finished; on
+    SQLite, whose busy wait is invisible, give it a bounded moment to reach the lock."""
+    from django.db import connection as conn
+
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        if conn.vendor != "postgresql":
+            thread.join(timeout=1.0)
+            return
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        thread.join(timeout=0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_renames_to_one_name_at_once_give_409_and_keep_one(manager, api_for):
+    """The name check passes for both; the unique index decides, and the loser gets a 409
+    problem, not an IntegrityError 500."""
+    from django.db import connection, transaction
+
+    from clientdesk.messaging.models import MessageTemplate
+
+    first = template_create(author=manager, name="First", body="One", language="en")
+    second = template_create(author=manager, name="Second", body="Two", language="en")
+    api = api_for(manager)
+    held, release, results = threading.Event(), threading.Event(), {}
+
+    def rename_first_and_hold():
+        try:
+            with transaction.atomic():
+                MessageTemplate.objects.filter(pk=first.template_id).update(name="Same name")
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def rename_second_through_the_api():
+        try:
+            results["response"] = api.patch(
+                f"/api/v1/templates/{second.template_id}", {"name": "same NAME"}, format="json"
+            )
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=rename_first_and_hold)
+    holder.start()
+    assert held.wait(timeout=30)
+    renamer = threading.Thread(target=rename_second_through_the_api)
+    renamer.start()
+    _wait_until_blocked_on_a_lock(renamer)
+    release.set()
+    holder.join(timeout=30)
+    renamer.join(timeout=30)
+
+    response = results["response"]
+    assert response.status_code == 409, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"] == {"name": ["A template with this name already exists."]}
+    assert sorted(MessageTemplate.objects.values_list("name", flat=True)) == ["Same name", "Second"]

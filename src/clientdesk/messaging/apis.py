@@ -28,11 +28,16 @@ from clientdesk.messaging.selectors import (
     template_search,
     templates_with_current_versions,
 )
-from clientdesk.messaging.services import (
-    message_preview,
-    message_send,
+from clientdesk.messaging.services.sending import message_preview, message_send
+from clientdesk.messaging.services.templates import (
+    RemoveVariant,
+    Rename,
+    SetActive,
+    SetDefaultLanguage,
+    SetVariant,
+    TemplateAction,
+    template_change,
     template_create,
-    template_update,
 )
 
 _MESSAGE_SCHEMA = inline_serializer(
@@ -357,9 +362,26 @@ class TemplateDetailApi(APIView):
     def patch(self, request: Request, template_id: str) -> Response:
         data = self.PatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = template_update(
+        fields = data.validated_data
+        if "language" in fields and "body" not in fields:
+            raise ValidationFailed(
+                "Give the body for that language.", errors={"body": ["Required with language."]}
+            )
+        # Applied in this order, in one transaction: a PATCH makes at most one version.
+        actions: list[TemplateAction] = []
+        if "name" in fields:
+            actions.append(Rename(fields["name"]))
+        if "is_active" in fields:
+            actions.append(SetActive(fields["is_active"]))
+        if "body" in fields:
+            actions.append(SetVariant(fields["body"], fields.get("language")))
+        if "default_language" in fields:
+            actions.append(SetDefaultLanguage(fields["default_language"]))
+        if "remove_language" in fields:
+            actions.append(RemoveVariant(fields["remove_language"]))
+        version = template_change(
             author=request.user,  # type: ignore[arg-type]
             template_id=template_id,
-            **data.validated_data,
+            actions=actions,
         )
         return Response(template_representation(version.template, version))

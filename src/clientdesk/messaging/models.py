@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from clientdesk.clients.models import Client
 from clientdesk.messaging.permissions import MessagingPermission
@@ -39,6 +40,10 @@ class MessageTemplate(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Names are compared without case; the index settles concurrent renames.
+            models.UniqueConstraint(Lower("name"), name="template_name_unique_ci")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -19,10 +19,13 @@ from clientdesk.messaging.selectors import (
     template_search,
     templates_with_current_versions,
 )
-from clientdesk.messaging.services import (
-    message_compose,
+from clientdesk.messaging.services.sending import message_compose
+from clientdesk.messaging.services.templates import (
+    Rename,
+    SetActive,
+    SetVariant,
+    template_change,
     template_create,
-    template_update,
 )
 
 PAGE_SIZE = 25
@@ -93,12 +96,10 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
         try:
-            version = template_update(
+            version = template_change(
                 author=request.user,  # type: ignore[arg-type]
                 template_id=template.id,
-                name=form["name"],
-                language=form["language"],
-                body=form["body"],
+                actions=[Rename(form["name"]), SetVariant(form["body"], form["language"])],
             )
         except ApplicationError as failure:
             problem, status = failure, failure.status
@@ -124,10 +125,10 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
 def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
     active = request.POST.get("active") == "1"
     try:
-        version = template_update(
+        version = template_change(
             author=request.user,  # type: ignore[arg-type]
             template_id=template_id,
-            is_active=active,
+            actions=[SetActive(active)],
         )
     except ApplicationError as error:
         return render_error_page(request, error)

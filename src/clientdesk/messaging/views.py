@@ -21,7 +21,8 @@ from clientdesk.messaging.selectors import (
     deliveries_by_message,
     template_search,
 )
-from clientdesk.messaging.services import check_can_send, message_send, new_idempotency_key
+from clientdesk.messaging.services.idempotency import new_idempotency_key
+from clientdesk.messaging.services.sending import check_can_send, message_send
 
 SENT_LIST_SIZE = 20
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from clientdesk.messaging.services import idempotency_keys_prune
+from clientdesk.messaging.services.idempotency import idempotency_keys_prune
 
 
 class Command(BaseCommand):

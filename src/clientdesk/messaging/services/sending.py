@@ -1,15 +1,12 @@
 """The send path: check, render, then write the message and its records in one transaction."""
 
 import hashlib
-import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -18,8 +15,7 @@ from clientdesk.audit.models import ActivityType
 from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
-from clientdesk.clients.validators import validate_language
-from clientdesk.core.errors import Conflict, PermissionDenied, ValidationFailed
+from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.live import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.hooks import message_written
@@ -27,24 +23,23 @@ from clientdesk.messaging.models import (
     Direction,
     IdempotencyKey,
     Message,
-    MessageTemplate,
     MessageTemplateVersion,
 )
 from clientdesk.messaging.outbound import message_deliveries_create
 from clientdesk.messaging.permissions import MessagingPermission
-from clientdesk.messaging.rendering import (
-    Rendered,
-    check_template_variables,
-    parse_template,
-    render_message,
-)
+from clientdesk.messaging.rendering import Rendered, render_message
 from clientdesk.messaging.representations import (
     message_client_representation,
     message_representation,
 )
 from clientdesk.messaging.selectors import template_current_version, template_get
-
-_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+from clientdesk.messaging.services.idempotency import (
+    SendResult,
+    idempotency_fingerprint,
+    idempotency_key_check,
+    idempotency_key_find,
+    idempotency_replay,
+)
 
 
 @dataclass(frozen=True)
@@ -71,13 +66,6 @@ class SendRequest:
     reply_due_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class SendResult:
-    message_id: uuid.UUID
-    response: dict[str, Any]
-    replayed: bool
-
-
 def check_can_send(user: User) -> None:
     if not user.has_perm(MessagingPermission.SEND_PRIVATE_MESSAGE):
         raise PermissionDenied(
@@ -95,26 +83,6 @@ def check_can_compose(user: User) -> None:
         raise PermissionDenied(
             "You need the 'Send a private message' or 'Manage message templates' permission."
         )
-
-
-def new_idempotency_key() -> str:
-    return str(uuid.uuid4())
-
-
-def _fingerprint(
-    *,
-    client_id: uuid.UUID,
-    body: str | None,
-    template_id: str | None,
-    expects_reply: bool = False,
-    reply_due_at: datetime | None = None,
-) -> str:
-    request: dict[str, Any] = {"client": str(client_id), "body": body, "template": template_id}
-    if expects_reply:  # only then, so keys stored before the follow-up fields still replay
-        request["expects_reply"] = True
-        request["reply_due_at"] = reply_due_at.isoformat() if reply_due_at else None
-    canonical = json.dumps(request, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # An explicit due time a year ahead is a typo, not a plan.
@@ -141,36 +109,6 @@ def _check_reply_due(expects_reply: bool, reply_due_at: datetime | None) -> None
             "reply_due_at must be in the future and within a year.",
             errors={"reply_due_at": ["Must be in the future and within 366 days."]},
         )
-
-
-def _validate_key(key: str) -> None:
-    if not _KEY_PATTERN.match(key):
-        raise ValidationFailed(
-            "Idempotency-Key must be 1–255 printable ASCII characters without spaces "
-            "(a UUID is a good choice).",
-            errors={"Idempotency-Key": ["Invalid idempotency key."]},
-        )
-
-
-def _replay(existing: IdempotencyKey, fingerprint: str) -> SendResult:
-    if existing.fingerprint != fingerprint:
-        raise ValidationFailed(
-            "This Idempotency-Key was already used for a different request; "
-            "use a new key for a new message.",
-            errors={"Idempotency-Key": ["Already used with another request body."]},
-        )
-    if existing.message_id is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed.")
-    return SendResult(existing.message_id, existing.response_body, replayed=True)
-
-
-def _find_key(*, user: User, key: str) -> IdempotencyKey | None:
-    existing = IdempotencyKey.objects.filter(user=user, key=key).first()
-    ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    if existing is not None and existing.created_at < timezone.now() - ttl:
-        existing.delete()
-        return None
-    return existing
 
 
 def _check_body(body: str) -> None:
@@ -252,19 +190,19 @@ def message_send_prepare(
     """
     check_can_send(sender)
     client = client_get(client_id=client_id)
-    _validate_key(idempotency_key)
+    idempotency_key_check(idempotency_key)
     _check_one_source(body, template_id)
     _check_reply_due(expects_reply, reply_due_at)
-    fingerprint = _fingerprint(
+    fingerprint = idempotency_fingerprint(
         client_id=client.id,
         body=body,
         template_id=None if template_id is None else str(template_id),
         expects_reply=expects_reply,
         reply_due_at=reply_due_at,
     )
-    existing = _find_key(user=sender, key=idempotency_key)
+    existing = idempotency_key_find(user=sender, key=idempotency_key)
     if existing is not None:
-        return _replay(existing, fingerprint)
+        return idempotency_replay(existing, fingerprint)
     composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
     return SendRequest(
         sender=sender,
@@ -354,7 +292,7 @@ def message_send_commit(request: SendRequest) -> SendResult:
         ).first()
         if existing is None:
             raise
-        return _replay(existing, request.fingerprint)
+        return idempotency_replay(existing, request.fingerprint)
     return SendResult(message.id, response, replayed=False)
 
 
@@ -382,168 +320,3 @@ def message_send(
     if isinstance(prepared, SendResult):
         return prepared
     return message_send_commit(prepared)
-
-
-def idempotency_keys_prune() -> int:
-    """Delete answers older than the advertised lifetime; returns how many went."""
-    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
-
-
-def check_can_manage_templates(user: User) -> None:
-    if not user.has_perm(MessagingPermission.MANAGE_TEMPLATES):
-        raise PermissionDenied("You need the 'Manage message templates' permission.")
-
-
-def _check_template_body(body: str, *, field: str = "body") -> None:
-    if not body.strip():
-        raise ValidationFailed(
-            "A template needs a body.", errors={field: ["This field may not be blank."]}
-        )
-    if len(body) > settings.MESSAGE_MAX_LENGTH:
-        raise ValidationFailed(
-            f"The template is {len(body):,} characters; the limit is "
-            f"{settings.MESSAGE_MAX_LENGTH:,}.",
-            errors={field: [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
-        )
-    _, paths = parse_template(body)
-    check_template_variables(paths)
-
-
-def _check_language(language: str, *, field: str = "language") -> None:
-    try:
-        validate_language(language)
-    except DjangoValidationError as error:
-        raise ValidationFailed(error.messages[0], errors={field: error.messages}) from error
-
-
-def _check_name(name: str, *, template_id: Any = None) -> str:
-    name = name.strip()
-    if not name or len(name) > 120:
-        raise ValidationFailed(
-            "A template needs a name of 1–120 characters.",
-            errors={"name": ["1–120 characters."]},
-        )
-    clash = MessageTemplate.objects.filter(name__iexact=name).exclude(pk=template_id)
-    if clash.exists():
-        raise Conflict(
-            f"A template named {name!r} already exists.",
-            errors={"name": ["A template with this name already exists."]},
-        )
-    return name
-
-
-def template_create(*, author: User, name: str, body: str, language: str) -> MessageTemplateVersion:
-    """Create a template and its version 1, whose only variant (`language`) is the default."""
-    check_can_manage_templates(author)
-    name = _check_name(name)
-    _check_language(language)
-    _check_template_body(body)
-    try:
-        with transaction.atomic():
-            template = MessageTemplate.objects.create(name=name, created_by=author)
-            version = MessageTemplateVersion.objects.create(
-                template=template,
-                version=1,
-                default_language=language,
-                variants={language: body},
-                author=author,
-            )
-            audit_append(
-                actor=author,
-                action="template.created",
-                object_type="message_template",
-                object_id=template.id,
-                created_at=timezone.now(),
-                data={"name": name, "version": 1, "variants": version.variants},
-            )
-    except IntegrityError as error:
-        raise Conflict(
-            f"A template named {name!r} already exists.",
-            errors={"name": ["A template with this name already exists."]},
-        ) from error
-    return version
-
-
-def template_update(
-    *,
-    author: User,
-    template_id: Any,
-    name: str | None = None,
-    is_active: bool | None = None,
-    body: str | None = None,
-    language: str | None = None,
-    default_language: str | None = None,
-    remove_language: str | None = None,
-) -> MessageTemplateVersion:
-    """Change a template. A change of text or languages makes a new version; renaming and
-    (de)activating do not. Returns the current version."""
-    check_can_manage_templates(author)
-    template = template_get(template_id=template_id)
-    if name is not None:
-        name = _check_name(name, template_id=template.id)
-    if body is not None:
-        _check_template_body(body)
-    for field, code in (("language", language), ("default_language", default_language)):
-        if code is not None:
-            _check_language(code, field=field)
-    if language is not None and body is None:
-        raise ValidationFailed(
-            "Give the body for that language.", errors={"body": ["Required with language."]}
-        )
-
-    with transaction.atomic():
-        template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
-        current = template_current_version(template=template)
-        variants = dict(current.variants)
-        default = current.default_language
-        if body is not None:
-            variants[language or default] = body
-        if default_language is not None:
-            if default_language not in variants:
-                raise ValidationFailed(
-                    f"There is no {default_language!r} variant to make the default.",
-                    errors={"default_language": ["No variant in that language."]},
-                )
-            default = default_language
-        if remove_language is not None:
-            if remove_language == default:
-                raise ValidationFailed(
-                    "The default variant cannot be removed; make another language the "
-                    "default first.",
-                    errors={"remove_language": ["This is the default variant."]},
-                )
-            if variants.pop(remove_language, None) is None:
-                raise ValidationFailed(
-                    f"There is no {remove_language!r} variant.",
-                    errors={"remove_language": ["No variant in that language."]},
-                )
-        changes: dict[str, Any] = {}
-        if name is not None and name != template.name:
-            changes["name"] = name
-        if is_active is not None and is_active != template.is_active:
-            changes["is_active"] = is_active
-        for field_name, value in changes.items():
-            setattr(template, field_name, value)
-        if variants != current.variants or default != current.default_language:
-            current = MessageTemplateVersion.objects.create(
-                template=template,
-                version=current.version + 1,
-                default_language=default,
-                variants=variants,
-                author=author,
-            )
-            changes["version"] = current.version
-            changes["variants"] = variants
-        if changes:
-            template.save()
-            audit_append(
-                actor=author,
-                action="template.updated",
-                object_type="message_template",
-                object_id=template.id,
-                created_at=timezone.now(),
-                data=changes,
-            )
-    return current

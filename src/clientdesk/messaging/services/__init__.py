@@ -1,0 +1,1 @@
+"""Writes of messaging, one module per job: sending, idempotency, templates."""
