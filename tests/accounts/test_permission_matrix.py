@@ -66,6 +66,11 @@ MATRIX: dict[str, dict[str, Any]] = {
         "GET": TEMPLATE_MANAGERS,
         "PATCH": TEMPLATE_MANAGERS,
     },
+    "api/v1/audit/records": {"GET": ADMIN},
+    "api/v1/audit/records/<int:sequence>/proof": {"GET": ADMIN},
+    "api/v1/audit/checkpoint": {"GET": ADMIN},
+    "api/v1/audit/public-key": {"GET": ADMIN},
+    "api/v1/audit/consistency": {"GET": ADMIN},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
     "api/<path:path>": {"GET": PUBLIC},
@@ -126,13 +131,14 @@ def objects(make_user, make_client):
         "message_id": str(sent.message_id),
         "delivery_id": str(uuid.uuid4()),
         "path": "v1/nothing-here",
+        "sequence": "1",
     }
 
 
 def _url(route: str, objects: dict[str, str]) -> str:
     url = "/" + route
     for name, value in objects.items():
-        for converter in ("uuid", "str", "path"):
+        for converter in ("uuid", "str", "path", "int"):
             url = url.replace(f"<{converter}:{name}>", value)
     assert "<" not in url, f"no test object for {route}"
     return url
