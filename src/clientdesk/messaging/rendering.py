@@ -7,9 +7,11 @@ this client, stops the send with an error naming every such variable, unless the
 a fallback: `{{ nickname | default: "there" }}`.
 """
 
+import functools
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +22,7 @@ from liquid.exceptions import LiquidError, LiquidSyntaxError, ResourceLimitError
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
-from clientdesk.clients.validators import ATTRIBUTE_NAME
+from clientdesk.clients.validators import ATTRIBUTE_NAME, MAX_ATTRIBUTE_VALUE
 from clientdesk.core.errors import ValidationFailed
 
 
@@ -52,6 +54,9 @@ CATALOGUE: dict[str, Variable] = {
     ]
 }
 
+# Heads of dotted catalogue names; an attribute of that name would hide them.
+_NAMESPACES = frozenset(name.split(".")[0] for name in CATALOGUE if "." in name)
+
 _blank_outputs: ContextVar[list[str]] = ContextVar("blank_outputs")
 
 
@@ -71,7 +76,112 @@ class _MessageEnvironment(Environment):
     output_stream_limit = 50_000
 
 
+# Filters are the only way a template builds a value (ranges are lazy; loops, output and the
+# namespace have the limits above), so every filter runs inside these bounds: its input and its
+# result are measured, and the two that can grow a value many times over (join, replace) are
+# refused before they run when their result would not fit.
+MAX_TEXT = 50_000  # characters in one value
+MAX_ITEMS = 1_000  # items in one array or range
+MAX_NUMBER = 10**15  # magnitude of a number
+MAX_WORK = 1_000_000  # characters and items that filters take and give in one render
+MAX_NESTING = 5  # arrays within arrays
+
+_work: ContextVar[list[int]] = ContextVar("render_work")
+
+
+class RenderLimitError(ResourceLimitError):
+    """A value or the work of one render would pass a bound; `limit` names it."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message, token=None)
+        self.limit = limit
+
+
+def _weight(value: Any, depth: int = 0) -> int:
+    """Characters plus items of `value`, refusing what passes a bound before walking it."""
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, (int, float, Decimal)):
+        if not (-MAX_NUMBER <= value <= MAX_NUMBER):
+            raise RenderLimitError(
+                f"numbers are limited to {len(str(MAX_NUMBER)) - 1} digits", limit="number"
+            )
+        return 1
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise RenderLimitError(
+                f"a value may have at most {MAX_TEXT:,} characters", limit="text"
+            )
+        return len(value)
+    if isinstance(value, (range, list, tuple, dict)):
+        if len(value) > MAX_ITEMS:
+            raise RenderLimitError(f"an array may have at most {MAX_ITEMS:,} items", limit="items")
+        if depth >= MAX_NESTING:
+            raise RenderLimitError(
+                f"arrays may be nested at most {MAX_NESTING} deep", limit="nesting"
+            )
+        if isinstance(value, range):
+            return len(value)
+        items = value.values() if isinstance(value, dict) else value
+        total = len(value)
+        for item in items:
+            total += _weight(item, depth + 1)
+            if total > MAX_TEXT:
+                raise RenderLimitError(
+                    f"a value may have at most {MAX_TEXT:,} characters", limit="text"
+                )
+        return total
+    return 1  # undefined, drops: nothing a template can grow
+
+
+def _spend(amount: int) -> None:
+    work = _work.get(None)
+    if work is None:
+        return
+    work[0] += amount
+    if work[0] > MAX_WORK:
+        raise RenderLimitError(
+            f"filters may handle at most {MAX_WORK:,} characters in one message", limit="work"
+        )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _growth(name: str, value: Any, args: tuple[Any, ...]) -> int:
+    """The size of the result of the filters that multiply their input, before they run."""
+    if name == "join" and isinstance(value, (list, tuple, range)):
+        separator = _text(args[0]) if args else " "
+        return _weight(value) + len(separator) * len(value)
+    if name in {"replace", "replace_first", "replace_last"} and isinstance(value, str) and args:
+        old, new = (str(a) if isinstance(a, (str, int, float)) else "" for a in (*args, "")[:2])
+        hits = 1 if name != "replace" else (value.count(old) if old else len(value) + 1)
+        return len(value) + hits * len(new)
+    return 0
+
+
+_INJECTED = frozenset({"context", "environment"})  # what Liquid passes to some filters
+
+
+def _bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def run(value: Any, *args: Any, **kwargs: Any) -> Any:
+        data = [*args, *(v for k, v in kwargs.items() if k not in _INJECTED)]
+        _spend(_weight(value) + sum(_weight(a) for a in data))
+        if _growth(name, value, args) > MAX_TEXT:
+            raise RenderLimitError(
+                f"a value may have at most {MAX_TEXT:,} characters", limit="text"
+            )
+        result = func(value, *args, **kwargs)
+        _spend(_weight(result))
+        return result
+
+    return run
+
+
 _env = _MessageEnvironment(undefined=_RecordingUndefined)
+_env.filters.update({name: _bounded(name, func) for name, func in _env.filters.items()})
 
 
 @dataclass(frozen=True)
@@ -83,6 +193,15 @@ class Rendered:
 class RenderFailed(ValidationFailed):
     type_slug = "render-failed"
     title = "The message cannot be rendered"
+
+
+_LIQUID_LIMITS = {
+    "LoopIterationLimitError": "loop_iterations",
+    "OutputStreamLimitError": "output",
+    "LocalNamespaceLimitError": "namespace",
+    "ContextDepthError": "depth",
+    "BlockNestingError": "nesting",
+}
 
 
 def _braces(names: list[str]) -> str:
@@ -98,7 +217,7 @@ def variable_values(*, client: Client, sender: User) -> dict[str, Any]:
     values: dict[str, Any] = {
         name: attr_value
         for name, attr_value in client.attributes.items()
-        if ATTRIBUTE_NAME.match(name) and name not in CATALOGUE
+        if ATTRIBUTE_NAME.match(name) and name not in CATALOGUE and name not in _NAMESPACES
     }
     values.update({name: v.value(client, sender) for name, v in CATALOGUE.items()})
     return values
@@ -152,9 +271,11 @@ def _parsed(source: str) -> tuple[Any, tuple[str, ...]]:
 
 
 def check_template_variables(paths: list[str]) -> None:
-    """Refuse paths that can never resolve: dotted names outside the catalogue (attributes
-    are flat), such as `{{ sender.password }}` or `{{ firstName.size }}`."""
-    bad = [p for p in paths if "." in p and p not in CATALOGUE]
+    """Refuse paths that can never resolve to text: dotted names outside the catalogue
+    (attributes are flat), such as `{{ sender.password }}` or `{{ firstName.size }}`, and the
+    `sender` namespace itself."""
+    # A namespace alone (`{{ sender }}`) is an object, not text: it would print Python's dict.
+    bad = [p for p in paths if ("." in p and p not in CATALOGUE) or p in _NAMESPACES]
     if bad:
         raise RenderFailed(
             f"Not sent: unknown variable {_braces(bad)}.",
@@ -169,14 +290,23 @@ def render_message(*, source: str, client: Client, sender: User) -> Rendered:
     values = variable_values(client=client, sender=sender)
     blank: list[str] = []
     token = _blank_outputs.set(blank)
+    work_token = _work.set([0])
     try:
         body = template.render(**_liquid_context(values))
+    except RenderLimitError as error:
+        raise RenderFailed(
+            f"The message is too complex to render: {error.message}.", limit=error.limit
+        ) from error
     except ResourceLimitError as error:
-        raise RenderFailed(f"The message is too complex to render: {error.message}.") from error
+        raise RenderFailed(
+            f"The message is too complex to render: {error.message}.",
+            limit=_LIQUID_LIMITS.get(type(error).__name__, "resources"),
+        ) from error
     except LiquidError as error:
         raise RenderFailed(f"The message cannot be rendered: {error.message}.") from error
     finally:
         _blank_outputs.reset(token)
+        _work.reset(work_token)
 
     if blank:
         # A blank `sender` means one of the sender.* variables used here is empty.
@@ -207,6 +337,26 @@ def render_message(*, source: str, client: Client, sender: User) -> Rendered:
     return Rendered(
         body=body, variables={p: values[p] for p in used if p in values and _has_value(values[p])}
     )
+
+
+def check_renders_within_bounds(source: str) -> None:
+    """Refuse text that passes a rendering bound even for a sample client whose attributes
+    are as long as attributes may be: a template that cannot render is not saved."""
+    _, used = parse_template(source)
+    client = Client(
+        first_name="Sample",
+        last_name="Client",
+        email="sample@example.com",
+        phone="+1 555 0100",
+        external_id="SAMPLE",
+        language="en",
+        attributes={p: "x" * MAX_ATTRIBUTE_VALUE for p in used if ATTRIBUTE_NAME.match(p)},
+    )
+    try:
+        render_message(source=source, client=client, sender=User(first_name="Sample"))
+    except RenderFailed as error:
+        if "limit" in error.extra:
+            raise
 
 
 def _position(source: str, error: LiquidSyntaxError) -> tuple[int, int]:

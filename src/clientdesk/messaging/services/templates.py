@@ -17,7 +17,11 @@ from clientdesk.clients.validators import validate_language
 from clientdesk.core.errors import Conflict, PermissionDenied, ValidationFailed
 from clientdesk.messaging.models import MessageTemplate, MessageTemplateVersion
 from clientdesk.messaging.permissions import MessagingPermission
-from clientdesk.messaging.rendering import check_template_variables, parse_template
+from clientdesk.messaging.rendering import (
+    check_renders_within_bounds,
+    check_template_variables,
+    parse_template,
+)
 from clientdesk.messaging.selectors import template_current_version, template_get
 
 
@@ -39,6 +43,7 @@ def _check_template_body(body: str, *, field: str = "body") -> None:
         )
     _, paths = parse_template(body)
     check_template_variables(paths)
+    check_renders_within_bounds(body)
 
 
 def _check_language(language: str, *, field: str = "language") -> None:
