@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "clientdesk.core.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "clientdesk.core.middleware.RequestIdMiddleware",
@@ -73,7 +74,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    "clientdesk.core.middleware.TextValidityMiddleware",
 ]
+# Under these prefixes every error is application/problem+json (core/middleware.py).
+CLIENTDESK_API_PATH_PREFIXES = ("/api/", "/portal/api/")
+CSRF_FAILURE_VIEW = "clientdesk.core.views.csrf_failure"
 
 ROOT_URLCONF = "clientdesk.urls"
 ASGI_APPLICATION = "clientdesk.asgi.application"
@@ -195,7 +200,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["clientdesk.core.gate.DeclaredPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["clientdesk.core.parsers.CheckedJSONParser"],
     "EXCEPTION_HANDLER": "clientdesk.core.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -46,3 +46,8 @@ urlpatterns = [
     path("api/docs/", public(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("api/<path:path>", api_not_found),
 ]
+
+handler400 = "clientdesk.core.views.bad_request"
+handler403 = "clientdesk.core.views.permission_denied"
+handler404 = "clientdesk.core.views.page_not_found"
+handler500 = "clientdesk.core.views.server_error"

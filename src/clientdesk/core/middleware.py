@@ -1,10 +1,24 @@
-"""Request ids: taken from a sane X-Request-ID header or made fresh, echoed on the response."""
+"""Request ids; problem+json for every API error; text validity of query strings, forms and
+stored headers."""
 
 import re
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.problems import (
+    body_too_large,
+    is_api_path,
+    is_problem,
+    problem_response,
+    status_title,
+    validation_problem,
+)
+from clientdesk.core.textcheck import text_problem
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -23,3 +37,82 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+
+class ApiProblemMiddleware:
+    """Outermost: under the API prefixes a body over the size limit is a 413 before it is read,
+    and any error answer that is not yet problem+json (a 405 of a plain view, a page that
+    slipped through) becomes one with the same status."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_response(
+                status_code=400, detail="Content-Length is not a number.", type_slug="bad-request"
+            )
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return body_too_large()
+        response = self.get_response(request)
+        if response.status_code >= 400 and not is_problem(response):
+            converted = problem_response(
+                status_code=response.status_code,
+                detail=f"{status_title(response.status_code)}.",
+                type_slug=status_title(response.status_code).lower().replace(" ", "-"),
+            )
+            for header in ("Allow", "WWW-Authenticate", "Retry-After", "X-Request-ID"):
+                if header in response:
+                    converted[header] = response[header]
+            return converted
+        return response
+
+
+# Headers stored with what they come with (a message keeps the sender's User-Agent).
+STORED_HEADERS = ("User-Agent", "Idempotency-Key")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class TextValidityMiddleware:
+    """Refuse NUL and lone surrogates in the path, the query string, form fields and stored
+    headers before any view: a 422 naming each field (problem+json in the API, the error page or
+    toast elsewhere). JSON bodies are checked by the API's parser."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        errors = self.problems(request)
+        if not errors:
+            return self.get_response(request)
+        if is_api_path(request.path_info):
+            return validation_problem(errors)
+        from clientdesk.core.ui import render_error_page  # templates need the apps loaded
+
+        detail = "; ".join(f"{field} {' '.join(problems)}" for field, problems in errors.items())
+        return render_error_page(request, ValidationFailed(detail, errors=errors))
+
+    @staticmethod
+    def problems(request: HttpRequest) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+
+        def check(field: str, value: str) -> None:
+            if problem := text_problem(value):
+                errors.setdefault(field, []).append(problem)
+
+        check("path", request.path)
+        sources = [request.GET]
+        if request.method == "POST" and request.content_type in _FORM_TYPES:
+            sources.append(request.POST)
+        for source in sources:
+            for name, values in source.lists():
+                check(name, name)
+                for value in values:
+                    check(name, value)
+        for header in STORED_HEADERS:
+            check(header, request.headers.get(header, ""))
+        return errors

@@ -3,6 +3,7 @@
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -121,3 +122,33 @@ def problem_response(*, status_code: int, detail: str, type_slug: str) -> JsonRe
         status=status_code,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+def is_api_path(path: str) -> bool:
+    """Requests under these prefixes (the staff API, the portal API) are answered in
+    problem+json whatever goes wrong, including what Django refuses before any view runs."""
+    return path.startswith(tuple(settings.CLIENTDESK_API_PATH_PREFIXES))
+
+
+def is_problem(response: Any) -> bool:
+    return str(response.get("Content-Type", "")).startswith(PROBLEM_CONTENT_TYPE)
+
+
+def body_too_large() -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem_response(
+        status_code=413,
+        detail=f"The request body is over the limit of {limit:,} bytes.",
+        type_slug="body-too-large",
+    )
+
+
+def validation_problem(errors: dict[str, list[str]]) -> JsonResponse:
+    body = problem_body(
+        status_code=422,
+        title="Validation failed",
+        detail=_summary(errors),
+        type_slug="validation-failed",
+        errors=errors,
+    )
+    return JsonResponse(body, status=422, content_type=PROBLEM_CONTENT_TYPE)
