@@ -47,6 +47,13 @@ def _ledger_rows_flushable(request: pytest.FixtureRequest) -> Any:
     connection.ledger_maintenance = transactional
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Argon2 is slow on purpose; tests use a fast hasher, except the one that checks Argon2
+    (tests/accounts/test_roles_and_login.py)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(role: str | None = "Agent", **fields: Any) -> User:
