@@ -99,8 +99,8 @@ def live_server(transactional_db: None) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
-    """A fresh context and page per test. Fails the test if a static file does not load or a
-    script throws."""
+    """A fresh context and page per test. Fails the test if a static file does not load, a
+    script throws or the Content-Security-Policy refuses anything."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=5_000)
@@ -117,6 +117,16 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
         ),
     )
     page.on("pageerror", lambda error: broken.append(f"script error: {error}"))
+    # Every page of every browser test runs under the Content-Security-Policy: anything it
+    # refuses (an inline script or style, eval, a foreign origin) fails the test.
+    page.on(
+        "console",
+        lambda message: (
+            broken.append(f"CSP: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     try:
         yield page
     finally:
