@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # rest_framework.views imports this module through its settin
     from rest_framework.views import APIView
 
 Requirement = AppPermission | tuple[AppPermission, ...] | str
-View = TypeVar("View", bound=Callable[..., HttpResponseBase])
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def _perms(requirement: Requirement) -> tuple[AppPermission, ...]:
@@ -70,6 +70,18 @@ def public(view: View) -> View:
 
 def authenticated(view: View) -> View:
     return _gate(AUTHENTICATED)(view)
+
+
+def enforced_in_view(*perms: AppPermission) -> Callable[[View], View]:
+    """Declare the permission of a view that checks it itself (an async event stream, which
+    authenticates by session or token and re-checks while it runs)."""
+    requirement: Requirement = perms if len(perms) > 1 else perms[0]
+
+    def declare(view: View) -> View:
+        view.required_permissions = requirement  # type: ignore[attr-defined]
+        return view
+
+    return declare
 
 
 def _gate(requirement: Requirement) -> Callable[[View], View]:

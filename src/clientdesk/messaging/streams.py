@@ -8,9 +8,10 @@ from django.http.response import HttpResponseBase
 
 from clientdesk.accounts.models import User
 from clientdesk.accounts.selectors import user_for_api_token
+from clientdesk.core.gate import enforced_in_view
 from clientdesk.core.live import StreamSpec, db_call, parse_cursor, sse_response, staff_frame
 from clientdesk.core.problems import problem_response
-from clientdesk.messaging.selectors import VIEW_PERMISSION
+from clientdesk.messaging.permissions import MessagingPermission
 
 
 def _bearer(request: HttpRequest) -> str | None:
@@ -37,13 +38,14 @@ def _staff_user(request: HttpRequest, token: str | None) -> User | None:
 
 def _may_view(user_id: uuid.UUID) -> bool:
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    return user is not None and user.has_perm(VIEW_PERMISSION)
+    return user is not None and user.has_perm(MessagingPermission.VIEW_MESSAGE)
 
 
 def _token_alive(token: str) -> bool:
     return user_for_api_token(token=token) is not None
 
 
+@enforced_in_view(MessagingPermission.VIEW_MESSAGE)
 async def staff_events(request: HttpRequest) -> HttpResponseBase:
     if request.method != "GET":
         return problem_response(
