@@ -93,16 +93,17 @@ def _rechain() -> None:
 def test_sends_write_entries_that_the_sequencer_chains(agent, client_obj):
     for n in range(3):
         _send(agent, client_obj, f"Message {n}")
-    assert AuditEntry.objects.count() == 3
+    # The client's creation is the first record.
+    assert AuditEntry.objects.count() == 4
     assert AuditRecord.objects.count() == 0
-    assert "3 newer record(s) wait for the sequencer" in _verify()
-    assert audit_sequence() == 3
+    assert "4 newer record(s) wait for the sequencer" in _verify()
+    assert audit_sequence() == 4
     assert AuditEntry.objects.count() == 0
     records = list(AuditRecord.objects.order_by("sequence"))
-    assert [r.sequence for r in records] == [1, 2, 3]
-    assert [r.action for r in records] == ["message.sent"] * 3
+    assert [r.sequence for r in records] == [1, 2, 3, 4]
+    assert [r.action for r in records] == ["client.created"] + ["message.sent"] * 3
     assert records[1].prev_hash == records[0].hash
-    assert "chain intact: 3 records" in _verify()
+    assert "chain intact: 4 records" in _verify()
     assert audit_sequence() == 0
 
 

@@ -151,7 +151,7 @@ def test_exhausted_schedule_fails_then_retry_now_starts_again(
     assert delivery.status == DeliveryStatus.FAILED
     assert delivery.attempt_count == len(policy.SCHEDULE)
     receiver.respond = lambda r: (204, {}, b"")
-    delivery_retry_now(delivery_id=delivery.id)
+    delivery_retry_now(delivery_id=delivery.id, actor=None)
     step()
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DELIVERED
@@ -221,7 +221,7 @@ def test_retry_now_explains_a_disabled_endpoint(endpoint, receiver, agent, clien
     step()
     delivery = Delivery.objects.get()
     with pytest.raises(ValidationFailed, match=r"endpoint is disabled.*410 Gone"):
-        delivery_retry_now(delivery_id=delivery.id)
+        delivery_retry_now(delivery_id=delivery.id, actor=None)
     assert Delivery.objects.get().status == DeliveryStatus.FAILED
 
 
@@ -245,6 +245,10 @@ def test_retry_now_from_the_panel_needs_the_send_permission(
     assert "Retrying at" in accepted.content.decode()
     assert "Retry now" not in accepted.content.decode()
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
+    from clientdesk.audit.models import AuditEntry
+
+    retried = AuditEntry.objects.get(action="delivery.retried")
+    assert (retried.actor_id, retried.object_id) == (str(agent.pk), str(delivery.id))
 
 
 def test_a_worker_does_not_spin_on_webhooks_paused_by_a_disabled_endpoint(

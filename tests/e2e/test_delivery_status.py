@@ -264,7 +264,7 @@ def bring_forward(delivery: Delivery, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            delivery_retry_now(delivery_id=delivery.pk)
+            delivery_retry_now(delivery_id=delivery.pk, actor=None)
             return
         except ValidationFailed:  # being attempted right now
             assert time.monotonic() < deadline, delivery_log(delivery)

@@ -10,5 +10,9 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from clientdesk.audit.append_only import register_sqlite_function
+        from clientdesk.audit.services import audit_append
+        from clientdesk.core.ledger import ledger_connect
+
+        ledger_connect(audit_append)
 
         connection_created.connect(register_sqlite_function, dispatch_uid="audit-sqlite-switch")

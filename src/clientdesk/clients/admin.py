@@ -1,8 +1,12 @@
-"""Admin for clients."""
+"""Admin for clients: adds and changes go through the services (search fields, ledger)."""
+
+from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from clientdesk.clients.models import Client
+from clientdesk.clients.services import EDITABLE_FIELDS, client_create, client_update
 
 
 @admin.register(Client)
@@ -11,6 +15,12 @@ class ClientAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "email", "last_name", "first_name"]
     readonly_fields = ["search_text", "sort_name", "created_at", "updated_at"]
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        obj.refresh_derived()
-        super().save_model(request, obj, form, change)
+    def save_model(self, request: HttpRequest, obj: Client, form: Any, change: bool) -> None:
+        actor = request.user
+        if change:
+            changes = {f: form.cleaned_data[f] for f in form.changed_data if f in EDITABLE_FIELDS}
+            saved = client_update(actor=actor, client_id=obj.pk, changes=changes)  # type: ignore[arg-type]
+        else:
+            fields = {f: getattr(obj, f) for f in EDITABLE_FIELDS}
+            saved = client_create(actor=actor, **fields)  # type: ignore[arg-type]
+        obj.__dict__.update(saved.__dict__)

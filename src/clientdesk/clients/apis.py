@@ -118,7 +118,7 @@ class ClientListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = client_create(**data.validated_data)
+        client = client_create(actor=request.user, **data.validated_data)  # type: ignore[arg-type]
         return Response(ClientOutput(client).data, status=status.HTTP_201_CREATED)
 
 

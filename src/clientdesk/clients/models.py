@@ -27,8 +27,9 @@ class Client(models.Model):
     phone = models.CharField(max_length=32, blank=True, validators=[validate_phone])
     language = models.CharField(max_length=8, default="en", validators=[validate_language])
     attributes = models.JSONField(default=dict, blank=True, validators=[validate_attributes])
-    # Derived columns, kept by `Client.refresh_derived()`: accent- and case-folded text
-    # for search (indexed per database, see migrations) and a folded sort key.
+    # Derived columns, kept by `clients/services.py` (through `Client.refresh_derived()`):
+    # accent- and case-folded text for search (indexed per database, see migrations) and a
+    # folded sort key.
     search_text = models.TextField(editable=False, default="")
     sort_name = models.CharField(max_length=210, editable=False, default="")
     created_at = models.DateTimeField(auto_now_add=True)

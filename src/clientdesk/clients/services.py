@@ -1,12 +1,47 @@
-"""Writes for clients."""
+"""Writes for clients: create, change, and the bulk load of the demo. The derived search fields
+are kept here and only here; each write is in the audit ledger with its actor."""
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
+from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import Conflict, ValidationFailed
+from clientdesk.core.ledger import ledger_record
+
+# What a client's owner may change; the rest is derived or kept by the database.
+EDITABLE_FIELDS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "language",
+    "attributes",
+)
+
+
+def _checked(client: Client) -> Client:
+    client.refresh_derived()
+    try:
+        client.full_clean(validate_unique=False)
+    except ValidationError as error:
+        raise ValidationFailed(
+            "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items()),
+            errors=error.message_dict,
+        ) from error
+    return client
+
+
+def _external_id_taken(external_id: str) -> Conflict:
+    return Conflict(
+        f"A client with external_id {external_id!r} already exists.",
+        errors={"external_id": ["A client with this external id already exists."]},
+    )
 
 
 def client_create(
@@ -18,32 +53,77 @@ def client_create(
     phone: str = "",
     language: str = "en",
     attributes: dict[str, Any] | None = None,
+    actor: User | None = None,
 ) -> Client:
-    client = Client(
-        external_id=external_id,
-        first_name=first_name,
-        last_name=last_name,
-        email=email,
-        phone=phone,
-        language=language,
-        attributes=attributes or {},
+    client = _checked(
+        Client(
+            external_id=external_id,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            phone=phone,
+            language=language,
+            attributes=attributes or {},
+        )
     )
-    client.refresh_derived()
-    try:
-        client.full_clean(validate_unique=False)
-    except ValidationError as error:
-        raise ValidationFailed(
-            "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items()),
-            errors=error.message_dict,
-        ) from error
     try:
         with transaction.atomic():
             client.save(force_insert=True)
+            ledger_record(
+                actor=actor,
+                action="client.created",
+                object_type="client",
+                object_id=client.id,
+                data={field: getattr(client, field) for field in EDITABLE_FIELDS},
+            )
     except IntegrityError as error:
         if Client.objects.filter(external_id=external_id).exists():
-            raise Conflict(
-                f"A client with external_id {external_id!r} already exists.",
-                errors={"external_id": ["A client with this external id already exists."]},
-            ) from error
+            raise _external_id_taken(external_id) from error
         raise
     return client
+
+
+def client_update(*, actor: User | None, client_id: Any, changes: Mapping[str, Any]) -> Client:
+    """Change the given fields; the search fields follow. Records only what really changed."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(
+            f"These fields cannot be changed: {', '.join(sorted(unknown))}.",
+            errors={field: ["Cannot be changed."] for field in sorted(unknown)},
+        )
+    try:
+        with transaction.atomic():
+            client = Client.objects.select_for_update().get(pk=client_get(client_id=client_id).pk)
+            before = {field: getattr(client, field) for field in changes}
+            for field, value in changes.items():
+                setattr(client, field, value)
+            _checked(client)
+            changed = {f: v for f, v in changes.items() if before[f] != v}
+            if changed:
+                client.save()
+                ledger_record(
+                    actor=actor,
+                    action="client.changed",
+                    object_type="client",
+                    object_id=client.id,
+                    data={"before": {f: before[f] for f in changed}, "after": changed},
+                )
+    except IntegrityError as error:
+        raise _external_id_taken(str(changes.get("external_id", ""))) from error
+    return client
+
+
+def clients_bulk_create(*, rows: Iterable[Mapping[str, Any]], actor: User | None = None) -> int:
+    """Create many clients at once (the demo load); one ledger record counts them."""
+    new = [_checked(Client(**row)) for row in rows]
+    with transaction.atomic():
+        Client.objects.bulk_create(new, batch_size=500)
+        if new:
+            ledger_record(
+                actor=actor,
+                action="clients.imported",
+                object_type="client",
+                object_id="",
+                data={"count": len(new), "external_ids": [c.external_id for c in new[:100]]},
+            )
+    return len(new)

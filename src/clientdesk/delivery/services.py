@@ -163,8 +163,9 @@ def delivery_changed(delivery: Delivery) -> None:
     )
 
 
-def delivery_retry_now(*, delivery_id: Any) -> Delivery:
-    """Start the schedule again for a failed delivery, or bring a queued one forward."""
+def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
+    """Start the schedule again for a failed delivery, or bring a queued one forward; in the
+    audit ledger with the user who asked."""
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
         if delivery.status == DeliveryStatus.DELIVERED:
@@ -184,6 +185,14 @@ def delivery_retry_now(*, delivery_id: Any) -> Delivery:
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = timezone.now()
         delivery.save(update_fields=["status", "schedule_step", "next_attempt_at", "updated_at"])
+        audit_append(
+            actor=actor,
+            action="delivery.retried",
+            object_type="delivery",
+            object_id=delivery.pk,
+            created_at=timezone.now(),
+            data={"channel": delivery.channel, "subject_id": str(delivery.subject_id)},
+        )
         delivery_changed(delivery)
         notify.work_due()
     return delivery

@@ -139,7 +139,7 @@ def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
     try:
         check_can_send(request.user)  # type: ignore[arg-type]
         delivery = delivery_get(delivery_id=delivery_id)
-        delivery_retry_now(delivery_id=delivery.pk)
+        delivery_retry_now(delivery_id=delivery.pk, actor=request.user)  # type: ignore[arg-type]
         context = _sent_context(request, delivery.client)
     except ApplicationError as error:
         return render_error_page(request, error)

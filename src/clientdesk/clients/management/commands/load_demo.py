@@ -7,12 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
 from clientdesk.accounts.models import User
 from clientdesk.accounts.roles import Role
 from clientdesk.clients.demo import demo_clients
 from clientdesk.clients.models import Client
+from clientdesk.clients.services import clients_bulk_create
 
 DEMO_USERS = {
     "admin": (Role.ADMINISTRATOR, "Ada", "Admin"),
@@ -59,16 +59,7 @@ class Command(BaseCommand):
         path.chmod(0o600)
         return stored
 
-    @transaction.atomic
     def _clients(self, count: int) -> int:
         existing = set(Client.objects.values_list("external_id", flat=True))
-        new = []
-        for row in demo_clients(count):
-            if row["external_id"] in existing:
-                continue
-            client = Client(**row)
-            client.refresh_derived()
-            client.full_clean(validate_unique=False)
-            new.append(client)
-        Client.objects.bulk_create(new, batch_size=500)
-        return len(new)
+        rows = (row for row in demo_clients(count) if row["external_id"] not in existing)
+        return clients_bulk_create(rows=rows)
