@@ -1,6 +1,6 @@
 """Staff API for a client's activity timeline."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,7 +35,17 @@ class ClientActivityApi(APIView):
     @extend_schema(
         operation_id="client_activity_list",
         parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH), PageQuerySerializer],
-        responses={200: ActivityOutput(many=True)},
+        responses={
+            200: inline_serializer(
+                "ActivityPage",
+                {
+                    "page": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": ActivityOutput(many=True),
+                },
+            )
+        },
     )
     def get(self, request: Request, client_id: str) -> Response:
         query = PageQuerySerializer(data=request.query_params)

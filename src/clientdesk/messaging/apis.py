@@ -291,7 +291,17 @@ class TemplateListCreateApi(APIView):
     @extend_schema(
         operation_id="templates_list",
         parameters=[QuerySerializer],
-        responses={200: _TEMPLATE_SCHEMA},
+        responses={
+            200: inline_serializer(
+                "MessageTemplatePage",
+                {
+                    "page": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": serializers.ListField(child=_TEMPLATE_SCHEMA),
+                },
+            )
+        },
     )
     def get(self, request: Request) -> Response:
         query = self.QuerySerializer(data=request.query_params)
