@@ -311,6 +311,19 @@ def test_a_template_that_cannot_render_within_bounds_is_not_saved(make_user, api
     assert not MessageTemplate.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "source",
+    ['{{ "abc" | compact: "x" }}', '{{ "abc" | map: "x" | first }}x', "{{ 1 | modulo: 0 }}"],
+)
+def test_a_filter_given_what_it_cannot_use_is_a_clear_error(zoe, agent, source):
+    """Found by the property below: `compact` with a key indexed a string, an IndexError 500."""
+    try:
+        render(source, zoe, agent)
+    except RenderFailed as error:
+        assert error.detail
+    # or it renders: either way, no other exception escapes
+
+
 def test_the_sender_namespace_is_not_printed_as_a_python_dict(zoe, agent):
     for source in (
         "{{ sender }}",

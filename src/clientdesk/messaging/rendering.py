@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import formats, timezone, translation
 from liquid import Environment, Undefined
-from liquid.exceptions import LiquidError, LiquidSyntaxError, ResourceLimitError
+from liquid.exceptions import FilterError, LiquidError, LiquidSyntaxError, ResourceLimitError
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
@@ -173,7 +173,14 @@ def _bounded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             raise RenderLimitError(
                 f"a value may have at most {MAX_TEXT:,} characters", limit="text"
             )
-        result = func(value, *args, **kwargs)
+        try:
+            result = func(value, *args, **kwargs)
+        except LiquidError:
+            raise
+        except (ArithmeticError, LookupError, ValueError, AttributeError) as error:
+            # A filter given what it cannot use (`"abc" | compact: "x"` indexes a string):
+            # the template's mistake, told as such, not a server error.
+            raise FilterError(f"{name}: cannot use this value ({error})", token=None) from error
         _spend(_weight(result))
         return result
 
