@@ -13,15 +13,19 @@ from rest_framework.views import APIView
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import FollowUpPolicy
+from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.followup.policy import due_phrase, reply_due
 from clientdesk.followup.selectors import MessageFilters, messages_list, policy_get
 from clientdesk.followup.services import check_can_manage_policy, policy_update
 from clientdesk.messaging.apis import _MESSAGE_SCHEMA
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.representations import message_representation
 from clientdesk.messaging.selectors import deliveries_by_message
 
 
 class MessageListApi(APIView):
+    required_permissions = {"GET": MessagingPermission.VIEW_MESSAGE}
+
     class QuerySerializer(serializers.Serializer):
         class Meta:
             ref_name = "MessageListQuery"
@@ -119,6 +123,11 @@ _POLICY_SCHEMA = inline_serializer(
 
 
 class FollowUpSettingsApi(APIView):
+    required_permissions = {
+        "GET": FollowupPermission.MANAGE_FOLLOWUP_POLICY,
+        "PUT": FollowupPermission.MANAGE_FOLLOWUP_POLICY,
+    }
+
     @extend_schema(operation_id="followup_settings_read", responses={200: _POLICY_SCHEMA})
     def get(self, request: Request) -> Response:
         check_can_manage_policy(request.user)  # type: ignore[arg-type]

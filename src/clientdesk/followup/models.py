@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from clientdesk.clients.models import Client
+from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.messaging.models import Direction, Message
 
 
@@ -41,7 +42,7 @@ class FollowUpPolicy(models.Model):
 
     class Meta:
         verbose_name_plural = "follow-up policy"
-        permissions = [("manage_followup_policy", "Manage follow-up policy")]
+        permissions = FollowupPermission.model_meta()
 
     def __str__(self) -> str:
         return "Follow-up policy"

@@ -16,18 +16,18 @@ from clientdesk.core.errors import PermissionDenied
 from clientdesk.core.live import live_event_record
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import Conversation, FollowUpDue, FollowUpPolicy
+from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.followup.policy import policy_check, reply_due, response_due
 from clientdesk.followup.selectors import policy_get
 from clientdesk.messaging.models import Direction, Message, ReplyState
 
-POLICY_PERMISSION = "followup.manage_followup_policy"
 OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
 # Due rows a worker turns overdue in one transaction: small, so its locks are brief.
 OVERDUE_BATCH = 100
 
 
 def check_can_manage_policy(user: User) -> None:
-    if not user.has_perm(POLICY_PERMISSION):
+    if not user.has_perm(FollowupPermission.MANAGE_FOLLOWUP_POLICY):
         raise PermissionDenied(
             "You need the 'Manage follow-up policy' permission (administrators have it)."
         )

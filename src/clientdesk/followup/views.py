@@ -5,7 +5,6 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,8 +13,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from clientdesk.accounts.models import User
 from clientdesk.core.errors import ApplicationError
+from clientdesk.core.gate import requires
 from clientdesk.core.ui import render_error_page
 from clientdesk.followup.clock import WEEKDAYS
+from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.followup.policy import due_phrase, reply_due, supported_countries
 from clientdesk.followup.selectors import (
     VIEW_LABELS,
@@ -25,6 +26,7 @@ from clientdesk.followup.selectors import (
     policy_get,
 )
 from clientdesk.followup.services import check_can_manage_policy, policy_update
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.selectors import check_can_view, deliveries_by_message
 
 PAGE_SIZE = 25
@@ -47,7 +49,7 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-@login_required
+@requires(MessagingPermission.VIEW_MESSAGE)
 @require_GET
 def messages_page(request: HttpRequest) -> HttpResponse:
     view = request.GET.get("view", "all")
@@ -93,7 +95,7 @@ def messages_page(request: HttpRequest) -> HttpResponse:
         .distinct()
         .order_by("first_name", "last_name")[:200],
         "now": timezone.now(),
-        "can_export": request.user.has_perm("messaging.export_messages"),
+        "can_export": request.user.has_perm(MessagingPermission.EXPORT_MESSAGES),
         # A WSGI server cannot hold an event stream open (Django would try to read it to the
         # end); there the list refreshes on its timer only.
         "live_stream": isinstance(request, ASGIRequest),
@@ -128,7 +130,7 @@ def _policy_form(request: HttpRequest) -> dict[str, object]:
     }
 
 
-@login_required
+@requires(FollowupPermission.MANAGE_FOLLOWUP_POLICY)
 @require_http_methods(["GET", "POST"])
 def settings_page(request: HttpRequest) -> HttpResponse:
     try:
