@@ -27,6 +27,8 @@ COMPOSERS = SENDERS | TEMPLATE_MANAGERS
 READERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.VIEWER, Role.INTEGRATION}
 CLIENT_WRITERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.INTEGRATION}
 SIGNED_IN = "any signed-in user, whatever their roles"
+CLIENT = "a client's portal session only: no staff user or token"
+ISSUERS = {Role.ADMINISTRATOR, Role.INTEGRATION}
 PUBLIC = "anyone"
 
 # route (as the resolver spells it) -> method -> who may
@@ -76,6 +78,13 @@ MATRIX: dict[str, dict[str, Any]] = {
     "settings/follow-up/": {"GET": ADMIN, "POST": ADMIN},
     "api/v1/messages": {"GET": READERS},
     "api/v1/settings/follow-up": {"GET": ADMIN, "PUT": ADMIN},
+    "api/v1/portal/sessions": {"POST": ISSUERS},
+    "portal/": {"GET": PUBLIC},
+    "portal/api/v1/session": {"POST": PUBLIC},
+    "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
+    "portal/api/v1/messages/<str:message_id>/read": {"POST": CLIENT},
+    "portal/api/v1/events": {"GET": CLIENT},
+    "portal/api/<path:path>": {"GET": PUBLIC},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
     "api/<path:path>": {"GET": PUBLIC},
@@ -86,7 +95,7 @@ LOGOUT = "accounts/logout/"
 # Event streams never end, and read users on their own connection (invisible inside this test's
 # transaction): only the anonymous are tried here; tests/core/test_live_events.py tries the
 # roles against a real server.
-STREAMS = {"api/v1/events"}
+STREAMS = {"api/v1/events", "portal/api/v1/events"}
 
 ACTORS: list[Role | None] = [*Role, None]  # None: signed in with no role
 
@@ -172,6 +181,8 @@ def _expected(allowed: Any, actor: Role | None, anonymous: bool) -> str:
         return "refused"
     if allowed == SIGNED_IN:
         return "allowed"
+    if allowed == CLIENT:
+        return "refused"
     return "allowed" if actor in allowed else "refused"
 
 
@@ -200,7 +211,7 @@ def test_every_url_for_every_role(actor, make_user, objects, api_for, settings):
                 got = "allowed" if route == LOGOUT else _outcome(response)
                 if got != expected:
                     wrong.append(f"{method} {url} via {surface}: {got} ({response.status_code})")
-                if got == "refused" and not anonymous:
+                if got == "refused" and not anonymous and allowed != CLIENT:
                     assert response.status_code == 403, (method, url, surface, response.status_code)
                 if got == "refused" and anonymous and route.startswith("api/v1/"):
                     assert response.status_code == 401, (method, url, response.status_code)

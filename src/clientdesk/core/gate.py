@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # rest_framework.views imports this module through its settin
     from rest_framework.views import APIView
 
 Requirement = AppPermission | tuple[AppPermission, ...] | str
+CLIENT_SESSION: Final = "client-session"
+"""A client's own portal session (the portal's authentication); no staff user or token."""
+
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -48,6 +51,8 @@ def denial(requirement: Requirement) -> PermissionDenied:
 def allows(user: Any, requirement: Requirement) -> bool:
     if requirement == PUBLIC:
         return True
+    if requirement == CLIENT_SESSION:
+        return False  # never a staff user
     if user is None or not user.is_authenticated:
         return False
     if requirement == AUTHENTICATED:
@@ -70,6 +75,17 @@ def public(view: View) -> View:
 
 def authenticated(view: View) -> View:
     return _gate(AUTHENTICATED)(view)
+
+
+def declared(requirement: Requirement) -> Callable[[View], View]:
+    """Record the requirement of a view that enforces it with its own authentication (the
+    portal's client session, a sign-in code)."""
+
+    def declare(view: View) -> View:
+        view.required_permissions = requirement  # type: ignore[attr-defined]
+        return view
+
+    return declare
 
 
 def enforced_in_view(*perms: AppPermission) -> Callable[[View], View]:

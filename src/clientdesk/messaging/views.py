@@ -34,7 +34,6 @@ def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
     return {
         "client": client,
         "sent": rows,
-        "watching": any(d.status in _OPEN for _, ds in rows for d in ds),
     }
 
 

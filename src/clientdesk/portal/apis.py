@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.accounts.services import token_digest
+from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.representations import message_client_representation
@@ -21,6 +22,7 @@ from clientdesk.portal.authentication import (
     PortalTokenAuthentication,
     bearer_token,
 )
+from clientdesk.portal.permissions import PortalPermission
 from clientdesk.portal.selectors import portal_inbox
 from clientdesk.portal.services import (
     TooManyRequests,
@@ -57,6 +59,8 @@ _PORTAL_MESSAGE = inline_serializer(
 class PortalSessionsApi(APIView):
     """Staff token with *Issue client portal sessions* → a token for one client."""
 
+    required_permissions = {"POST": PortalPermission.ISSUE_SESSION}
+
     class PortalSessionRequest(serializers.Serializer):
         client_id = serializers.UUIDField(required=False)
         external_id = serializers.CharField(required=False, max_length=64)
@@ -83,6 +87,7 @@ class PortalSessionsApi(APIView):
 class PortalApiView(APIView):
     authentication_classes = [PortalTokenAuthentication]
     permission_classes = [IsPortalClient]
+    required_permissions = {"GET": CLIENT_SESSION, "POST": CLIENT_SESSION}
 
     def portal_client(self, request: Request) -> PortalClient:
         assert isinstance(request.user, PortalClient)
@@ -94,6 +99,7 @@ class PortalSessionExchangeApi(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    required_permissions = {"POST": PUBLIC}  # the sign-in code is the credential
 
     class PortalSignInCode(serializers.Serializer):
         code = serializers.CharField(max_length=100)

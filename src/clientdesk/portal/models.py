@@ -8,6 +8,7 @@ from django.db import models
 
 from clientdesk.accounts.models import ApiToken
 from clientdesk.clients.models import Client
+from clientdesk.portal.permissions import PortalPermission
 
 
 class PortalSession(models.Model):
@@ -32,7 +33,7 @@ class PortalSession(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        permissions = [("issue_session", "Issue client portal sessions")]
+        permissions = PortalPermission.model_meta()
 
     def __str__(self) -> str:
         return f"Portal session of {self.client} until {self.expires_at:%H:%M}"

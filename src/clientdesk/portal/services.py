@@ -35,8 +35,8 @@ from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import message_event_webhook_create
 from clientdesk.messaging.representations import message_client_representation
 from clientdesk.portal.models import PortalLink, PortalReplyKey, PortalSession
+from clientdesk.portal.permissions import PortalPermission
 
-ISSUE_PERMISSION = "portal.issue_session"
 TOKEN_PREFIX = "cdp_"  # noqa: S105 - a prefix, not a secret
 _SALT = "clientdesk.portal.session"
 _KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
@@ -119,7 +119,7 @@ def portal_session_issue(
     external_id: Any = None,
 ) -> IssuedSession:
     """Mint a session for one client, on behalf of the business's portal backend."""
-    if not issuer.has_perm(ISSUE_PERMISSION):
+    if not issuer.has_perm(PortalPermission.ISSUE_SESSION):
         raise PermissionDenied(
             "You need the 'Issue client portal sessions' permission (the Integration role)."
         )

@@ -4,6 +4,7 @@ business or their own, from another device) and read receipts, for one portal se
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from clientdesk.core.gate import CLIENT_SESSION, declared
 from clientdesk.core.live import Event, StreamSpec, db_call, parse_cursor, sse_frame, sse_response
 from clientdesk.core.problems import problem_response
 from clientdesk.portal.authentication import bearer_token
@@ -22,6 +23,7 @@ def portal_frame(event: Event) -> str:
     return frame
 
 
+@declared(CLIENT_SESSION)
 async def portal_events(request: HttpRequest) -> HttpResponseBase:
     if request.method != "GET":
         return problem_response(
