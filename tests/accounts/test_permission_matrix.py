@@ -29,6 +29,7 @@ CLIENT_WRITERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.INTEGRATION
 SIGNED_IN = "any signed-in user, whatever their roles"
 CLIENT = "a client's portal session only: no staff user or token"
 ISSUERS = {Role.ADMINISTRATOR, Role.INTEGRATION}
+EXPORTERS = {Role.ADMINISTRATOR, Role.MANAGER}
 PUBLIC = "anyone"
 
 # route (as the resolver spells it) -> method -> who may
@@ -85,6 +86,11 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/api/v1/messages/<str:message_id>/read": {"POST": CLIENT},
     "portal/api/v1/events": {"GET": CLIENT},
     "portal/api/<path:path>": {"GET": PUBLIC},
+    "api/v1/messages/export": {"GET": EXPORTERS},
+    "audit/": {"GET": ADMIN},
+    "audit/verify/": {"POST": ADMIN},
+    "audit/checkpoint.txt": {"GET": ADMIN},
+    "audit/public-key.pem": {"GET": ADMIN},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
     "api/<path:path>": {"GET": PUBLIC},

@@ -29,9 +29,9 @@ from clientdesk.clients.models import Client
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.time import iso_utc
 from clientdesk.messaging.models import Message
+from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.selectors import delivery_statuses_by_message, messages_followup_fields
 
-EXPORT_PERMISSION = "messaging.export_messages"
 FORMATS = ("csv", "ndjson")
 COLUMNS = (
     "id",
@@ -56,7 +56,7 @@ CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjs
 
 
 def check_can_export(user: User) -> None:
-    if not user.has_perm(EXPORT_PERMISSION):
+    if not user.has_perm(MessagingPermission.EXPORT_MESSAGES):
         raise PermissionDenied("You need the 'Export message logs' permission.")
 
 

@@ -22,6 +22,7 @@ from clientdesk.messaging.export import (
     export_record,
     export_stream,
 )
+from clientdesk.messaging.permissions import MessagingPermission
 
 
 def _stream_sync(chunks: Iterator[bytes], finish: Callable[[], None]) -> Iterator[bytes]:
@@ -54,6 +55,7 @@ class _FirstRenderer(BaseContentNegotiation):
 
 class MessagesExportApi(APIView):
     content_negotiation_class = _FirstRenderer
+    required_permissions = {"GET": MessagingPermission.EXPORT_MESSAGES}
 
     @extend_schema(
         operation_id="messages_export",
