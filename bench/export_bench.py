@@ -220,7 +220,7 @@ def child_sends(threads: int, duration: float, mode: str) -> dict[str, Any]:
     from clientdesk.accounts.models import User
     from clientdesk.clients.models import Client
     from clientdesk.core.request_meta import RequestMeta
-    from clientdesk.messaging.services import message_send
+    from clientdesk.messaging.services.sending import message_send
 
     if mode == "lock":
         _install_locked_append()

@@ -96,7 +96,7 @@ async def measure(args: argparse.Namespace, port: int, token: str, server_pid: i
     from clientdesk.accounts.models import User
     from clientdesk.clients.models import Client
     from clientdesk.core.request_meta import RequestMeta
-    from clientdesk.messaging.services import message_send
+    from clientdesk.messaging.services.sending import message_send
 
     agent = await asyncio.to_thread(lambda: User.objects.get(username="bench-portal-agent"))
     client = await asyncio.to_thread(lambda: Client.objects.get(external_id="BENCH-PORTAL"))

@@ -25,7 +25,7 @@ from clientdesk.audit.signing import current_verifier
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.export import _csv_cell
 from clientdesk.messaging.models import Direction, Message
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from tests.audit import merkle_reference as ref
 
 pytestmark = pytest.mark.django_db

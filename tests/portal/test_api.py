@@ -20,7 +20,7 @@ from clientdesk.core.models import LiveEvent
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.models import Message
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from clientdesk.portal.models import PortalSession
 from tests.portal.conftest import reply
 

@@ -7,7 +7,7 @@ import pytest
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import Message
 from clientdesk.messaging.outbound import email_payload
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from clientdesk.core import live
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services import message_send
+from clientdesk.messaging.services.sending import message_send
 from clientdesk.portal.models import PortalSession
 from tests.portal.conftest import reply
 from tests.servers import InProcessServer, SSEReader
