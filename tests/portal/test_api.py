@@ -209,9 +209,15 @@ def test_only_messages_from_the_business_are_marked_read(portal_for, client_obj)
     assert "id" in is_problem(response, 422)["errors"]
 
 
-@pytest.mark.parametrize("bad_id", ["nope", "0", "%00", "a" * 300, str(uuid.uuid4())])
+@pytest.mark.parametrize("bad_id", ["nope", "0", "a" * 300, str(uuid.uuid4())])
 def test_reading_an_unknown_id_is_not_found(portal_for, client_obj, bad_id) -> None:
     is_problem(portal_for(client_obj).post(f"/portal/api/v1/messages/{bad_id}/read"), 404)
+
+
+def test_a_nul_in_the_path_is_refused_naming_the_path(portal_for, client_obj) -> None:
+    # Text with NUL is refused at the boundary, before any lookup.
+    response = portal_for(client_obj).post("/portal/api/v1/messages/%00/read")
+    assert "path" in is_problem(response, 422)["errors"]
 
 
 # --- replies ----------------------------------------------------------------------------------
