@@ -39,12 +39,13 @@ def test_send_then_verify_now_on_the_audit_page(
     records = page.get_by_role("region", name="Audit records")
     expect(records.get_by_role("row").nth(1)).to_contain_text("message.sent")
     expect(records).to_contain_text("Ada Admin")
-    expect(page.locator("pre.note")).to_contain_text("\n1\n")
+    # The ledger holds the client's creation, then the send.
+    expect(page.locator("pre.note")).to_contain_text("\n2\n")
 
     page.get_by_role("button", name="Verify now").click()
     result = page.locator("#verify-result").get_by_role("status")
     expect(result).to_contain_text("Intact.")
-    expect(result).to_contain_text("the first 1 match the signed checkpoint exactly")
+    expect(result).to_contain_text("the first 2 match the signed checkpoint exactly")
     screenshot(page, "audit-1280")
 
     page.get_by_label("Action").select_option("message.sent")
@@ -53,7 +54,7 @@ def test_send_then_verify_now_on_the_audit_page(
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download checkpoint").click()
-    assert download.value.suggested_filename == "checkpoint-1.txt"
+    assert download.value.suggested_filename == "checkpoint-2.txt"
     with page.expect_download() as download:
         page.get_by_role("link", name="Download public key").click()
     assert download.value.suggested_filename.endswith(".pem")
