@@ -35,8 +35,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection, transaction
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from clientdesk.core.models import LiveEvent
@@ -520,6 +521,16 @@ def staff_frame(event: Event) -> str:
 
 
 db_call = _closing
+
+
+def stream_declined(request: HttpRequest) -> HttpResponse | None:
+    """204 when a WSGI server runs the stream view, else None.
+
+    A WSGI server would read the endless stream to its end and hold a thread forever (a proxy
+    that sends the events path to the wrong process, or a test server). 204 is the SSE answer
+    that tells EventSource not to reconnect: pages then stay as loaded.
+    """
+    return None if isinstance(request, ASGIRequest) else HttpResponse(status=204)
 
 
 def sse_response(spec: StreamSpec, *, cursor: int | None) -> StreamingHttpResponse:

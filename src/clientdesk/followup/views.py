@@ -5,7 +5,6 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -96,9 +95,6 @@ def messages_page(request: HttpRequest) -> HttpResponse:
         .order_by("first_name", "last_name")[:200],
         "now": timezone.now(),
         "can_export": request.user.has_perm(MessagingPermission.EXPORT_MESSAGES),
-        # A WSGI server cannot hold an event stream open (Django would try to read it to the
-        # end); there the list refreshes on its timer only.
-        "live_stream": isinstance(request, ASGIRequest),
     }
     template = "followup/messages.html"
     if request.htmx and request.htmx.target == "conversations":  # type: ignore[attr-defined]

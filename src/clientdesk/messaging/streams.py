@@ -9,7 +9,14 @@ from django.http.response import HttpResponseBase
 from clientdesk.accounts.models import User
 from clientdesk.accounts.selectors import user_for_api_token
 from clientdesk.core.gate import enforced_in_view
-from clientdesk.core.live import StreamSpec, db_call, parse_cursor, sse_response, staff_frame
+from clientdesk.core.live import (
+    StreamSpec,
+    db_call,
+    parse_cursor,
+    sse_response,
+    staff_frame,
+    stream_declined,
+)
 from clientdesk.core.problems import problem_response
 from clientdesk.messaging.permissions import MessagingPermission
 
@@ -83,4 +90,6 @@ async def staff_events(request: HttpRequest) -> HttpResponseBase:
         return None
 
     spec = StreamSpec(client_ids=None, types=None, render=staff_frame, still_valid=still_valid)
+    if (declined := stream_declined(request)) is not None:
+        return declined
     return sse_response(spec, cursor=cursor)

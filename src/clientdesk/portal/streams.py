@@ -5,7 +5,15 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from clientdesk.core.gate import CLIENT_SESSION, declared
-from clientdesk.core.live import Event, StreamSpec, db_call, parse_cursor, sse_frame, sse_response
+from clientdesk.core.live import (
+    Event,
+    StreamSpec,
+    db_call,
+    parse_cursor,
+    sse_frame,
+    sse_response,
+    stream_declined,
+)
 from clientdesk.core.problems import problem_response
 from clientdesk.portal.authentication import bearer_token
 from clientdesk.portal.services import portal_session_authenticate
@@ -60,4 +68,6 @@ async def portal_events(request: HttpRequest) -> HttpResponseBase:
         still_valid=still_valid,
         expires_at=session.expires_at,
     )
+    if (declined := stream_declined(request)) is not None:
+        return declined
     return sse_response(spec, cursor=cursor)
