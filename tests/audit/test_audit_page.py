@@ -87,7 +87,7 @@ def test_records_newest_first_with_a_readable_summary_and_escaped_text(client, a
         ({"actor": "ada"}, ["t-1", "message_export"], ["m-1"]),
         ({"object": "t-1"}, ["t-1"], ["m-1", "message_export"]),
         ({"since": "2026-11-11", "until": "2026-11-11"}, ["m-1"], ["t-1", "message_export"]),
-        ({"since": "garbage", "actor": "\x00"}, ["t-1", "m-1", "message_export"], []),
+        ({"since": "garbage"}, ["t-1", "m-1", "message_export"], []),
     ],
 )
 def test_filters(client, admin_user, records, params, shown, hidden):
@@ -135,3 +135,11 @@ def test_downloads_verify_each_other(client, admin_user, records):
 def test_checkpoint_download_before_any_checkpoint_is_a_404(client, admin_user):
     client.force_login(admin_user)
     assert client.get("/audit/checkpoint.txt").status_code == 404
+
+
+def test_a_nul_in_a_filter_is_refused_naming_the_field(client, admin_user, records):
+    client.force_login(admin_user)
+    response = client.get("/audit/", {"actor": "\x00"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'role="alert"' in body and "actor must not contain the NUL character" in body
