@@ -8,8 +8,9 @@ from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, status_title
 # Statuses any operation can produce through the shared machinery: bad JSON or bad Host (400),
 # no or bad credentials (401), the URL's permission (403), an unknown id (404), a method (405),
 # an Accept the API cannot answer (406), a conflict (409), a body over the limit (413), a body
-# that is not JSON (415), validation (422).
-COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 409, 413, 415, 422)
+# that is not JSON (415), validation (422); a one-time code already used or expired (410) and a
+# rate limit (429) on the portal.
+COMMON_ERRORS = (400, 401, 403, 404, 405, 406, 409, 410, 413, 415, 422, 429)
 
 PROBLEM_SCHEMA = {
     "type": "object",
