@@ -41,6 +41,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from clientdesk.core.models import LiveEvent
+from clientdesk.core.notify import datagram_poke
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +119,7 @@ def _socket_dir() -> Path:
 
 
 def _poke_web_processes() -> None:
-    directory = _socket_dir()
-    if not directory.is_dir():
-        return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-        sender.setblocking(False)
-        for path in directory.glob("*.sock"):
-            try:
-                sender.sendto(b"!", str(path))
-            except (ConnectionRefusedError, FileNotFoundError):
-                path.unlink(missing_ok=True)  # a process that died without cleaning up
-            except BlockingIOError:
-                pass  # its queue is full: it will look at the table anyway
+    datagram_poke(_socket_dir())
 
 
 # --- reading ----------------------------------------------------------------------------------

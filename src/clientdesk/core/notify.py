@@ -32,8 +32,8 @@ def work_due() -> None:
         transaction.on_commit(_poke_local_workers)
 
 
-def _poke_local_workers() -> None:
-    directory = _socket_dir()
+def datagram_poke(directory: Path) -> None:
+    """One byte to every process listening on a socket in `directory` (SQLite's wake-up)."""
     if not directory.is_dir():
         return
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
@@ -42,9 +42,13 @@ def _poke_local_workers() -> None:
             try:
                 sender.sendto(b"!", str(path))
             except (ConnectionRefusedError, FileNotFoundError):
-                path.unlink(missing_ok=True)  # a worker that died without cleaning up
+                path.unlink(missing_ok=True)  # a process that died without cleaning up
             except BlockingIOError:
                 pass  # its queue is full: it has wake-ups pending already
+
+
+def _poke_local_workers() -> None:
+    datagram_poke(_socket_dir())
 
 
 class Waiter:
