@@ -48,9 +48,12 @@ log = logging.getLogger(__name__)
 CHANNEL = "clientdesk_events"
 SSE_TYPE = "text/event-stream"
 # Any constant works; it only has to differ from the other advisory locks (the ledger's).
-# Callers take it late in their transaction, and nothing else is locked after it, so it is held
-# briefly and cannot deadlock against another lock.
+# Callers record their live events as the last writes of their transaction: a transaction that
+# holds this lock waits for nothing else (no row lock, no write, no foreign-key check at commit),
+# so it is held briefly and cannot deadlock. tests/delivery/test_live_lock_order.py checks every
+# flow statement by statement.
 _ORDER_LOCK = 0x4C495645  # "LIVE"
+_CHECK_THEN_LOCK = f"SET CONSTRAINTS ALL IMMEDIATE; SELECT pg_advisory_xact_lock({_ORDER_LOCK})"
 HEARTBEAT_SECONDS = 15.0
 SAFETY_POLL_SECONDS = 5.0
 REVALIDATE_SECONDS = 60.0
@@ -71,12 +74,19 @@ def live_event_record(*, client_id: uuid.UUID | str, type: str, data: dict[str, 
         raise RuntimeError("live_event_record must run inside transaction.atomic()")
     if conn.vendor == "postgresql":
         with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ORDER_LOCK])
+            # Django's foreign keys are checked at COMMIT (DEFERRABLE INITIALLY DEFERRED); a
+            # check may wait for another transaction's row lock. Run them now, before the lock.
+            cursor.execute(_CHECK_THEN_LOCK)
     event = LiveEvent.objects.create(
         client_id=client_id, type=type, data=data, created_at=timezone.now()
     )
     _announce(event.id, conn.vendor)
     return event
+
+
+def live_events_prune_job(now: datetime) -> None:
+    """The worker's job (core.jobs)."""
+    live_events_prune()
 
 
 def live_events_prune() -> int:

@@ -250,11 +250,6 @@ def portal_message_read(*, client: Client, message_id: Any) -> Message:
             data={"message_id": str(message.id)},
         )
         message_event_webhook_create(message, type="message.read", at=now)
-        live_event_record(
-            client_id=client.id,
-            type="message.read",
-            data={"id": str(message.id), "read_at": iso_utc(now)},
-        )
         audit_append(
             actor=None,
             client_actor=client,
@@ -262,6 +257,11 @@ def portal_message_read(*, client: Client, message_id: Any) -> Message:
             object_type="message",
             object_id=message.id,
             created_at=now,
+        )
+        live_event_record(
+            client_id=client.id,
+            type="message.read",
+            data={"id": str(message.id), "read_at": iso_utc(now)},
         )
     return message
 
@@ -383,11 +383,6 @@ def portal_reply_create(
                 data={"message_id": str(message.id), "body": body},
             )
             message_event_webhook_create(message, type="message.received", at=now)
-            live_event_record(
-                client_id=client.id,
-                type="message.created",
-                data=message_client_representation(message),
-            )
             audit_append(
                 actor=None,
                 client_actor=client,
@@ -402,6 +397,11 @@ def portal_reply_create(
                     "user_agent": meta.user_agent,
                     "request_id": meta.request_id,
                 },
+            )
+            live_event_record(
+                client_id=client.id,
+                type="message.created",
+                data=message_client_representation(message),
             )
     except IntegrityError:
         existing = PortalReplyKey.objects.filter(client=client, key=idempotency_key).first()

@@ -264,12 +264,6 @@ def message_send_commit(request: SendRequest) -> SendResult:
             key.message = message
             key.response_body = response
             key.save(update_fields=["message", "response_body"])
-            live_event_record(
-                client_id=composed.client.id,
-                type="message.created",
-                data=message_client_representation(message),
-            )
-            # Last: the ledger append serialises all sends, so hold its lock briefly.
             audit_append(
                 actor=request.sender,
                 action="message.sent",
@@ -285,6 +279,12 @@ def message_send_commit(request: SendRequest) -> SendResult:
                     "user_agent": request.meta.user_agent,
                     "request_id": request.meta.request_id,
                 },
+            )
+            # Last: it takes the live-event order lock (see live_event_record).
+            live_event_record(
+                client_id=composed.client.id,
+                type="message.created",
+                data=message_client_representation(message),
             )
     except IntegrityError:
         existing = IdempotencyKey.objects.filter(
