@@ -29,7 +29,8 @@ def _database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def start_worker(concurrency: int = 4) -> subprocess.Popen[bytes]:
+def start_worker(concurrency: int = 4, *, ready: bool = False) -> subprocess.Popen[bytes]:
+    """`ready`: return once the worker says it runs (Django loaded, about to claim)."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -38,12 +39,17 @@ def start_worker(concurrency: int = 4) -> subprocess.Popen[bytes]:
         "CLIENTDESK_RETRY_SCALE": "0",
         "CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS": "1",
     }
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, str(MANAGE), "run_worker", f"--concurrency={concurrency}"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    if ready:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "Delivery worker … running"; empty if it died
+        assert b"running" in line, (line, process.stderr.read() if process.stderr else b"")
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -56,13 +62,18 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def messages():
+    """The messages' deliveries (a worker may also send the ledger's audit.checkpoint)."""
+    return Delivery.objects.filter(payload__type="message.sent")
+
+
 def wait_until_delivered(count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == count:
+        if messages().filter(status=DeliveryStatus.DELIVERED).count() == count:
             return
         time.sleep(0.1)
-    states = Counter(Delivery.objects.values_list("status", flat=True))
+    states = Counter(messages().values_list("status", flat=True))
     raise AssertionError(f"not all {count} delivered in {timeout} s: {dict(states)}")
 
 
@@ -82,7 +93,7 @@ def test_a_worker_killed_mid_attempt_loses_nothing(endpoint, receiver, agent, cl
 
     def respond(request):
         webhook_id = request.headers["webhook-id"]
-        if webhook_id not in first_seen:
+        if request.json["type"] == "message.sent" and webhook_id not in first_seen:
             first_seen.add(webhook_id)
             time.sleep(5)  # the worker holding this attempt gets killed meanwhile
         return 200, {}, b"ok"
@@ -104,7 +115,7 @@ def test_a_worker_killed_mid_attempt_loses_nothing(endpoint, receiver, agent, cl
         wait_until_delivered(5)
     finally:
         stop(rescuer)
-    for delivery in Delivery.objects.all():
+    for delivery in messages():
         attempts = list(delivery.attempts.order_by("number"))
         assert "stopped during the attempt" in attempts[0].error
         assert attempts[-1].status_code == 200
@@ -118,17 +129,19 @@ def test_two_workers_never_attempt_one_delivery_at_the_same_time(
         return 200, {}, b"ok"
 
     receiver.respond = respond
-    workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
+    # Both running before the first send, so both can take a share however busy the machine.
+    workers = [start_worker(concurrency=4, ready=True), start_worker(concurrency=4, ready=True)]
     try:
         send_many(agent, client_obj, 40)
         wait_until_delivered(40)
     finally:
         for worker in workers:
             stop(worker)
-    per_id = Counter(r.headers["webhook-id"] for r in receiver.received)
+    sent = [r for r in receiver.received if r.json["type"] == "message.sent"]
+    per_id = Counter(r.headers["webhook-id"] for r in sent)
     assert len(per_id) == 40
     assert set(per_id.values()) == {1}
     assert receiver.max_parallel_per_id == 1
-    assert {d.attempts.count() for d in Delivery.objects.all()} == {1}
-    leased_by = {d.attempts.get().worker.split(":")[1] for d in Delivery.objects.all()}
+    assert {d.attempts.count() for d in messages()} == {1}
+    leased_by = {d.attempts.get().worker.split(":")[1] for d in messages()}
     assert len(leased_by) == 2, "both workers should have taken a share"

@@ -70,6 +70,9 @@ class Receiver:
     secret: str = ""
     status: int = 200
     received: list[Received] = field(default_factory=list)
+    # The worker also signs ledger checkpoints and sends each (audit.checkpoint): kept apart,
+    # these tests are about the messages' deliveries.
+    checkpoints: list[Received] = field(default_factory=list)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -88,7 +91,11 @@ class Receiver:
                     event = Webhook(receiver.secret).verify(body, headers)
                 except Exception:  # recorded as "did not verify"; the test asserts on it
                     event = None
-                receiver.received.append(Received(headers, body, event))
+                item = Received(headers, body, event)
+                if event is not None and event.get("type") == "audit.checkpoint":
+                    receiver.checkpoints.append(item)
+                else:
+                    receiver.received.append(item)
                 answer = json.dumps(
                     {"received": headers.get("webhook-id"), "verified": event is not None}
                 ).encode()

@@ -220,7 +220,9 @@ def test_agent_sends_the_template_in_each_clients_language_exactly_as_previewed(
 
         send_button(dialog).click()
         expect(
-            toasts(page, "status").filter(has_text=f"Message sent to {client.full_name}.")
+            toasts(page, "status").filter(
+                has_text=f"Saved to {client.full_name}'s history — no delivery channel is set up."
+            )
         ).to_be_visible()
         expect(sent_items(dialog)).to_have_count(1)
         expect(sent_items(dialog).first.locator(".message-body")).to_have_text(text)
@@ -269,7 +271,11 @@ def test_insert_variable_menu_puts_the_variable_at_the_caret_and_the_preview_fil
     expect(preview_text(compose_preview(dialog))).to_have_text("Hello Zoë, welcome aboard.")
     expect_sendable(dialog)
     send_button(dialog).click()
-    expect(toasts(page, "status").filter(has_text="Message sent to Zoë Müller.")).to_be_visible()
+    expect(
+        toasts(page, "status").filter(
+            has_text="Saved to Zoë Müller's history — no delivery channel is set up."
+        )
+    ).to_be_visible()
     expect(sent_items(dialog).first.locator(".message-body")).to_have_text(
         "Hello Zoë, welcome aboard."
     )
@@ -366,7 +372,11 @@ def test_markup_in_client_data_and_messages_is_shown_as_literal_text(
     expect(compose_preview(dialog)).to_contain_text(f"What {full_name} receives")
     assert_nothing_ran()
     send_button(dialog).click()
-    expect(toasts(page, "status").filter(has_text=f"Message sent to {full_name}.")).to_be_visible()
+    expect(
+        toasts(page, "status").filter(
+            has_text=f"Saved to {full_name}'s history — no delivery channel is set up."
+        )
+    ).to_be_visible()
     expect(sent_items(dialog).first.locator(".message-body")).to_have_text(rendered)
     screenshot(page, "panel")
     assert_nothing_ran()

@@ -10,9 +10,12 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from clientdesk.audit.append_only import register_sqlite_function
+        from clientdesk.audit.jobs import ledger_job
         from clientdesk.audit.services import audit_append
+        from clientdesk.core.jobs import job_register
         from clientdesk.core.ledger import ledger_connect
 
         ledger_connect(audit_append)
+        job_register(name="audit.ledger", run=ledger_job, every_seconds=1.0)
 
         connection_created.connect(register_sqlite_function, dispatch_uid="audit-sqlite-switch")

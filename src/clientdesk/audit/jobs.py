@@ -14,6 +14,11 @@ from clientdesk.audit.services import LedgerBroken, audit_checkpoint_create, aud
 log = logging.getLogger(__name__)
 
 
+def ledger_job(now: datetime) -> None:
+    """The worker's job (core.jobs): sequence what waits; sign when it is time."""
+    ledger_tick(now=now)
+
+
 def ledger_tick(*, now: datetime | None = None) -> AuditCheckpoint | None:
     """Returns the checkpoint made now, if one was."""
     now = now or timezone.now()

@@ -3,6 +3,7 @@ sequencer that turns entries into chained, tree-hashed records, and signed check
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -192,6 +193,16 @@ def tree_nodes(wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
     }
 
 
+CheckpointHook = Callable[[AuditCheckpoint], object]
+_checkpoint_hooks: dict[str, CheckpointHook] = {}
+
+
+def checkpoint_created_hook_register(*, name: str, hook: CheckpointHook) -> None:
+    """Apps that act on each new signed checkpoint (the outgoing webhook) register here from
+    `AppConfig.ready()`; hooks run in the transaction that stores the checkpoint."""
+    _checkpoint_hooks[name] = hook
+
+
 class LedgerBroken(RuntimeError):
     """The ledger no longer agrees with itself or with a checkpoint; nothing was signed."""
 
@@ -230,7 +241,7 @@ def audit_checkpoint_create(*, now: datetime | None = None) -> AuditCheckpoint:
                     "records before it were changed"
                 )
         verifier = signing.current_verifier()
-        return AuditCheckpoint.objects.create(
+        checkpoint = AuditCheckpoint.objects.create(
             tree_size=size,
             root_hash=root,
             note=signing.note_sign(signing.checkpoint_body(tree_size=size, root_hash=root)),
@@ -238,3 +249,6 @@ def audit_checkpoint_create(*, now: datetime | None = None) -> AuditCheckpoint:
             vkey=verifier.vkey,
             created_at=now or timezone.now(),
         )
+        for hook in _checkpoint_hooks.values():
+            hook(checkpoint)
+        return checkpoint

@@ -7,3 +7,9 @@ from django.apps import AppConfig
 class DeliveryConfig(AppConfig):
     name = "clientdesk.delivery"
     label = "delivery"
+
+    def ready(self) -> None:
+        from clientdesk.audit.services import checkpoint_created_hook_register
+        from clientdesk.delivery.services import checkpoint_webhook_create
+
+        checkpoint_created_hook_register(name="delivery.webhook", hook=checkpoint_webhook_create)

@@ -63,7 +63,14 @@ class OutgoingEndpoint(models.Model):
 class Delivery(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="deliveries")
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        null=True,
+        blank=True,
+        help_text="The client it is about; none for the ledger's audit.checkpoint.",
+    )
     subject_id = models.UUIDField(help_text="What is carried, e.g. the message's id.")
     payload = models.JSONField()
     webhook_id = models.CharField(

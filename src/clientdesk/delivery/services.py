@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityType
+from clientdesk.audit.models import ActivityType, AuditCheckpoint
 from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
@@ -114,21 +114,31 @@ def signing_secrets(endpoint: OutgoingEndpoint, *, now: datetime | None = None) 
 
 
 def active_channels(*, client: Client) -> list[Channel]:
-    """The channels a message to `client` goes out on right now."""
+    """The channels a message to `client` is queued on. The webhook is one whenever an endpoint
+    is configured, enabled or not: while it is disabled its deliveries wait (the worker leaves
+    them alone) and go out, oldest first, once it is enabled again."""
     endpoint = endpoint_get()
     channels = []
-    if endpoint is not None and endpoint.enabled:
+    if endpoint is not None:
         channels.append(Channel.WEBHOOK)
     if endpoint is not None and endpoint.email_enabled and client.email:
         channels.append(Channel.EMAIL)
     return channels
 
 
+def webhook_paused_reason() -> str | None:
+    """Why webhook deliveries wait right now, or None when they go out (or none are made)."""
+    endpoint = endpoint_get()
+    if endpoint is None or endpoint.enabled:
+        return None
+    return endpoint.disabled_reason or "An administrator disabled it."
+
+
 # --- Deliveries ------------------------------------------------------------------------------
 
 
 def delivery_create(
-    *, channel: Channel, client: Client, subject_id: uuid.UUID, payload: dict[str, Any]
+    *, channel: Channel, client: Client | None, subject_id: uuid.UUID, payload: dict[str, Any]
 ) -> Delivery:
     """Queue one delivery. Call inside the transaction that writes its subject: the worker
     only sees it after commit, and nothing leaves the process before."""
@@ -146,7 +156,11 @@ def delivery_create(
 
 
 def delivery_changed(delivery: Delivery) -> None:
-    """Tell staff streams a delivery moved on. Call inside the transaction that moved it."""
+    """Tell staff streams a delivery moved on. Call inside the transaction that moved it, as its
+    last write (see `live_event_record`). Deliveries about no client (the ledger's) have no
+    audience."""
+    if delivery.client_id is None:
+        return
     live_event_record(
         client_id=delivery.client_id,
         type="delivery.updated",
@@ -193,8 +207,8 @@ def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
             created_at=timezone.now(),
             data={"channel": delivery.channel, "subject_id": str(delivery.subject_id)},
         )
-        delivery_changed(delivery)
         notify.work_due()
+        delivery_changed(delivery)
     return delivery
 
 
@@ -259,8 +273,10 @@ def attempt_record(
                 current.next_attempt_at = now + delay
                 notify.work_due()  # sleeping workers recompute when to wake
         current.save()
-        delivery_changed(current)
-        if current.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+        if current.client is not None and current.status in (
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.FAILED,
+        ):
             activity_record(
                 client=current.client,
                 type=(
@@ -279,6 +295,7 @@ def attempt_record(
             )
         if current.channel == Channel.WEBHOOK:
             _endpoint_note(outcome=outcome, now=now)
+        delivery_changed(current)  # last: see live_event_record
     return current
 
 
@@ -317,6 +334,33 @@ def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
             data={"reason": reason},
         )
     endpoint.save()
+
+
+# Its webhook's subject id is derived from the tree size: one per checkpoint.
+_CHECKPOINT_NAMESPACE = uuid.UUID("5c1e7d2a-3b4f-4f0e-9a61-0c6d8e2f7a10")
+
+
+def checkpoint_webhook_create(checkpoint: AuditCheckpoint) -> Delivery | None:
+    """Queue a new signed ledger checkpoint as an `audit.checkpoint` webhook (CONTRACT.md), so
+    the integrated system keeps its own copy to verify the ledger against later. Runs in the
+    transaction that stores the checkpoint; waits like any webhook while the endpoint is
+    disabled."""
+    if endpoint_get() is None:
+        return None
+    return delivery_create(
+        channel=Channel.WEBHOOK,
+        client=None,
+        subject_id=uuid.uuid5(_CHECKPOINT_NAMESPACE, str(checkpoint.tree_size)),
+        payload={
+            "type": "audit.checkpoint",
+            "timestamp": iso_utc(checkpoint.created_at),
+            "data": {
+                "checkpoint": checkpoint.note,
+                "tree_size": checkpoint.tree_size,
+                "key_name": checkpoint.key_name,
+            },
+        },
+    )
 
 
 def endpoint_send_test(*, user: User) -> Outcome:

@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
@@ -16,8 +15,8 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clientdesk.audit.jobs import ledger_tick
 from clientdesk.core import notify
+from clientdesk.core.jobs import JobClock
 from clientdesk.delivery import channels
 from clientdesk.delivery.models import (
     Channel,
@@ -32,8 +31,6 @@ log = logging.getLogger(__name__)
 IDLE_WAKE_SECONDS = 5.0
 # Never spin: even when something looks due, give other workers and the database a breath.
 MIN_WAIT_SECONDS = 0.05
-# The ledger's sequencer runs at most this often, and at least on every idle wake-up.
-LEDGER_TICK_SECONDS = 1.0
 
 
 def worker_name() -> str:
@@ -116,7 +113,7 @@ class Worker:
         self.name = name or worker_name()
         self.concurrency = concurrency
         self.stopping = threading.Event()
-        self._next_ledger_tick = 0.0
+        self._jobs = JobClock()  # the apps' periodic jobs (core.jobs), between deliveries
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -132,7 +129,7 @@ class Worker:
         in_flight: set[Future[None]] = set()
         with notify.waiter() as waiter, ThreadPoolExecutor(self.concurrency) as pool:
             while not self.stopping.is_set():
-                self._ledger_tick()
+                self._jobs.run_due()
                 in_flight = {f for f in in_flight if not f.done()}
                 free = self.concurrency - len(in_flight)
                 claimed = claim(worker=self.name, limit=free) if free else []
@@ -146,16 +143,6 @@ class Worker:
             wait(in_flight)
         log.info("worker %s stopped", self.name)
 
-    def _ledger_tick(self) -> None:
-        if time.monotonic() < self._next_ledger_tick:
-            return
-        self._next_ledger_tick = time.monotonic() + LEDGER_TICK_SECONDS
-        try:
-            ledger_tick()
-        except Exception:
-            # Deliveries go on; the entries wait, unlost, for the next tick.
-            log.exception("audit ledger tick failed")
-
     def _idle_timeout(self) -> float:
         """Sleep until new work is announced, the next retry is due, or the idle timeout."""
         next_due = (
@@ -165,10 +152,11 @@ class Worker:
             .values_list("next_attempt_at", flat=True)
             .first()
         )
+        jobs = self._jobs.seconds_until_next() if self._jobs.next_run else IDLE_WAKE_SECONDS
         if next_due is None:
-            return IDLE_WAKE_SECONDS
+            return max(MIN_WAIT_SECONDS, min(IDLE_WAKE_SECONDS, jobs))
         seconds = (next_due - timezone.now()).total_seconds()
-        return min(IDLE_WAKE_SECONDS, max(MIN_WAIT_SECONDS, seconds))
+        return min(IDLE_WAKE_SECONDS, jobs, max(MIN_WAIT_SECONDS, seconds))
 
 
 def install_signal_handlers(worker: Worker) -> None:

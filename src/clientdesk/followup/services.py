@@ -20,6 +20,7 @@ from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.followup.policy import policy_check, reply_due, response_due
 from clientdesk.followup.selectors import policy_get
 from clientdesk.messaging.models import Direction, Message, ReplyState
+from clientdesk.messaging.outbound import message_event_webhook_create
 
 OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
 # Due rows a worker turns overdue in one transaction: small, so its locks are brief.
@@ -142,6 +143,11 @@ def _conversation_refresh(message: Message) -> None:
     conversation.save()
 
 
+def followup_overdue_job(now: datetime) -> datetime | None:
+    """The worker's job (core.jobs)."""
+    return followup_overdue_run(now=now)
+
+
 def followup_overdue_run(*, now: datetime | None = None) -> datetime | None:
     """Turn the clocks whose due time has passed overdue, one batch in one transaction; returns
     when to run again (now when the batch was full, else the next due time, or None).
@@ -165,6 +171,10 @@ def followup_overdue_run(*, now: datetime | None = None) -> datetime | None:
                     "direction": message.direction,
                     "reply_state": message.reply_state,
                     "reply_due_at": iso_utc(message.reply_due_at),
+                    # Staff streams only (the portal's never carries this type): the sender's
+                    # page tells them their message went unanswered.
+                    "sender_id": str(message.sender_id) if message.sender_id else None,
+                    "client_name": message.client.full_name,
                 },
             )
     if len(claimed) == OVERDUE_BATCH:
@@ -209,6 +219,8 @@ def overdue_apply(due: FollowUpDue, *, now: datetime) -> Message | None:
             "late_seconds": max(0, int(late / timedelta(seconds=1))),
         },
     )
+    if ours:  # the integrated system hears that a client did not answer in time
+        message_event_webhook_create(message, type="message.reply_overdue", at=now)
     conversation = Conversation.objects.select_for_update().filter(pk=message.client_id).first()
     if conversation is not None:
         if ours:

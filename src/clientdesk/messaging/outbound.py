@@ -31,6 +31,9 @@ def webhook_payload(
         shape["direction"] = message.direction
         shape["read_at"] = iso_utc(message.read_at)
         shape["in_reply_to"] = str(message.in_reply_to_id) if message.in_reply_to_id else None
+    if type == "message.reply_overdue":
+        shape["reply_state"] = message.reply_state
+        shape["reply_due_at"] = iso_utc(message.reply_due_at)
     return {
         "type": type,
         "timestamp": iso_utc(timestamp) if timestamp else _time(message),
@@ -128,8 +131,10 @@ def message_deliveries_create(message: Message) -> list[Delivery]:
 
 
 def message_event_webhook_create(message: Message, *, type: str, at: datetime) -> Delivery | None:
-    """Queue `message.read` or `message.received` to the outgoing endpoint, when it is enabled.
-    A read receipt gets its own subject id, so it never shows as the message's own delivery."""
+    """Queue `message.read`, `message.received` or `message.reply_overdue` to the outgoing
+    endpoint, when one is set up
+    (while it is disabled the delivery waits, like a message's). A read receipt gets its own
+    subject id, so it never shows as the message's own delivery."""
     if Channel.WEBHOOK not in active_channels(client=message.client):
         return None
     subject_id = message.id if type == "message.received" else uuid.uuid5(message.id, type)

@@ -8,12 +8,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.errors import ApplicationError
+from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.ui import render_error_page
+from clientdesk.delivery.models import Channel
 from clientdesk.delivery.selectors import delivery_get
-from clientdesk.delivery.services import active_channels, delivery_retry_now
+from clientdesk.delivery.services import (
+    active_channels,
+    delivery_retry_now,
+    webhook_paused_reason,
+)
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
@@ -34,6 +39,7 @@ def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
     return {
         "client": client,
         "sent": rows,
+        "webhook_paused": webhook_paused_reason(),
     }
 
 
@@ -124,12 +130,30 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
             return render_error_page(request, error)
         return render(request, "messaging/send_panel.html", context, status=error.status)
 
-    notice = f"Message sent to {client.full_name}."
+    notice = _sent_notice(client)
     if not request.htmx:  # type: ignore[attr-defined]
         messages.success(request, notice)
         return redirect("messaging:panel", client_id=client.id)
     context = _panel_context(request, client, notice=notice, sent_id=str(result.message_id))
     return render(request, "messaging/send_done.html", context)
+
+
+def _sent_notice(client: Client) -> str:
+    """What the toast says after a send: only "sent" when something is on its way."""
+    channels = active_channels(client=client)
+    if not channels:
+        return f"Saved to {client.full_name}'s history — no delivery channel is set up."
+    if webhook_paused_reason() is None:
+        return f"Message sent to {client.full_name}."
+    if Channel.EMAIL in channels:
+        return (
+            f"Message sent to {client.full_name} by email; its webhook delivery waits until "
+            "the outgoing endpoint is enabled again."
+        )
+    return (
+        f"Saved for {client.full_name}: it waits, queued, until the outgoing endpoint is "
+        "enabled again."
+    )
 
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
@@ -138,6 +162,8 @@ def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
     try:
         check_can_send(request.user)  # type: ignore[arg-type]
         delivery = delivery_get(delivery_id=delivery_id)
+        if delivery.client is None:  # the ledger's own webhooks are not a sender's to retry
+            raise NotFound("No such delivery.")
         delivery_retry_now(delivery_id=delivery.pk, actor=request.user)  # type: ignore[arg-type]
         context = _sent_context(request, delivery.client)
     except ApplicationError as error:
