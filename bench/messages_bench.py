@@ -274,13 +274,14 @@ def main() -> None:
     _setup(args.database_url)
     if args.load:
         load(clients=args.clients, messages=args.messages)
-    from bench.common import machine_busy
+    from bench.common import OtherWork
     from django.db import connection
 
-    busy_before = machine_busy()
+    other = OtherWork()
     result = measure(repeat=args.repeat)
-    result["load_average_before"] = busy_before
-    result["load_average_after"] = machine_busy()
+    # CPU that other processes used meanwhile (the database server's included): context for
+    # the latencies on a shared 2-core machine.
+    result["other_work"] = other.finish()
     result["messages"] = args.messages
     result["measured_at"] = datetime.now(UTC).isoformat()
     out = PROJECT / "bench" / "results" / f"messages_{connection.vendor}.json"

@@ -26,7 +26,7 @@ def test_send_with_expects_a_reply_is_listed_under_awaiting_reply(
     compose(dialog, "Please send us a copy of your passport.")
     dialog.get_by_label("Expects a reply").check()
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text("Message sent")
+    expect(toasts(page, "status")).to_contain_text("Saved to")
     message = Message.objects.get()
     assert message.expects_reply and message.reply_state == ReplyState.AWAITING
 
@@ -124,7 +124,7 @@ def test_every_staff_page_fits_a_phone_and_sending_works_there(
         compose(dialog, "Sent from a phone")
         expect(send_button(dialog)).to_be_in_viewport()
         send_button(dialog).click()
-        expect(toasts(page, "status")).to_contain_text("Message sent")
+        expect(toasts(page, "status")).to_contain_text("Saved to")
         screenshot(page, "phone-panel")
         assert Message.objects.filter(client=target, body="Sent from a phone").count() == 1
     finally:
@@ -145,3 +145,33 @@ def test_the_phone_top_bar_stays_one_line_on_a_short_page(browser, live_server, 
         assert height < 60, f"the navigation bar is {height} px tall at 390 px"
     finally:
         context.close()
+
+
+def test_the_sender_gets_a_notice_when_their_message_goes_overdue(
+    page, login, make_staff, make_client, screenshot
+):
+    from tests.followup.test_clocks import send
+
+    sender = make_staff("Agent", first_name="Sam", last_name="Sender")
+    other = make_staff("Agent", first_name="Olga", last_name="Other")
+    late = make_client(first_name="Nora", last_name="Noreply")
+    soon = timezone.now() + timedelta(seconds=1)
+    mine = send(sender, late, "Your payslip?", expects_reply=True, reply_due_at=soon)
+    theirs = send(other, late, "And a bank statement?", expects_reply=True)
+    login(sender)
+    page.goto("/clients/")
+    page.wait_for_function("document.body.dataset.userId !== undefined")
+    time.sleep(0.5)  # the stream is open (a comment arrives at once)
+    followup_overdue_run(now=soon + timedelta(seconds=1))
+    notice = toasts(page, "alert")
+    expect(notice).to_contain_text("No reply from Nora Noreply yet: your message is overdue")
+    screenshot(page, "overdue-notice")
+    # Only the sender's own message: the other agent's is not due yet, and not theirs.
+    from clientdesk.followup.models import FollowUpDue
+
+    FollowUpDue.objects.filter(message_id=theirs.pk).update(due_at=timezone.now())
+    followup_overdue_run(now=timezone.now() + timedelta(seconds=1))
+    assert Message.objects.get(pk=theirs.pk).reply_state == ReplyState.OVERDUE
+    time.sleep(1.0)
+    expect(notice).to_have_count(1)
+    assert Message.objects.get(pk=mine.pk).reply_state == ReplyState.OVERDUE

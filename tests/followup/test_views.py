@@ -182,3 +182,25 @@ def test_the_page_always_offers_the_stream_and_a_wsgi_server_declines_it(client,
     declined = stream_declined(RequestFactory().get("/api/v1/events"))
     assert declined is not None and declined.status_code == 204
     assert stream_declined(AsyncRequestFactory().get("/api/v1/events")) is None
+
+
+def test_the_export_button_exports_what_the_filters_select(clients, client, agent, make_user):
+    manager = make_user("Manager")
+    client.force_login(manager)
+    day = timezone.localdate().isoformat()
+    page = client.get(
+        f"/messages/?since={day}&until={day}&sender={agent.pk}&direction=out"
+    ).content.decode()
+    import html
+    import re
+
+    href = html.unescape(re.search(r'id="export-messages" href="([^"]+)"', page).group(1))
+    assert href.startswith("/api/v1/messages/export?format=csv")
+    assert f"since={day}" in href and f"sender={agent.username}" in href
+    assert "direction=out" in href
+    exported = client.get(href)
+    assert exported.status_code == 200
+    body = b"".join(exported.streaming_content).decode()
+    assert "Please reply soon" in body and "I have a question" not in body
+    client.force_login(agent)  # Agents may not export: no button
+    assert 'id="export-messages"' not in client.get("/messages/").content.decode()

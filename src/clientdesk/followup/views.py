@@ -3,10 +3,12 @@ settings page."""
 
 import uuid
 from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -39,6 +41,26 @@ def _date(value: str, *, end: bool = False) -> datetime | None:
         return None
     moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
     return moment + timedelta(days=1) if end else moment
+
+
+def _export_url(request: HttpRequest) -> str:
+    """The export (CSV) of the messages the filters select: the date range (the "To" day
+    included), the sender and the direction. The view and the client search pick
+    conversations, not messages, so they do not narrow it."""
+    query = {"format": "csv"}
+    since, until = _date(request.GET.get("since", "")), _date(request.GET.get("until", ""))
+    if since:
+        query["since"] = since.date().isoformat()
+    if until:
+        query["until"] = (until + timedelta(days=1)).date().isoformat()
+    sender_id = _uuid(request.GET.get("sender", ""))
+    if sender_id:
+        username = User.objects.filter(pk=sender_id).values_list("username", flat=True).first()
+        if username:
+            query["sender"] = username
+    if request.GET.get("direction") in ("in", "out"):
+        query["direction"] = request.GET["direction"]
+    return f"{reverse('api-messages-export')}?{urlencode(query)}"
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -94,7 +116,9 @@ def messages_page(request: HttpRequest) -> HttpResponse:
         .distinct()
         .order_by("first_name", "last_name")[:200],
         "now": timezone.now(),
-        "can_export": request.user.has_perm(MessagingPermission.EXPORT_MESSAGES),
+        "export_url": _export_url(request)
+        if request.user.has_perm(MessagingPermission.EXPORT_MESSAGES)
+        else None,
     }
     template = "followup/messages.html"
     if request.htmx and request.htmx.target == "conversations":  # type: ignore[attr-defined]

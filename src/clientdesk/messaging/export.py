@@ -68,6 +68,7 @@ class ExportRequest:
     as_of: datetime  # when the export began: nothing created later is in it
     client: Client | None
     sender: User | None
+    direction: str | None = None  # "in" (replies) or "out"; None: both
 
     @property
     def end(self) -> datetime:
@@ -82,6 +83,7 @@ class ExportRequest:
             "as_of": iso_utc(self.as_of),
             "client": str(self.client.id) if self.client else None,
             "sender": self.sender.username if self.sender else None,
+            "direction": self.direction,
         }
 
 
@@ -129,6 +131,7 @@ def export_prepare(
     until: str | None = None,
     client: str | None = None,
     sender: str | None = None,
+    direction: str | None = None,
     now: datetime | None = None,
 ) -> ExportRequest:
     """Check every filter before a byte is written; ValidationFailed names the field."""
@@ -139,6 +142,11 @@ def export_prepare(
         )
     for name, value in (("since", since), ("until", until), ("client", client), ("sender", sender)):
         _check_text(name, value)
+    if direction not in (None, "", "in", "out"):
+        raise ValidationFailed(
+            f"direction: {direction[:20]!r} is not one of in, out.",
+            errors={"direction": ["Choose in (from clients) or out (to clients)."]},
+        )
     now = now or timezone.now()
     since_at = _parse_time("since", since)
     until_at = _parse_time("until", until)
@@ -171,6 +179,7 @@ def export_prepare(
         as_of=now,
         client=client_obj,
         sender=sender_obj,
+        direction=direction or None,
     )
 
 
@@ -182,6 +191,8 @@ def _queryset(request: ExportRequest) -> QuerySet[Message]:
         rows = rows.filter(client=request.client)
     if request.sender:
         rows = rows.filter(sender=request.sender)
+    if request.direction:
+        rows = rows.filter(direction=request.direction)
     return rows
 
 

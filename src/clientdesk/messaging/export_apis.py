@@ -65,6 +65,9 @@ class MessagesExportApi(APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="exclusive"),
             OpenApiParameter("client", str, description="client UUID or external id"),
             OpenApiParameter("sender", str, description="username of the staff sender"),
+            OpenApiParameter(
+                "direction", str, enum=["in", "out"], description="in: replies; out: sent"
+            ),
         ],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with header"),
@@ -83,6 +86,7 @@ class MessagesExportApi(APIView):
             until=params.get("until"),
             client=params.get("client"),
             sender=params.get("sender"),
+            direction=params.get("direction"),
         )
         result = ExportResult()
 

@@ -141,6 +141,8 @@
     return toast;
   }
 
+  window.clientdeskToast = showToast; // live.js: notices that arrive on the event stream
+
   document.addEventListener("click", function (event) {
     const close = event.target.closest(".toast-close");
     if (close) close.closest(".toast").remove();

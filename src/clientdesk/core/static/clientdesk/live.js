@@ -36,9 +36,35 @@
     });
   }
 
+  // The signed-in staff user; their own messages that go unanswered past the due time get a
+  // notice on whatever page they are on.
+  function me() {
+    return document.body ? document.body.dataset.userId || "" : "";
+  }
+
+  function noticeOverdue(data) {
+    if (!data.sender_id || data.sender_id !== me() || data.direction !== "out") return;
+    if (typeof window.clientdeskToast !== "function") return;
+    const due = data.reply_due_at ? new Date(data.reply_due_at) : null;
+    const when = due ? " (due " + due.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) + ")" : "";
+    window.clientdeskToast(
+      "No reply from " + (data.client_name || "a client") + " yet: your message is overdue" + when + ".",
+      "error",
+      "overdue-" + data.id
+    );
+  }
+
   function connect() {
-    if (source !== null || watched().length === 0 || typeof EventSource === "undefined") return;
+    if (source !== null || typeof EventSource === "undefined") return;
+    if (watched().length === 0 && !me()) return;
     source = new EventSource("/api/v1/events");
+    source.addEventListener("message.reply_overdue", function (event) {
+      try {
+        noticeOverdue(JSON.parse(event.data));
+      } catch (error) {
+        // not JSON: no notice
+      }
+    });
     TYPES.forEach(function (type) {
       source.addEventListener(type, function (event) {
         try {

@@ -36,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="ISO 8601 date or time, exclusive")
         parser.add_argument("--client", help="client UUID or external id")
         parser.add_argument("--sender", help="username of the staff sender")
+        parser.add_argument(
+            "--direction", choices=("in", "out"), help="in: clients' replies; out: sent"
+        )
         parser.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,6 +49,7 @@ class Command(BaseCommand):
                 until=options["until"],
                 client=options["client"],
                 sender=options["sender"],
+                direction=options["direction"],
             )
         except ValidationFailed as error:
             raise CommandError(error.detail, returncode=2) from error
