@@ -56,7 +56,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "integrations/rotate-secret/": {"POST": ADMIN},
     "integrations/test/": {"POST": ADMIN},
     "api/v1/clients": {"GET": READERS, "POST": CLIENT_WRITERS},
-    "api/v1/clients/<str:client_id>": {"GET": READERS},
+    "api/v1/clients/<str:client_id>": {"GET": READERS, "PATCH": CLIENT_WRITERS},
     "api/v1/clients/<str:client_id>/messages": {"GET": READERS, "POST": SENDERS},
     "api/v1/clients/<str:client_id>/activity": {"GET": READERS},
     "api/v1/clients/<str:client_id>/messages/preview": {"POST": COMPOSERS},

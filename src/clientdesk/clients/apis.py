@@ -1,4 +1,4 @@
-"""Staff API for clients: create, search, read."""
+"""Staff API for clients: create, search, read, change (and deactivate)."""
 
 from typing import Any
 
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from clientdesk.clients.models import Client
 from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search
-from clientdesk.clients.services import client_create
+from clientdesk.clients.services import client_create, client_update
 from clientdesk.clients.validators import (
     validate_attributes,
     validate_external_id,
@@ -19,6 +19,7 @@ from clientdesk.clients.validators import (
     validate_phone,
 )
 from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.errors import ValidationFailed
 
 
 def _django_validator(func: Any) -> Any:
@@ -49,6 +50,8 @@ class ClientOutput(serializers.ModelSerializer):
             "phone",
             "language",
             "attributes",
+            "is_active",
+            "deactivated_at",
             "created_at",
             "updated_at",
         ]
@@ -122,8 +125,47 @@ class ClientListCreateApi(APIView):
         return Response(ClientOutput(client).data, status=status.HTTP_201_CREATED)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: "no", 0 or "false" are mistakes to report, not to guess."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
+
+
 class ClientDetailApi(APIView):
-    required_permissions = {"GET": ClientsPermission.VIEW_CLIENT}
+    required_permissions = {
+        "GET": ClientsPermission.VIEW_CLIENT,
+        "PATCH": ClientsPermission.CHANGE_CLIENT,
+    }
+
+    class ChangeSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ClientChange"
+
+        external_id = serializers.CharField(
+            max_length=64, required=False, validators=[_django_validator(validate_external_id)]
+        )
+        first_name = serializers.CharField(max_length=100, required=False)
+        last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+        phone = serializers.CharField(
+            max_length=32,
+            required=False,
+            allow_blank=True,
+            validators=[_django_validator(validate_phone)],
+        )
+        language = serializers.CharField(
+            max_length=8, required=False, validators=[_django_validator(validate_language)]
+        )
+        attributes = serializers.JSONField(
+            required=False, validators=[_django_validator(validate_attributes)]
+        )
+        is_active = StrictBooleanField(
+            required=False,
+            help_text="false deactivates the client: no new messages, portal sessions end",
+        )
 
     @extend_schema(
         operation_id="clients_read",
@@ -132,3 +174,28 @@ class ClientDetailApi(APIView):
     )
     def get(self, request: Request, client_id: str) -> Response:
         return Response(ClientOutput(client_get(client_id=client_id)).data)
+
+    @extend_schema(
+        operation_id="clients_change",
+        request=ChangeSerializer,
+        responses={200: ClientOutput},
+        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
+    )
+    def patch(self, request: Request, client_id: str) -> Response:
+        """Change the given fields; `"is_active": false` deactivates the client."""
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("The body must be a JSON object of the fields to change.")
+        data = self.ChangeSerializer(data=request.data)
+        unknown = sorted(set(request.data) - set(data.fields))
+        if unknown:
+            raise ValidationFailed(
+                f"These fields cannot be changed: {', '.join(unknown)[:200]}.",
+                errors={name[:100]: ["Cannot be changed."] for name in unknown[:20]},
+            )
+        data.is_valid(raise_exception=True)
+        client = client_update(
+            actor=request.user,  # type: ignore[arg-type]
+            client_id=client_get(client_id=client_id).pk,
+            changes=data.validated_data,
+        )
+        return Response(ClientOutput(client).data)

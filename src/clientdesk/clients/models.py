@@ -32,6 +32,12 @@ class Client(models.Model):
     # folded sort key.
     search_text = models.TextField(editable=False, default="")
     sort_name = models.CharField(max_length=210, editable=False, default="")
+    is_active = models.BooleanField(
+        default=True,
+        help_text="A deactivated client keeps their history but gets no new messages, and "
+        "their portal sessions end.",
+    )
+    deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
@@ -22,6 +23,7 @@ EDITABLE_FIELDS = (
     "phone",
     "language",
     "attributes",
+    "is_active",
 )
 
 
@@ -97,6 +99,10 @@ def client_update(*, actor: User | None, client_id: Any, changes: Mapping[str, A
             before = {field: getattr(client, field) for field in changes}
             for field, value in changes.items():
                 setattr(client, field, value)
+            if "is_active" in changes and before["is_active"] != client.is_active:
+                # Deactivation ends the client's portal sessions: they are checked against
+                # this flag on every request (portal/services.py).
+                client.deactivated_at = None if client.is_active else timezone.now()
             _checked(client)
             changed = {f: v for f, v in changes.items() if before[f] != v}
             if changed:

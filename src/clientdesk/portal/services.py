@@ -75,6 +75,14 @@ def _session_lifetime() -> timedelta:
     return timedelta(minutes=settings.PORTAL_SESSION_MINUTES)
 
 
+def _check_active(client: Client) -> None:
+    if not client.is_active:
+        raise ValidationFailed(
+            f"{client.full_name} is deactivated: no portal sessions. Reactivate the client first.",
+            errors={"client_id": ["The client is deactivated."]},
+        )
+
+
 def _issue(
     *,
     client: Client,
@@ -82,6 +90,7 @@ def _issue(
     issued_by: User | None = None,
     issued_by_token: ApiToken | None = None,
 ) -> IssuedSession:
+    _check_active(client)
     now = timezone.now()
     session = PortalSession.objects.create(
         client=client,
@@ -140,8 +149,8 @@ def portal_session_issue(
 
 
 def portal_session_authenticate(*, token: str) -> PortalSession | None:
-    """The live session a portal token stands for, or None: forged, expired, revoked, or its
-    minting token or staff user is no longer active."""
+    """The live session a portal token stands for, or None: forged, expired, revoked, its client
+    deactivated, or its minting token or staff user is no longer active."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 400:
         return None
     try:
@@ -163,7 +172,7 @@ def portal_session_authenticate(*, token: str) -> PortalSession | None:
         )
         .first()
     )
-    if session is None:
+    if session is None or not session.client.is_active:
         return None
     if session.via == PortalSession.Via.API:
         minted = session.issued_by_token
@@ -181,6 +190,7 @@ def _code_digest(code: str) -> str:
 
 def portal_link_create(*, client: Client) -> str:
     """A one-time sign-in code for the reference cabinet, valid 15 minutes."""
+    _check_active(client)
     code = secrets.token_urlsafe(24)
     now = timezone.now()
     with transaction.atomic():

@@ -203,6 +203,13 @@ def message_send_prepare(
     existing = idempotency_key_find(user=sender, key=idempotency_key)
     if existing is not None:
         return idempotency_replay(existing, fingerprint)
+    # After the replay: a retry of a send that went through still gets its answer.
+    if not client.is_active:
+        raise ValidationFailed(
+            f"{client.full_name} is deactivated: messages cannot be sent. Reactivate the client "
+            "first.",
+            errors={"client": ["The client is deactivated."]},
+        )
     composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
     return SendRequest(
         sender=sender,
