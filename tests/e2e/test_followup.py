@@ -175,3 +175,27 @@ def test_the_sender_gets_a_notice_when_their_message_goes_overdue(
     time.sleep(1.0)
     expect(notice).to_have_count(1)
     assert Message.objects.get(pk=mine.pk).reply_state == ReplyState.OVERDUE
+
+
+def test_a_template_that_expects_a_reply_ticks_the_box(page, login, make_staff, make_client):
+    from clientdesk.messaging.services.templates import template_create
+
+    manager = make_staff("Manager", first_name="Mona", last_name="Manager")
+    template_create(
+        author=manager,
+        name="KYC: passport copy",
+        body="Please upload a copy of your passport, {{firstName}}.",
+        language="en",
+        expects_reply=True,
+    )
+    client = make_client(first_name="Kai", last_name="Kyc")
+    login(make_staff("Agent"))
+    dialog = open_send_panel(page, client)
+    box = dialog.get_by_label("Expects a reply")
+    expect(box).not_to_be_checked()
+    dialog.get_by_placeholder("Use a template (search)…").fill("KYC: passport copy")
+    expect(box).to_be_checked()
+    send_button(dialog).click()
+    expect(toasts(page, "status")).to_be_visible()
+    message = Message.objects.get(client=client)
+    assert message.expects_reply and message.reply_state == ReplyState.AWAITING

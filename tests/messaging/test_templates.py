@@ -327,3 +327,57 @@ def test_two_renames_to_one_name_at_once_give_409_and_keep_one(manager, api_for)
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["errors"] == {"name": ["A template with this name already exists."]}
     assert sorted(MessageTemplate.objects.values_list("name", flat=True)) == ["Same name", "Second"]
+
+
+def test_a_template_may_expect_a_reply_by_default(manager, agent, api_for, client_obj, client):
+    api = api_for(manager)
+    created = api.post(
+        "/api/v1/templates",
+        {
+            "name": "KYC: proof of address",
+            "body": "Please upload a utility bill.",
+            "expects_reply": True,
+        },
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["expects_reply"] is True
+    template_id = created.json()["id"]
+    sender = api_for(agent)
+
+    def send(**extra):
+        answer = sender.post(
+            f"/api/v1/clients/{client_obj.id}/messages",
+            {**extra},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+        assert answer.status_code == 201, answer.content
+        return Message.objects.get(pk=answer.json()["id"])
+
+    assert send(template_id=template_id).reply_state == "awaiting"  # the template's default
+    assert send(template_id=template_id, expects_reply=False).reply_state == "none"
+    assert send(body="Just so you know").reply_state == "none"
+    changed = api.patch(f"/api/v1/templates/{template_id}", {"expects_reply": False}, format="json")
+    assert changed.status_code == 200 and changed.json()["expects_reply"] is False
+    assert send(template_id=template_id).reply_state == "none"
+    assert send(template_id=template_id, expects_reply=True).reply_state == "awaiting"
+    from clientdesk.audit.models import AuditEntry
+
+    updated = AuditEntry.objects.filter(action="template.updated", object_id=template_id).get()
+    assert updated.data == {"expects_reply": False}
+
+    # The editor sets it too; the panel marks such templates for the "Expects a reply" box.
+    client.force_login(manager)
+    saved = client.post(
+        f"/templates/{template_id}/",
+        {
+            "name": "KYC: proof of address",
+            "language": "en",
+            "body": "Please upload a bill.",
+            "expects_reply": "1",
+        },
+    )
+    assert saved.status_code == 302
+    client.force_login(agent)
+    panel = client.get(f"/clients/{client_obj.id}/send/").content.decode()
+    assert f'data-id="{template_id}" data-expects-reply="1"' in panel

@@ -34,6 +34,7 @@ from clientdesk.messaging.services.templates import (
     Rename,
     SetActive,
     SetDefaultLanguage,
+    SetExpectsReply,
     SetVariant,
     TemplateAction,
     template_change,
@@ -105,7 +106,8 @@ class ComposeInput(serializers.Serializer):
 
 
 class SendInput(ComposeInput):
-    expects_reply = serializers.BooleanField(required=False, default=False)
+    # Left out: the template's default (template_id), else false.
+    expects_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
     # The service checks it (future, within a year, needs expects_reply) so the panel agrees.
     reply_due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -260,6 +262,7 @@ _TEMPLATE_SCHEMA = inline_serializer(
         "id": serializers.UUIDField(),
         "name": serializers.CharField(),
         "is_active": serializers.BooleanField(),
+        "expects_reply": serializers.BooleanField(),
         "version": serializers.IntegerField(),
         "default_language": serializers.CharField(),
         "body": serializers.CharField(),
@@ -283,6 +286,7 @@ class TemplateListCreateApi(APIView):
         name = serializers.CharField(max_length=120)
         body = serializers.CharField(trim_whitespace=False, allow_blank=True)
         language = serializers.CharField(max_length=8, default="en")
+        expects_reply = serializers.BooleanField(required=False, default=False)
 
     class QuerySerializer(PageQuerySerializer):
         search = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
@@ -347,6 +351,7 @@ class TemplateDetailApi(APIView):
 
         name = serializers.CharField(max_length=120, required=False)
         is_active = serializers.BooleanField(required=False)
+        expects_reply = serializers.BooleanField(required=False)
         body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
         language = serializers.CharField(max_length=8, required=False)
         default_language = serializers.CharField(max_length=8, required=False)
@@ -383,6 +388,8 @@ class TemplateDetailApi(APIView):
             actions.append(Rename(fields["name"]))
         if "is_active" in fields:
             actions.append(SetActive(fields["is_active"]))
+        if "expects_reply" in fields:
+            actions.append(SetExpectsReply(fields["expects_reply"]))
         if "body" in fields:
             actions.append(SetVariant(fields["body"], fields.get("language")))
         if "default_language" in fields:

@@ -32,6 +32,11 @@ class MessageTemplate(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=120, unique=True)
     is_active = models.BooleanField(default=True)
+    expects_reply = models.BooleanField(
+        default=False,
+        help_text="Messages from this template expect a reply unless the sender says otherwise "
+        "(e.g. a KYC request).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

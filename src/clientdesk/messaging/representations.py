@@ -97,6 +97,7 @@ def template_representation(
         "id": str(template.id),
         "name": template.name,
         "is_active": template.is_active,
+        "expects_reply": template.expects_reply,
         "version": version.version,
         "default_language": version.default_language,
         "body": version.variants[version.default_language],

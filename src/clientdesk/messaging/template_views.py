@@ -1,5 +1,7 @@
 """The Templates page: list, search, create, edit with a live preview, deactivate."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,6 +25,7 @@ from clientdesk.messaging.services.sending import message_compose
 from clientdesk.messaging.services.templates import (
     Rename,
     SetActive,
+    SetExpectsReply,
     SetVariant,
     template_change,
     template_create,
@@ -62,9 +65,10 @@ def _editor_context(**extra: object) -> dict[str, object]:
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_http_methods(["GET", "POST"])
 def template_new(request: HttpRequest) -> HttpResponse:
-    form = {"name": "", "language": "en", "body": ""}
+    form: dict[str, Any] = {"name": "", "language": "en", "body": "", "expects_reply": False}
     if request.method == "POST":
-        form = {k: request.POST.get(k, "") for k in form}
+        form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
+        form["expects_reply"] = request.POST.get("expects_reply") == "1"
         try:
             version = template_create(author=request.user, **form)  # type: ignore[arg-type]
         except ApplicationError as error:
@@ -86,20 +90,26 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
         return render_error_page(request, error)
     version = template_current_version(template=template)
     language = request.GET.get("language") or version.default_language
-    form = {
+    form: dict[str, Any] = {
         "name": template.name,
         "language": language,
         "body": version.variants.get(language, ""),
+        "expects_reply": template.expects_reply,
     }
     status = 200
     problem: ApplicationError | None = None
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
+        form["expects_reply"] = request.POST.get("expects_reply") == "1"
         try:
             version = template_change(
                 author=request.user,  # type: ignore[arg-type]
                 template_id=template.id,
-                actions=[Rename(form["name"]), SetVariant(form["body"], form["language"])],
+                actions=[
+                    Rename(form["name"]),
+                    SetExpectsReply(form["expects_reply"]),
+                    SetVariant(form["body"], form["language"]),
+                ],
             )
         except ApplicationError as failure:
             problem, status = failure, failure.status

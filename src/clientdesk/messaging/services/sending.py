@@ -179,19 +179,24 @@ def message_send_prepare(
     meta: RequestMeta,
     body: str | None = None,
     template_id: Any = None,
-    expects_reply: bool = False,
+    expects_reply: bool | None = None,
     reply_due_at: datetime | None = None,
 ) -> SendRequest | SendResult:
     """Check access and input and render the text; writes nothing.
 
     Returns the stored result instead when the idempotency key was already answered.
     `expects_reply` starts the client's reply clock; its due time is `reply_due_at`, or else
-    comes from the follow-up policy when the message is written.
+    comes from the follow-up policy when the message is written. None: the template's default
+    (a KYC request may expect a reply), false without a template.
     """
     check_can_send(sender)
     client = client_get(client_id=client_id)
     idempotency_key_check(idempotency_key)
     _check_one_source(body, template_id)
+    if expects_reply is None:
+        expects_reply = (
+            template_id is not None and template_get(template_id=template_id).expects_reply
+        )
     _check_reply_due(expects_reply, reply_due_at)
     fingerprint = idempotency_fingerprint(
         client_id=client.id,
@@ -311,7 +316,7 @@ def message_send(
     meta: RequestMeta,
     body: str | None = None,
     template_id: Any = None,
-    expects_reply: bool = False,
+    expects_reply: bool | None = None,
     reply_due_at: datetime | None = None,
 ) -> SendResult:
     prepared = message_send_prepare(

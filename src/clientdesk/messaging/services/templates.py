@@ -73,15 +73,21 @@ def _name_taken(name: str) -> Conflict:
     )
 
 
-def template_create(*, author: User, name: str, body: str, language: str) -> MessageTemplateVersion:
-    """Create a template and its version 1, whose only variant (`language`) is the default."""
+def template_create(
+    *, author: User, name: str, body: str, language: str, expects_reply: bool = False
+) -> MessageTemplateVersion:
+    """Create a template and its version 1, whose only variant (`language`) is the default.
+    `expects_reply`: messages from it start the client's reply clock unless the sender says
+    otherwise."""
     check_can_manage_templates(author)
     name = _check_name(name)
     _check_language(language)
     _check_template_body(body)
     try:
         with transaction.atomic():
-            template = MessageTemplate.objects.create(name=name, created_by=author)
+            template = MessageTemplate.objects.create(
+                name=name, created_by=author, expects_reply=expects_reply
+            )
             version = MessageTemplateVersion.objects.create(
                 template=template,
                 version=1,
@@ -95,7 +101,12 @@ def template_create(*, author: User, name: str, body: str, language: str) -> Mes
                 object_type="message_template",
                 object_id=template.id,
                 created_at=timezone.now(),
-                data={"name": name, "version": 1, "variants": version.variants},
+                data={
+                    "name": name,
+                    "version": 1,
+                    "variants": version.variants,
+                    "expects_reply": expects_reply,
+                },
             )
     except IntegrityError as error:
         raise _name_taken(name) from error
@@ -108,6 +119,7 @@ class _Draft:
 
     name: str
     is_active: bool
+    expects_reply: bool
     default_language: str
     variants: dict[str, str]
 
@@ -132,6 +144,17 @@ class SetActive:
 
     def apply(self, draft: _Draft) -> None:
         draft.is_active = self.active
+
+
+@dataclass(frozen=True)
+class SetExpectsReply:
+    expects_reply: bool
+
+    def check(self, *, template_id: Any) -> "SetExpectsReply":
+        return self
+
+    def apply(self, draft: _Draft) -> None:
+        draft.expects_reply = self.expects_reply
 
 
 @dataclass(frozen=True)
@@ -188,7 +211,9 @@ class RemoveVariant:
             )
 
 
-TemplateAction = Rename | SetActive | SetVariant | SetDefaultLanguage | RemoveVariant
+TemplateAction = (
+    Rename | SetActive | SetExpectsReply | SetVariant | SetDefaultLanguage | RemoveVariant
+)
 
 
 def _version_create(
@@ -219,6 +244,7 @@ def template_change(
             draft = _Draft(
                 name=template.name,
                 is_active=template.is_active,
+                expects_reply=template.expects_reply,
                 default_language=current.default_language,
                 variants=dict(current.variants),
             )
@@ -229,6 +255,8 @@ def template_change(
                 changes["name"] = template.name = draft.name
             if draft.is_active != template.is_active:
                 changes["is_active"] = template.is_active = draft.is_active
+            if draft.expects_reply != template.expects_reply:
+                changes["expects_reply"] = template.expects_reply = draft.expects_reply
             if (
                 draft.variants != current.variants
                 or draft.default_language != current.default_language

@@ -221,6 +221,10 @@
     if (!id && input.value.trim()) return;  // still typing a search
     hidden.value = id;
     box.disabled = Boolean(id);
+    // A template that expects a reply (a KYC request, say) ticks "Expects a reply"; the sender
+    // may untick it before sending.
+    const expects = form.querySelector("#expects-reply");
+    if (expects && option && option.dataset.expectsReply) expects.checked = true;
     const kept = document.getElementById("draft-kept");
     if (kept) kept.hidden = !(id && box.value.trim());
     if (id && box.value.trim()) rememberDraft(form, box.value);
