@@ -55,3 +55,57 @@ def test_activity_log_refuses_users_without_view_permission(client, make_user, c
     client.force_login(make_user(None))
     response = client.get(f"/clients/{client_obj.id}/activity/")
     assert response.status_code == 403
+
+
+def test_activity_log_shows_one_card_per_message_with_its_outcomes(client, agent, client_obj):
+    """Not three equal cards (sent, delivered via webhook, via email): one per message, with a
+    line of outcomes per channel, the read time and the overdue state; replies are cards."""
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clientdesk.audit.models import ActivityType
+    from clientdesk.audit.services import activity_record
+    from clientdesk.portal.services import portal_message_read, portal_reply_create
+
+    first = _send(agent, client_obj, "Please send your passport").message_id
+    second = _send(agent, client_obj, "And a utility bill").message_id
+    later = timezone.now() + timedelta(seconds=1)
+    for message, kind, channel, error in [
+        (first, ActivityType.MESSAGE_DELIVERED, "webhook", ""),
+        (first, ActivityType.DELIVERY_FAILED, "email", "550 mailbox unknown"),
+        (second, ActivityType.MESSAGE_DELIVERED, "webhook", ""),
+    ]:
+        from django.db import transaction
+
+        with transaction.atomic():
+            activity_record(
+                client=client_obj,
+                type=kind,
+                actor=None,
+                created_at=later,
+                subject_id=message,
+                data={"channel": channel, "attempts": 1, "error": error},
+            )
+    portal_message_read(client=client_obj, message_id=first)
+    portal_reply_create(
+        client=client_obj,
+        body="Attached <b>passport</b>",
+        idempotency_key=str(uuid.uuid4()),
+        meta=RequestMeta(),
+        in_reply_to=first,
+    )
+    client.force_login(agent)
+    html = client.get(f"/clients/{client_obj.id}/activity/", HTTP_HX_REQUEST="true").content
+    page = html.decode()
+    cards = re.findall(r'<li class="timeline-item[^"]*"[^>]*>(.*?)</li>', page, re.S)
+    assert len(cards) == 3  # the reply, the second message, the first message
+    reply, second_card, first_card = cards
+    assert "Reply from the client" in reply and "Attached &lt;b&gt;passport&lt;/b&gt;" in reply
+    assert "And a utility bill" in second_card and "Webhook: Delivered" in second_card
+    assert "Email" not in second_card and "Read" not in second_card
+    assert "Please send your passport" in first_card
+    assert "Webhook: Delivered" in first_card
+    assert "Email: Failed — 550 mailbox unknown" in first_card
+    assert "Read " in first_card

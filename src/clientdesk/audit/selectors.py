@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -9,6 +10,7 @@ from clientdesk.accounts.models import User
 from clientdesk.audit import merkle, signing
 from clientdesk.audit.models import (
     ActivityEvent,
+    ActivityType,
     AuditCheckpoint,
     AuditEntry,
     AuditRecord,
@@ -29,6 +31,61 @@ def check_can_view_activity(user: User) -> None:
 
 def client_activity(*, client: Client) -> QuerySet[ActivityEvent]:
     return ActivityEvent.objects.filter(client=client).order_by("-created_at", "-id")
+
+
+# What happened to a message after it was written; shown inside that message's card.
+OUTCOME_TYPES = (
+    ActivityType.MESSAGE_DELIVERED,
+    ActivityType.DELIVERY_FAILED,
+    ActivityType.MESSAGE_READ,
+    ActivityType.REPLY_OVERDUE,
+    ActivityType.RESPONSE_OVERDUE,
+)
+
+
+@dataclass
+class TimelineCard:
+    """One message (sent, or the client's reply) with what happened to it since."""
+
+    event: ActivityEvent
+    outcomes: list[ActivityEvent]
+
+    @property
+    def deliveries(self) -> list[ActivityEvent]:
+        """The last outcome per channel (a failure retried by hand may end delivered)."""
+        last: dict[str, ActivityEvent] = {}
+        for outcome in self.outcomes:
+            if outcome.type in (ActivityType.MESSAGE_DELIVERED, ActivityType.DELIVERY_FAILED):
+                last[outcome.data.get("channel", "")] = outcome
+        return sorted(last.values(), key=lambda e: e.data.get("channel", ""))
+
+    @property
+    def read(self) -> ActivityEvent | None:
+        return next((o for o in self.outcomes if o.type == ActivityType.MESSAGE_READ), None)
+
+    @property
+    def overdue(self) -> ActivityEvent | None:
+        kinds = (ActivityType.REPLY_OVERDUE, ActivityType.RESPONSE_OVERDUE)
+        return next((o for o in self.outcomes if o.type in kinds), None)
+
+
+def client_timeline(*, client: Client) -> QuerySet[ActivityEvent]:
+    """The cards' own events (every type but the outcomes), newest first."""
+    return (
+        client_activity(client=client).exclude(type__in=OUTCOME_TYPES).select_related("actor_user")
+    )
+
+
+def timeline_cards(*, client: Client, events: list[ActivityEvent]) -> list[TimelineCard]:
+    """Cards for a page of `client_timeline`, each with its outcomes, in one more query."""
+    subjects = [e.subject_id for e in events if e.subject_id is not None]
+    outcomes: dict[Any, list[ActivityEvent]] = {}
+    rows = ActivityEvent.objects.filter(
+        client=client, subject_id__in=subjects, type__in=OUTCOME_TYPES
+    ).order_by("created_at", "id")
+    for outcome in rows:
+        outcomes.setdefault(outcome.subject_id, []).append(outcome)
+    return [TimelineCard(event=e, outcomes=outcomes.get(e.subject_id, [])) for e in events]
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from clientdesk.audit.selectors import (
     audit_waiting_count,
     check_can_view_activity,
     check_can_view_ledger,
-    client_activity,
+    client_timeline,
     latest_checkpoint,
     record_summary,
+    timeline_cards,
 )
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError, NotFound
@@ -43,14 +44,15 @@ def activity_log(request: HttpRequest, client_id: str) -> HttpResponse:
     except ApplicationError as error:
         return render_error_page(request, error)
     page = paginate(
-        client_activity(client=client).select_related("actor_user"),
+        client_timeline(client=client),
         page=parse_page(request.GET.get("page")),
         size=ACTIVITY_PAGE_SIZE,
     )
+    cards = timeline_cards(client=client, events=list(page.items))
     template = "audit/activity_log.html"
     if request.htmx:  # type: ignore[attr-defined]
         template += "#activity-items"
-    return render(request, template, {"client": client, "page": page})
+    return render(request, template, {"client": client, "page": page, "cards": cards})
 
 
 AUDIT_PAGE_SIZE = 50
