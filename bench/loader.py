@@ -50,7 +50,13 @@ def _prepped_rows(count: int) -> Any:
     started = time.perf_counter()
     for n in range(1, count + 1):
         row = datagen.client_values(n)
-        yield [field.get_db_prep_save(row[field.attname], connection) for field in fields]
+        # Columns the generator does not know (added to Client later) take their defaults.
+        yield [
+            field.get_db_prep_save(
+                row[field.attname] if field.attname in row else field.get_default(), connection
+            )
+            for field in fields
+        ]
         if n % 100_000 == 0:
             log(f"{n:>9,} rows ({time.perf_counter() - started:5.0f} s)")
 

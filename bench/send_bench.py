@@ -177,7 +177,9 @@ class Replay:
             default=dt.datetime.now(dt.UTC),
         )
         self.returned = {v for s in steps for row in s.rows for v in row if _mappable(v)}
-        self.counter = itertools.count(10**12 + random.randrange(10**9) * 1000)
+        # Fresh values for ids the rows-only inserts cannot read back: above any real id, and
+        # within a 32-bit integer column (a small returned id can equal a count or a version).
+        self.counter = itertools.count(10**9 + random.randrange(10**4) * 10**5)
 
     def run(self, conn: psycopg.Connection[Any], client_id: str) -> None:
         fresh: dict[Any, Any] = {

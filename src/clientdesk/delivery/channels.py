@@ -48,6 +48,7 @@ def send_webhook(delivery: Delivery, endpoint: OutgoingEndpoint) -> Outcome:
         retry_after=result.retry_after,
         slow_down=result.status_code in SLOW_DOWN_STATUSES or "timed out" in result.error,
         gone=result.status_code == 410,
+        endpoint_failing=endpoint.failing_since is not None,
     )
 
 

@@ -224,6 +224,9 @@ class Outcome:
     retry_after: float | None = None
     slow_down: bool = False
     gone: bool = False
+    # The endpoint had a failing clock running when the attempt began (webhook only); a
+    # success then stops it. None: not known, so look.
+    endpoint_failing: bool | None = None
 
 
 def attempt_record(
@@ -231,7 +234,13 @@ def attempt_record(
 ) -> Delivery:
     """Record an attempt and move the delivery on: delivered, scheduled again, or failed."""
     with transaction.atomic():
-        current = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        # The client comes in the same statement (its timeline entry); only the delivery row
+        # is locked.
+        current = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("client")
+            .get(pk=delivery.pk)
+        )
         DeliveryAttempt.objects.create(
             delivery=current,
             number=delivery.attempt_count,
@@ -272,7 +281,19 @@ def attempt_record(
                 current.schedule_step += 1
                 current.next_attempt_at = now + delay
                 notify.work_due()  # sleeping workers recompute when to wake
-        current.save()
+        current.save(
+            update_fields=[
+                "status",
+                "delivered_at",
+                "next_attempt_at",
+                "schedule_step",
+                "lease_until",
+                "leased_by",
+                "last_status_code",
+                "last_error",
+                "updated_at",
+            ]
+        )
         if current.client is not None and current.status in (
             DeliveryStatus.DELIVERED,
             DeliveryStatus.FAILED,
@@ -302,6 +323,8 @@ def attempt_record(
 def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
     """Track the endpoint's health: 410 Gone disables it at once, a day of failures too."""
     if outcome.ok:
+        if outcome.endpoint_failing is False:
+            return  # no clock was running when the attempt began: nothing to clear
         # The common case takes no row lock: only clear a failing clock that is running.
         OutgoingEndpoint.objects.filter(pk=1, failing_since__isnull=False).update(
             failing_since=None

@@ -114,6 +114,7 @@ class Worker:
         self.concurrency = concurrency
         self.stopping = threading.Event()
         self._jobs = JobClock()  # the apps' periodic jobs (core.jobs), between deliveries
+        self._claim_at = max(1, concurrency // 2)
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -132,11 +133,14 @@ class Worker:
                 self._jobs.run_due()
                 in_flight = {f for f in in_flight if not f.done()}
                 free = self.concurrency - len(in_flight)
-                claimed = claim(worker=self.name, limit=free) if free else []
+                # Claim in batches: once half the slots are free (or nothing is in flight), so
+                # a busy worker's claim transaction serves several deliveries, not one each.
+                batch = free >= self._claim_at or not in_flight
+                claimed = claim(worker=self.name, limit=free) if free and batch else []
                 in_flight |= {pool.submit(_attempt_in_thread, d, self.name) for d in claimed}
-                if free and len(claimed) == free:
+                if claimed and len(claimed) == free:
                     continue  # the queue may hold more
-                if len(in_flight) == self.concurrency:
+                if in_flight and (not batch or len(in_flight) == self.concurrency):
                     wait(in_flight, timeout=IDLE_WAKE_SECONDS, return_when=FIRST_COMPLETED)
                 else:
                     waiter.wait(self._idle_timeout())
