@@ -19,7 +19,8 @@ from clientdesk.clients.models import Client
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery import worker
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
-from clientdesk.delivery.services import Outcome, attempt_record, delivery_retry_now
+from clientdesk.delivery.outcomes import Outcome
+from clientdesk.delivery.services import attempt_record, delivery_retry_now
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message
 from clientdesk.messaging.services.sending import message_send

@@ -12,9 +12,9 @@ from clientdesk.core.errors import NotFound
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.permissions import DeliveryPermission
+from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services import (
     endpoint_configure,
-    endpoint_get,
     endpoint_rotate_secret,
     endpoint_send_test,
 )

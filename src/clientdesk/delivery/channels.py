@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from clientdesk.delivery import transport
 from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
-from clientdesk.delivery.services import Outcome, signing_secrets
+from clientdesk.delivery.outcomes import Outcome, signing_secrets
+from clientdesk.delivery.selectors import endpoint_get
 
 SLOW_DOWN_STATUSES = {429, 502, 503, 504}
 
@@ -79,7 +80,7 @@ def send_email(delivery: Delivery) -> Outcome:
 def perform(delivery: Delivery) -> Outcome:
     if delivery.channel == Channel.EMAIL:
         return send_email(delivery)
-    endpoint = OutgoingEndpoint.objects.filter(pk=1).first()
+    endpoint = endpoint_get()
     if endpoint is None or not endpoint.enabled:
         return Outcome(ok=False, duration_ms=0, error="the outgoing endpoint is disabled")
     return send_webhook(delivery, endpoint)

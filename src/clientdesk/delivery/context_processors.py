@@ -4,8 +4,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.permissions import DeliveryPermission
+from clientdesk.delivery.selectors import endpoint_banner
 
 
 def integration_alert(request: HttpRequest) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def integration_alert(request: HttpRequest) -> dict[str, Any]:
         or not user.has_perm(DeliveryPermission.MANAGE_INTEGRATION)
     ):
         return {}
-    endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()
+    endpoint = endpoint_banner()
     if endpoint is None or endpoint.enabled or not endpoint.disabled_reason:
         return {}
     return {"integration_alert": endpoint.disabled_reason}

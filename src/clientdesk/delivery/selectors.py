@@ -6,7 +6,26 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from clientdesk.core.errors import NotFound
-from clientdesk.delivery.models import Delivery
+from clientdesk.delivery.models import Delivery, OutgoingEndpoint
+
+
+# The one outgoing endpoint (CONTRACT.md): every read of it goes through these.
+def endpoint_get() -> OutgoingEndpoint | None:
+    return OutgoingEndpoint.objects.filter(pk=1).first()
+
+
+def endpoint_get_for_update() -> OutgoingEndpoint | None:
+    """Inside a transaction: the endpoint row, locked until it ends."""
+    return OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+
+
+def endpoint_enabled() -> bool:
+    return OutgoingEndpoint.objects.filter(pk=1, enabled=True).exists()
+
+
+def endpoint_banner() -> OutgoingEndpoint | None:
+    """What the disabled-endpoint banner needs, and nothing else."""
+    return OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()
 
 
 def delivery_get(*, delivery_id: Any) -> Delivery:

@@ -1,7 +1,6 @@
 """Writes for delivery: endpoint settings, creating deliveries, recording attempts."""
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.live import live_event_record
 from clientdesk.core.time import iso_utc
-from clientdesk.delivery import policy
+from clientdesk.delivery import channels, policy
 from clientdesk.delivery.models import (
     Channel,
     Delivery,
@@ -26,7 +25,9 @@ from clientdesk.delivery.models import (
     OutgoingEndpoint,
     new_signing_secret,
 )
+from clientdesk.delivery.outcomes import Outcome
 from clientdesk.delivery.permissions import DeliveryPermission
+from clientdesk.delivery.selectors import endpoint_get, endpoint_get_for_update
 from clientdesk.delivery.ssrf import validate_webhook_url
 
 SECRET_OVERLAP = timedelta(hours=24)
@@ -41,10 +42,6 @@ def check_can_manage_integration(user: User) -> None:
 # --- Endpoint settings ---------------------------------------------------------------------
 
 
-def endpoint_get() -> OutgoingEndpoint | None:
-    return OutgoingEndpoint.objects.filter(pk=1).first()
-
-
 def endpoint_configure(
     *, user: User, url: str, enabled: bool, email_enabled: bool | None = None
 ) -> tuple[OutgoingEndpoint, bool]:
@@ -53,7 +50,7 @@ def endpoint_configure(
     url = url.strip()
     validate_webhook_url(url, allow_private=settings.ALLOW_PRIVATE_WEBHOOK_URLS)
     with transaction.atomic():
-        endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+        endpoint = endpoint_get_for_update()
         created = endpoint is None
         if endpoint is None:
             endpoint = OutgoingEndpoint(pk=1)
@@ -85,7 +82,7 @@ def endpoint_rotate_secret(*, user: User) -> OutgoingEndpoint:
     """A new signing secret; the previous one stays valid (both sign) for 24 hours."""
     check_can_manage_integration(user)
     with transaction.atomic():
-        endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+        endpoint = endpoint_get_for_update()
         if endpoint is None:
             raise ValidationFailed("Configure the outgoing endpoint before rotating its secret.")
         endpoint.previous_secret = endpoint.secret
@@ -104,26 +101,17 @@ def endpoint_rotate_secret(*, user: User) -> OutgoingEndpoint:
     return endpoint
 
 
-def signing_secrets(endpoint: OutgoingEndpoint, *, now: datetime | None = None) -> list[str]:
-    now = now or timezone.now()
-    secrets = [endpoint.secret]
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires and expires > now:
-        secrets.append(endpoint.previous_secret)
-    return secrets
-
-
 def active_channels(*, client: Client) -> list[Channel]:
     """The channels a message to `client` is queued on. The webhook is one whenever an endpoint
     is configured, enabled or not: while it is disabled its deliveries wait (the worker leaves
     them alone) and go out, oldest first, once it is enabled again."""
     endpoint = endpoint_get()
-    channels = []
+    queued_on = []
     if endpoint is not None:
-        channels.append(Channel.WEBHOOK)
+        queued_on.append(Channel.WEBHOOK)
     if endpoint is not None and endpoint.email_enabled and client.email:
-        channels.append(Channel.EMAIL)
-    return channels
+        queued_on.append(Channel.EMAIL)
+    return queued_on
 
 
 def webhook_paused_reason() -> str | None:
@@ -210,23 +198,6 @@ def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
         notify.work_due()
         delivery_changed(delivery)
     return delivery
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt produced, whatever the channel."""
-
-    ok: bool
-    duration_ms: int
-    status_code: int | None = None
-    excerpt: str = ""
-    error: str = ""
-    retry_after: float | None = None
-    slow_down: bool = False
-    gone: bool = False
-    # The endpoint had a failing clock running when the attempt began (webhook only); a
-    # success then stops it. None: not known, so look.
-    endpoint_failing: bool | None = None
 
 
 def attempt_record(
@@ -330,7 +301,7 @@ def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
             failing_since=None
         )
         return
-    endpoint = OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
+    endpoint = endpoint_get_for_update()
     if endpoint is None:
         return
     if endpoint.failing_since is None:
@@ -389,7 +360,6 @@ def checkpoint_webhook_create(checkpoint: AuditCheckpoint) -> Delivery | None:
 def endpoint_send_test(*, user: User) -> Outcome:
     """Send a signed `test.ping` event now and report what the receiver said. Not queued, not
     retried: it is for the administrator watching the settings page."""
-    from clientdesk.delivery import channels
 
     check_can_manage_integration(user)
     endpoint = endpoint_get()

@@ -10,10 +10,9 @@ from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.permissions import DeliveryPermission
-from clientdesk.delivery.selectors import recent_deliveries
+from clientdesk.delivery.selectors import endpoint_get, recent_deliveries
 from clientdesk.delivery.services import (
     endpoint_configure,
-    endpoint_get,
     endpoint_rotate_secret,
     endpoint_send_test,
 )

@@ -23,9 +23,10 @@ from clientdesk.delivery.models import (
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
-    OutgoingEndpoint,
 )
-from clientdesk.delivery.services import Outcome, attempt_record
+from clientdesk.delivery.outcomes import Outcome
+from clientdesk.delivery.selectors import endpoint_enabled
+from clientdesk.delivery.services import attempt_record
 
 log = logging.getLogger(__name__)
 IDLE_WAKE_SECONDS = 5.0
@@ -40,8 +41,7 @@ def worker_name() -> str:
 def _workable() -> Q:
     """Deliveries a worker may take at all: webhook ones wait, untouched, while the endpoint is
     disabled (enabling it wakes the workers)."""
-    endpoint = OutgoingEndpoint.objects.filter(pk=1).only("enabled").first()
-    if endpoint is None or not endpoint.enabled:
+    if not endpoint_enabled():
         return ~Q(channel=Channel.WEBHOOK)
     return Q()
 
