@@ -8,7 +8,6 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +23,7 @@ from clientdesk.audit.selectors import (
     ledger_size,
 )
 from clientdesk.core.errors import NotFound, ValidationFailed
+from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 
 _MAX = 2**62
@@ -80,8 +80,8 @@ class AuditRecordsApi(APIView):
         parameters=[RecordsQuery],
         responses={200: RecordsPage},
     )
-    def get(self, request: Request) -> Response:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest) -> Response:
+        check_can_view_ledger(request.user)
         query = RecordsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         limit = query.validated_data["limit"]
@@ -103,8 +103,8 @@ class AuditCheckpointApi(APIView):
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="C2SP signed note")
         },
     )
-    def get(self, request: Request) -> HttpResponse:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest) -> HttpResponse:
+        check_can_view_ledger(request.user)
         checkpoint = latest_checkpoint()
         if checkpoint is None:
             raise NotFound(
@@ -123,8 +123,8 @@ class AuditPublicKeyApi(APIView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
 
     @extend_schema(operation_id="audit_public_key", responses={200: PublicKeyOutput})
-    def get(self, request: Request) -> Response:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest) -> Response:
+        check_can_view_ledger(request.user)
         verifier = signing.current_verifier()
         return Response(
             {
@@ -159,8 +159,8 @@ class AuditInclusionProofApi(APIView):
         parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH), ProofQuery],
         responses={200: InclusionOutput},
     )
-    def get(self, request: Request, sequence: int) -> Response:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest, sequence: int) -> Response:
+        check_can_view_ledger(request.user)
         query = ProofQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         tree_size = query.validated_data.get("tree_size") or _default_size()
@@ -205,8 +205,8 @@ class AuditConsistencyProofApi(APIView):
         parameters=[ConsistencyQuery],
         responses={200: ConsistencyOutput},
     )
-    def get(self, request: Request) -> Response:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest) -> Response:
+        check_can_view_ledger(request.user)
         query = ConsistencyQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         first = query.validated_data["first"]

@@ -5,7 +5,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
@@ -30,6 +30,7 @@ from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
+from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 
 ACTIVITY_PAGE_SIZE = 20
@@ -37,10 +38,10 @@ ACTIVITY_PAGE_SIZE = 20
 
 @requires(AuditPermission.VIEW_ACTIVITY)
 @require_GET
-def activity_log(request: HttpRequest, client_id: str) -> HttpResponse:
+def activity_log(request: StaffRequest, client_id: str) -> HttpResponse:
     try:
         client = client_get(client_id=client_id)
-        check_can_view_activity(request.user)  # type: ignore[arg-type]
+        check_can_view_activity(request.user)
     except ApplicationError as error:
         return render_error_page(request, error)
     page = paginate(
@@ -50,7 +51,7 @@ def activity_log(request: HttpRequest, client_id: str) -> HttpResponse:
     )
     cards = timeline_cards(client=client, events=list(page.items))
     template = "audit/activity_log.html"
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         template += "#activity-items"
     return render(request, template, {"client": client, "page": page, "cards": cards})
 
@@ -74,15 +75,15 @@ def _filters(query: QueryDict) -> RecordFilters:
     )
 
 
-def _ledger_view_allowed(request: HttpRequest) -> HttpResponse | None:
+def _ledger_view_allowed(request: StaffRequest) -> HttpResponse | None:
     try:
-        check_can_view_ledger(request.user)  # type: ignore[arg-type]
+        check_can_view_ledger(request.user)
     except ApplicationError as error:
         return render_error_page(request, error)
     return None
 
 
-def _page_context(request: HttpRequest, query: QueryDict) -> dict[str, Any]:
+def _page_context(request: StaffRequest, query: QueryDict) -> dict[str, Any]:
     filters = _filters(query)
     page = paginate(
         audit_record_search(filters),
@@ -105,19 +106,19 @@ def _page_context(request: HttpRequest, query: QueryDict) -> dict[str, Any]:
 
 @requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
-def audit_page(request: HttpRequest) -> HttpResponse:
+def audit_page(request: StaffRequest) -> HttpResponse:
     if denied := _ledger_view_allowed(request):
         return denied
     context = _page_context(request, request.GET)
     template = "audit/audit_page.html"
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         template += "#audit-records"
     return render(request, template, context)
 
 
 @requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_POST
-def audit_verify_now(request: HttpRequest) -> HttpResponse:
+def audit_verify_now(request: StaffRequest) -> HttpResponse:
     """Check the chain and the tree against the latest signed checkpoint, now."""
     if denied := _ledger_view_allowed(request):
         return denied
@@ -131,7 +132,7 @@ def audit_verify_now(request: HttpRequest) -> HttpResponse:
             problem = f"The stored checkpoint does not verify: {error}"
     result = audit_verify(checkpoint=signed)
     context = {"result": result, "signed": signed, "note_problem": problem, "limits": CHAIN_LIMITS}
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "audit/audit_page.html#verify-result", context)
     return render(
         request, "audit/audit_page.html", {**_page_context(request, request.GET), **context}
@@ -140,7 +141,7 @@ def audit_verify_now(request: HttpRequest) -> HttpResponse:
 
 @requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
-def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
+def audit_checkpoint_download(request: StaffRequest) -> HttpResponse:
     if denied := _ledger_view_allowed(request):
         return denied
     checkpoint = latest_checkpoint()
@@ -155,7 +156,7 @@ def audit_checkpoint_download(request: HttpRequest) -> HttpResponse:
 
 @requires(AuditPermission.VIEW_AUDIT_RECORD)
 @require_GET
-def audit_public_key_download(request: HttpRequest) -> HttpResponse:
+def audit_public_key_download(request: StaffRequest) -> HttpResponse:
     """The verifying key as PEM (for openssl) with its C2SP verifier string."""
     if denied := _ledger_view_allowed(request):
         return denied

@@ -4,7 +4,6 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,6 +19,7 @@ from clientdesk.clients.validators import (
 )
 from clientdesk.core.api import PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.requests import StaffApiRequest
 
 
 def _django_validator(func: Any) -> Any:
@@ -103,7 +103,7 @@ class ClientListCreateApi(APIView):
         parameters=[QuerySerializer],
         responses={200: ListOutput},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: StaffApiRequest) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = client_search(
@@ -118,10 +118,10 @@ class ClientListCreateApi(APIView):
     @extend_schema(
         operation_id="clients_create", request=InputSerializer, responses={201: ClientOutput}
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: StaffApiRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = client_create(actor=request.user, **data.validated_data)  # type: ignore[arg-type]
+        client = client_create(actor=request.user, **data.validated_data)
         return Response(ClientOutput(client).data, status=status.HTTP_201_CREATED)
 
 
@@ -172,7 +172,7 @@ class ClientDetailApi(APIView):
         responses={200: ClientOutput},
         parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
     )
-    def get(self, request: Request, client_id: str) -> Response:
+    def get(self, request: StaffApiRequest, client_id: str) -> Response:
         return Response(ClientOutput(client_get(client_id=client_id)).data)
 
     @extend_schema(
@@ -181,7 +181,7 @@ class ClientDetailApi(APIView):
         responses={200: ClientOutput},
         parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
     )
-    def patch(self, request: Request, client_id: str) -> Response:
+    def patch(self, request: StaffApiRequest, client_id: str) -> Response:
         """Change the given fields; `"is_active": false` deactivates the client."""
         if not isinstance(request.data, dict):
             raise ValidationFailed("The body must be a JSON object of the fields to change.")
@@ -194,7 +194,7 @@ class ClientDetailApi(APIView):
             )
         data.is_valid(raise_exception=True)
         client = client_update(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request.user,
             client_id=client_get(client_id=client_id).pk,
             changes=data.validated_data,
         )

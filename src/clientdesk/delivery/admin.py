@@ -13,7 +13,7 @@ class AttemptInline(admin.TabularInline):
     readonly_fields = ["number", "started_at", "duration_ms", "status_code", "error", "worker"]
     exclude = ["response_excerpt"]
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 

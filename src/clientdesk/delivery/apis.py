@@ -4,11 +4,11 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientdesk.core.errors import NotFound
+from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.permissions import DeliveryPermission
@@ -67,7 +67,7 @@ class OutgoingEndpointApi(APIView):
         email_enabled = serializers.BooleanField(required=False)
 
     @extend_schema(operation_id="integration_endpoint_read", responses={200: _ENDPOINT})
-    def get(self, request: Request) -> Response:
+    def get(self, request: StaffApiRequest) -> Response:
         endpoint = endpoint_get()
         if endpoint is None:
             raise NotFound("No outgoing endpoint is configured yet; PUT one.")
@@ -78,10 +78,10 @@ class OutgoingEndpointApi(APIView):
         request=InputSerializer,
         responses={200: _ENDPOINT, 201: _ENDPOINT},
     )
-    def put(self, request: Request) -> Response:
+    def put(self, request: StaffApiRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        endpoint, created = endpoint_configure(user=request.user, **data.validated_data)  # type: ignore[arg-type]
+        endpoint, created = endpoint_configure(user=request.user, **data.validated_data)
         return Response(
             endpoint_representation(endpoint, show_secret=True),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -94,8 +94,8 @@ class RotateSecretApi(APIView):
     @extend_schema(
         operation_id="integration_endpoint_rotate", request=None, responses={200: _ENDPOINT}
     )
-    def post(self, request: Request) -> Response:
-        endpoint = endpoint_rotate_secret(user=request.user)  # type: ignore[arg-type]
+    def post(self, request: StaffApiRequest) -> Response:
+        endpoint = endpoint_rotate_secret(user=request.user)
         return Response(endpoint_representation(endpoint, show_secret=True))
 
 
@@ -118,8 +118,8 @@ class SendTestEventApi(APIView):
             )
         },
     )
-    def post(self, request: Request) -> Response:
-        outcome = endpoint_send_test(user=request.user)  # type: ignore[arg-type]
+    def post(self, request: StaffApiRequest) -> Response:
+        outcome = endpoint_send_test(user=request.user)
         return Response(
             {
                 "ok": outcome.ok,

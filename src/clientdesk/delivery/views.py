@@ -2,12 +2,13 @@
 deliveries."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
+from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.selectors import endpoint_get, recent_deliveries
@@ -22,7 +23,7 @@ _SHOW_SECRET = "clientdesk.show_secret"  # noqa: S105 - a session key, not a sec
 
 @requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_GET
-def integrations(request: HttpRequest) -> HttpResponse:
+def integrations(request: StaffRequest) -> HttpResponse:
     endpoint = endpoint_get()
     context = {
         "endpoint": endpoint,
@@ -40,14 +41,19 @@ def integrations(request: HttpRequest) -> HttpResponse:
 
 @requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
-def integrations_save(request: HttpRequest) -> HttpResponse:
+def integrations_save(request: StaffRequest) -> HttpResponse:
     form = {
         "url": request.POST.get("url", ""),
         "enabled": request.POST.get("enabled") == "on",
         "email_enabled": request.POST.get("email_enabled") == "on",
     }
     try:
-        endpoint, created = endpoint_configure(user=request.user, **form)  # type: ignore[arg-type]
+        endpoint, created = endpoint_configure(
+            user=request.user,
+            url=str(form["url"]),
+            enabled=bool(form["enabled"]),
+            email_enabled=bool(form["email_enabled"]),
+        )
     except ApplicationError as error:
         context = {
             "endpoint": endpoint_get(),
@@ -64,9 +70,9 @@ def integrations_save(request: HttpRequest) -> HttpResponse:
 
 @requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
-def integrations_rotate(request: HttpRequest) -> HttpResponse:
+def integrations_rotate(request: StaffRequest) -> HttpResponse:
     try:
-        endpoint = endpoint_rotate_secret(user=request.user)  # type: ignore[arg-type]
+        endpoint = endpoint_rotate_secret(user=request.user)
     except ApplicationError as error:
         return render_error_page(request, error)
     request.session[_SHOW_SECRET] = endpoint.secret
@@ -76,9 +82,9 @@ def integrations_rotate(request: HttpRequest) -> HttpResponse:
 
 @requires(DeliveryPermission.MANAGE_INTEGRATION)
 @require_POST
-def integrations_test(request: HttpRequest) -> HttpResponse:
+def integrations_test(request: StaffRequest) -> HttpResponse:
     try:
-        outcome = endpoint_send_test(user=request.user)  # type: ignore[arg-type]
+        outcome = endpoint_send_test(user=request.user)
     except ApplicationError as error:
         return render_error_page(request, error)
     return render(request, "delivery/test_result.html", {"outcome": outcome})

@@ -6,11 +6,11 @@ from typing import Any
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission
@@ -55,12 +55,12 @@ class MessageListApi(APIView):
             )
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: StaffApiRequest) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
         page = messages_list(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             filters=MessageFilters(
                 client_id=data.get("client"),
                 direction=data.get("direction"),
@@ -129,8 +129,8 @@ class FollowUpSettingsApi(APIView):
     }
 
     @extend_schema(operation_id="followup_settings_read", responses={200: _POLICY_SCHEMA})
-    def get(self, request: Request) -> Response:
-        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest) -> Response:
+        check_can_manage_policy(request.user)
         return Response(policy_representation(policy_get(), now=timezone.now()))
 
     @extend_schema(
@@ -142,11 +142,11 @@ class FollowUpSettingsApi(APIView):
             422: OpenApiResponse(description="A field is invalid; `errors` names it"),
         },
     )
-    def put(self, request: Request) -> Response:
-        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+    def put(self, request: StaffApiRequest) -> Response:
+        check_can_manage_policy(request.user)
         if not isinstance(request.data, dict):
             raise ValidationFailed(
                 "Send the policy as a JSON object.", errors={"body": ["A JSON object."]}
             )
-        policy = policy_update(user=request.user, data=request.data)  # type: ignore[arg-type]
+        policy = policy_update(user=request.user, data=request.data)
         return Response(policy_representation(policy, now=timezone.now()))

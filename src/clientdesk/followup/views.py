@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from clientdesk.accounts.models import User
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
+from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.followup.clock import WEEKDAYS
 from clientdesk.followup.permissions import FollowupPermission
@@ -43,7 +44,7 @@ def _date(value: str, *, end: bool = False) -> datetime | None:
     return moment + timedelta(days=1) if end else moment
 
 
-def _export_url(request: HttpRequest) -> str:
+def _export_url(request: StaffRequest) -> str:
     """The export (CSV) of the messages the filters select: the date range (the "To" day
     included), the sender and the direction. The view and the client search pick
     conversations, not messages, so they do not narrow it."""
@@ -72,7 +73,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 @requires(MessagingPermission.VIEW_MESSAGE)
 @require_GET
-def messages_page(request: HttpRequest) -> HttpResponse:
+def messages_page(request: StaffRequest) -> HttpResponse:
     view = request.GET.get("view", "all")
     if view not in VIEWS:
         view = "all"
@@ -86,9 +87,9 @@ def messages_page(request: HttpRequest) -> HttpResponse:
         until=_date(request.GET.get("until", ""), end=True),
     )
     try:
-        check_can_view(request.user)  # type: ignore[arg-type]
+        check_can_view(request.user)
         page = conversations_list(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             filters=filters,
             cursor=request.GET.get("cursor") or None,
             limit=PAGE_SIZE,
@@ -121,12 +122,12 @@ def messages_page(request: HttpRequest) -> HttpResponse:
         else None,
     }
     template = "followup/messages.html"
-    if request.htmx and request.htmx.target == "conversations":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "conversations":
         template += "#conversations"
     return render(request, template, context)
 
 
-def _policy_form(request: HttpRequest) -> dict[str, object]:
+def _policy_form(request: StaffRequest) -> dict[str, object]:
     post = request.POST
     hours: dict[str, list[str] | None] = {}
     for day in WEEKDAYS:
@@ -152,9 +153,9 @@ def _policy_form(request: HttpRequest) -> dict[str, object]:
 
 @requires(FollowupPermission.MANAGE_FOLLOWUP_POLICY)
 @require_http_methods(["GET", "POST"])
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: StaffRequest) -> HttpResponse:
     try:
-        check_can_manage_policy(request.user)  # type: ignore[arg-type]
+        check_can_manage_policy(request.user)
     except ApplicationError as error:
         return render_error_page(request, error)
     policy = policy_get()
@@ -169,7 +170,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         data = _policy_form(request)
         try:
-            policy = policy_update(user=request.user, data=data)  # type: ignore[arg-type]
+            policy = policy_update(user=request.user, data=data)
         except ApplicationError as failure:
             problem = failure
         else:

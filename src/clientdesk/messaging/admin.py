@@ -19,7 +19,7 @@ class VersionInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["version", "default_language", "variants", "author", "created_at"]
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -31,6 +31,6 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at", "updated_at"]
     inlines = [VersionInline]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request):
         # Templates are made on the Templates page or the API, which version and audit them.
         return False

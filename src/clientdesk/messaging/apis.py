@@ -7,7 +7,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +15,7 @@ from clientdesk.core.api import PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
+from clientdesk.core.requests import StaffApiRequest
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.representations import message_representation, template_representation
@@ -135,12 +135,12 @@ class ClientMessagesApi(APIView):
             )
         },
     )
-    def get(self, request: Request, client_id: str) -> Response:
+    def get(self, request: StaffApiRequest, client_id: str) -> Response:
         query = PageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         client = client_get(client_id=client_id)
         page = paginate(
-            client_messages(user=request.user, client=client),  # type: ignore[arg-type]
+            client_messages(user=request.user, client=client),
             page=query.validated_data["page"],
             size=query.validated_data["page_size"],
         )
@@ -166,7 +166,7 @@ class ClientMessagesApi(APIView):
             422: OpenApiResponse(description="Invalid input, or variables without a value"),
         },
     )
-    def post(self, request: Request, client_id: str) -> Response:
+    def post(self, request: StaffApiRequest, client_id: str) -> Response:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             raise ValidationFailed(
@@ -177,14 +177,14 @@ class ClientMessagesApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = message_send(
-            sender=request.user,  # type: ignore[arg-type]
+            sender=request.user,
             client_id=client_id,
             body=data.validated_data.get("body"),
             template_id=data.validated_data.get("template_id"),
             expects_reply=data.validated_data["expects_reply"],
             reply_due_at=data.validated_data["reply_due_at"],
             idempotency_key=key,
-            meta=RequestMeta.from_request(request),  # type: ignore[arg-type]
+            meta=RequestMeta.from_request(request),
         )
         response = Response(result.response, status=status.HTTP_201_CREATED)
         if result.replayed:
@@ -200,8 +200,8 @@ class MessageDetailApi(APIView):
         parameters=[OpenApiParameter("message_id", str, OpenApiParameter.PATH)],
         responses={200: _MESSAGE_SCHEMA},
     )
-    def get(self, request: Request, message_id: str) -> Response:
-        message = message_get(user=request.user, message_id=message_id)  # type: ignore[arg-type]
+    def get(self, request: StaffApiRequest, message_id: str) -> Response:
+        message = message_get(user=request.user, message_id=message_id)
         deliveries = list(
             Delivery.objects.filter(subject_id=message.id).prefetch_related("attempts")
         )
@@ -229,11 +229,11 @@ class MessagePreviewApi(APIView):
             422: OpenApiResponse(description="Invalid input, or variables without a value"),
         },
     )
-    def post(self, request: Request, client_id: str) -> Response:
+    def post(self, request: StaffApiRequest, client_id: str) -> Response:
         data = ComposeInput(data=request.data)
         data.is_valid(raise_exception=True)
         composed = message_preview(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             client_id=client_id,
             body=data.validated_data.get("body"),
             template_id=data.validated_data.get("template_id"),
@@ -307,7 +307,7 @@ class TemplateListCreateApi(APIView):
             )
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: StaffApiRequest) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = paginate(
@@ -330,10 +330,10 @@ class TemplateListCreateApi(APIView):
     @extend_schema(
         operation_id="templates_create", request=InputSerializer, responses={201: _TEMPLATE_SCHEMA}
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: StaffApiRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = template_create(author=request.user, **data.validated_data)  # type: ignore[arg-type]
+        version = template_create(author=request.user, **data.validated_data)
         return Response(
             template_representation(version.template, version), status=status.HTTP_201_CREATED
         )
@@ -362,7 +362,7 @@ class TemplateDetailApi(APIView):
         parameters=[OpenApiParameter("template_id", str, OpenApiParameter.PATH)],
         responses={200: _TEMPLATE_SCHEMA},
     )
-    def get(self, request: Request, template_id: str) -> Response:
+    def get(self, request: StaffApiRequest, template_id: str) -> Response:
         template = template_get(template_id=template_id)
         return Response(
             template_representation(template, template_current_version(template=template))
@@ -374,7 +374,7 @@ class TemplateDetailApi(APIView):
         request=PatchSerializer,
         responses={200: _TEMPLATE_SCHEMA},
     )
-    def patch(self, request: Request, template_id: str) -> Response:
+    def patch(self, request: StaffApiRequest, template_id: str) -> Response:
         data = self.PatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -397,7 +397,7 @@ class TemplateDetailApi(APIView):
         if "remove_language" in fields:
             actions.append(RemoveVariant(fields["remove_language"]))
         version = template_change(
-            author=request.user,  # type: ignore[arg-type]
+            author=request.user,
             template_id=template_id,
             actions=actions,
         )

@@ -13,6 +13,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from clientdesk.core.requests import StaffApiRequest
 from clientdesk.messaging.export import (
     CONTENT_TYPES,
     FORMATS,
@@ -76,9 +77,9 @@ class MessagesExportApi(APIView):
             ),
         },
     )
-    def get(self, request: Request) -> StreamingHttpResponse:
+    def get(self, request: StaffApiRequest) -> StreamingHttpResponse:
         user = request.user
-        check_can_export(user)  # type: ignore[arg-type]
+        check_can_export(user)
         params = request.query_params
         export = export_prepare(
             format=params.get("format", ""),
@@ -91,7 +92,7 @@ class MessagesExportApi(APIView):
         result = ExportResult()
 
         def finish() -> None:
-            export_record(actor=user, request=export, result=result, via="api")  # type: ignore[arg-type]
+            export_record(actor=user, request=export, result=result, via="api")
 
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         chunks = export_stream(export, result)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -12,6 +12,7 @@ from clientdesk.clients.validators import LANGUAGE_CHOICES
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
+from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE
@@ -36,7 +37,7 @@ PAGE_SIZE = 25
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_GET
-def template_list(request: HttpRequest) -> HttpResponse:
+def template_list(request: StaffRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:120]
     page = paginate(
         template_search(query=query), page=parse_page(request.GET.get("page")), size=PAGE_SIZE
@@ -48,7 +49,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
         "nav": "templates",
     }
     template = "messaging/templates/list.html"
-    if request.htmx and request.htmx.target == "template-table":  # type: ignore[attr-defined]
+    if request.htmx and request.htmx.target == "template-table":
         template += "#template-table"
     return render(request, template, context)
 
@@ -64,13 +65,13 @@ def _editor_context(**extra: object) -> dict[str, object]:
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_http_methods(["GET", "POST"])
-def template_new(request: HttpRequest) -> HttpResponse:
+def template_new(request: StaffRequest) -> HttpResponse:
     form: dict[str, Any] = {"name": "", "language": "en", "body": "", "expects_reply": False}
     if request.method == "POST":
         form = {k: request.POST.get(k, "") for k in ("name", "language", "body")}
         form["expects_reply"] = request.POST.get("expects_reply") == "1"
         try:
-            version = template_create(author=request.user, **form)  # type: ignore[arg-type]
+            version = template_create(author=request.user, **form)
         except ApplicationError as error:
             context = _editor_context(form=form, error=error, creating=True)
             return render(request, "messaging/templates/edit.html", context, status=error.status)
@@ -83,7 +84,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_http_methods(["GET", "POST"])
-def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
+def template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
     try:
         template = template_get(template_id=template_id)
     except ApplicationError as error:
@@ -103,7 +104,7 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
         form["expects_reply"] = request.POST.get("expects_reply") == "1"
         try:
             version = template_change(
-                author=request.user,  # type: ignore[arg-type]
+                author=request.user,
                 template_id=template.id,
                 actions=[
                     Rename(form["name"]),
@@ -132,11 +133,11 @@ def template_edit(request: HttpRequest, template_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
-def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
+def template_set_active(request: StaffRequest, template_id: str) -> HttpResponse:
     active = request.POST.get("active") == "1"
     try:
         version = template_change(
-            author=request.user,  # type: ignore[arg-type]
+            author=request.user,
             template_id=template_id,
             actions=[SetActive(active)],
         )
@@ -149,7 +150,7 @@ def template_set_active(request: HttpRequest, template_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
 @require_GET
-def preview_clients(request: HttpRequest) -> HttpResponse:
+def preview_clients(request: StaffRequest) -> HttpResponse:
     """Up to ten clients matching `q`, to choose whom the template preview is rendered for."""
     clients = client_search(query=request.GET.get("q", "")[:200], size=10).items
     return render(request, "messaging/templates/preview_clients.html", {"clients": clients})
@@ -157,7 +158,7 @@ def preview_clients(request: HttpRequest) -> HttpResponse:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
-def preview(request: HttpRequest) -> HttpResponse:
+def preview(request: StaffRequest) -> HttpResponse:
     """Render posted text for the chosen client: the live preview of the editor and the panel."""
     body = request.POST.get("body", "")
     client_id = request.POST.get("preview_client") or request.POST.get("client_id", "")
@@ -171,7 +172,7 @@ def preview(request: HttpRequest) -> HttpResponse:
         else:
             client = client_get(client_id=client_id)
             composed = message_compose(
-                sender=request.user,  # type: ignore[arg-type]
+                sender=request.user,
                 client=client,
                 body=None if template_id else body,
                 template_id=template_id,

@@ -2,7 +2,7 @@
 send, and the messages already sent with their live delivery status."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -11,6 +11,7 @@ from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.request_meta import RequestMeta
+from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.models import Channel
 from clientdesk.delivery.selectors import delivery_get
@@ -32,8 +33,8 @@ from clientdesk.messaging.services.sending import check_can_send, message_send
 SENT_LIST_SIZE = 20
 
 
-def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
-    sent = list(client_messages(user=request.user, client=client)[:SENT_LIST_SIZE])  # type: ignore[arg-type]
+def _sent_context(request: StaffRequest, client: Client) -> dict[str, object]:
+    sent = list(client_messages(user=request.user, client=client)[:SENT_LIST_SIZE])
     deliveries = deliveries_by_message(m.id for m in sent)
     rows = [(message, deliveries.get(message.id, [])) for message in sent]
     return {
@@ -43,13 +44,13 @@ def _sent_context(request: HttpRequest, client: Client) -> dict[str, object]:
     }
 
 
-def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dict[str, object]:
+def _panel_context(request: StaffRequest, client: Client, **extra: object) -> dict[str, object]:
     return {
         **_sent_context(request, client),
         "variables": CATALOGUE.values(),
         "attributes": sorted(
             name
-            for name in variable_values(client=client, sender=request.user)  # type: ignore[arg-type]
+            for name in variable_values(client=client, sender=request.user)
             if name not in CATALOGUE
         ),
         "templates": list(template_search(active_only=True)[:500]),
@@ -64,22 +65,22 @@ def _panel_context(request: HttpRequest, client: Client, **extra: object) -> dic
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_GET
-def send_panel(request: HttpRequest, client_id: str) -> HttpResponse:
+def send_panel(request: StaffRequest, client_id: str) -> HttpResponse:
     try:
-        check_can_send(request.user)  # type: ignore[arg-type]
+        check_can_send(request.user)
         client = client_get(client_id=client_id)
         context = _panel_context(request, client)
     except ApplicationError as error:
         return render_error_page(request, error)
     template = "messaging/send_panel.html"
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         template += "#panel"
     return render(request, template, context)
 
 
 @requires(MessagingPermission.VIEW_MESSAGE)
 @require_GET
-def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
+def sent_list(request: StaffRequest, client_id: str) -> HttpResponse:
     """The conversation with delivery status, replies and read receipts; the panel fetches it
     again when the staff event stream says something changed for this client."""
     try:
@@ -91,7 +92,7 @@ def sent_list(request: HttpRequest, client_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
-def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
+def send_message(request: StaffRequest, client_id: str) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
     # A browser posting the form without htmx sends newlines as CRLF; the counter counts LF.
     body = None if template_id else request.POST.get("body", "").replace("\r\n", "\n")
@@ -99,7 +100,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
     expects_reply = request.POST.get("expects_reply") == "1"
     try:
         result = message_send(
-            sender=request.user,  # type: ignore[arg-type]
+            sender=request.user,
             client_id=client_id,
             body=body,
             template_id=template_id,
@@ -109,7 +110,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
         )
         client = client_get(client_id=client_id)
     except ApplicationError as error:
-        if request.htmx:  # type: ignore[attr-defined]
+        if request.htmx:
             response = render(
                 request, "messaging/send_failed.html", {"error": error}, status=error.status
             )
@@ -131,7 +132,7 @@ def send_message(request: HttpRequest, client_id: str) -> HttpResponse:
         return render(request, "messaging/send_panel.html", context, status=error.status)
 
     notice = _sent_notice(client)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         messages.success(request, notice)
         return redirect("messaging:panel", client_id=client.id)
     context = _panel_context(request, client, notice=notice, sent_id=str(result.message_id))
@@ -158,13 +159,13 @@ def _sent_notice(client: Client) -> str:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
-def retry_delivery(request: HttpRequest, delivery_id: str) -> HttpResponse:
+def retry_delivery(request: StaffRequest, delivery_id: str) -> HttpResponse:
     try:
-        check_can_send(request.user)  # type: ignore[arg-type]
+        check_can_send(request.user)
         delivery = delivery_get(delivery_id=delivery_id)
         if delivery.client is None:  # the ledger's own webhooks are not a sender's to retry
             raise NotFound("No such delivery.")
-        delivery_retry_now(delivery_id=delivery.pk, actor=request.user)  # type: ignore[arg-type]
+        delivery_retry_now(delivery_id=delivery.pk, actor=request.user)
         context = _sent_context(request, delivery.client)
     except ApplicationError as error:
         return render_error_page(request, error)
