@@ -58,6 +58,9 @@
     if (source !== null || typeof EventSource === "undefined") return;
     if (watched().length === 0 && !me()) return;
     source = new EventSource("/api/v1/events");
+    // Says whether the stream is open (for people debugging, and for tests waiting on it).
+    source.addEventListener("open", function () { document.body.dataset.liveStream = "open"; });
+    source.addEventListener("error", function () { document.body.dataset.liveStream = "reconnecting"; });
     source.addEventListener("message.reply_overdue", function (event) {
       try {
         noticeOverdue(JSON.parse(event.data));
