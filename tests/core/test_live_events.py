@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -219,6 +220,41 @@ def test_a_send_handled_by_one_web_process_reaches_a_stream_on_another(
         assert event.json["body"] == "across processes"
         assert event.received - committed < 1.0
         reader.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_with_redis_a_send_reaches_a_stream_on_another_process_at_once(
+    server: InProcessServer, staff_token: str, client_obj: Client, settings: Any
+) -> None:
+    """REDIS_URL set: the announcement goes through Redis pub/sub, not the database's
+    NOTIFY or the datagram, and arrives well before the 5 s safety poll would find the row."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()  # CI runs Redis on loopback
+    settings.REDIS_URL = REDIS_URL
+    live._redis_client = None  # publish with the URL of this test
+    try:
+        with uvicorn_process(REDIS_URL=REDIS_URL) as other:
+            reader = stream(other, staff_token)
+            deadline = time.monotonic() + 10
+            while not any(line.startswith("id: ") for line in reader.raw):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            response = httpx.post(
+                f"{server.url}/api/v1/clients/{client_obj.id}/messages",
+                json={"body": "through redis"},
+                headers={"Authorization": f"Bearer {staff_token}", "Idempotency-Key": "k-r"},
+            )
+            assert response.status_code == 201, response.text
+            committed = time.monotonic()
+            event = reader.next(5)
+            assert event.json["body"] == "through redis"
+            assert event.received - committed < 1.0, "found by the safety poll, not announced"
+            reader.close()
+    finally:
+        live._redis_client = None
 
 
 def _wait_subscribed(server: InProcessServer, count: int, timeout: float = 20.0) -> None:
