@@ -5,7 +5,8 @@ every stream for a burst of sends.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/wt_portal \\
         .venv/bin/python bench/portal_streams.py --db postgres --streams 1000 --burst 20
 
-One uvicorn process (asyncio loop, h11 parser: what `make run` starts) serves the streams. This
+One granian ASGI process (what `make run` and the Procfile's `events` start) serves the streams;
+`--server uvicorn` runs plain uvicorn (asyncio loop, h11) instead, as measured before. This
 process opens them all on one client's portal session (so every event reaches every stream),
 waits until each is subscribed, then sends `--burst` messages through `message_send`, one after
 another as fast as they commit, from a thread while the event loop keeps reading. For every
@@ -32,10 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    """Resident memory of the server: the process and its children (granian's worker runs in
+    a child of the process started here)."""
+    import psutil
+
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(p.memory_info().rss for p in family) // 1024
 
 
 def free_port() -> int:
@@ -181,6 +184,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
     args = parser.parse_args()
 
     var = ROOT / "var" / "bench-portal"
@@ -223,14 +227,38 @@ def main() -> None:
     )
     token = _issue(client=client, via="link").token
     port = args.port or free_port()
-    server = subprocess.Popen(
-        [
-            python, "-m", "uvicorn", "clientdesk.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log", "--backlog", "4096",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )  # fmt: skip
+    if args.server == "granian":
+        command = [
+            str(Path(python).parent / "granian"),
+            "--interface",
+            "asgi",
+            "clientdesk.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backlog",
+            "4096",
+            "--log-level",
+            "warning",
+        ]
+    else:
+        command = [
+            python,
+            "-m",
+            "uvicorn",
+            "clientdesk.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--backlog",
+            "4096",
+        ]
+    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})  # fmt: skip
     try:
         import httpx
 
@@ -242,7 +270,7 @@ def main() -> None:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                sys.exit("uvicorn did not start")
+                sys.exit(f"{args.server} did not start")
             time.sleep(0.2)
         result: dict[str, Any] = asyncio.run(measure(args, port, token, server.pid))
     finally:
@@ -255,7 +283,11 @@ def main() -> None:
     result.update(
         {
             "database": args.db,
-            "server": "uvicorn 0.54, asyncio loop, h11, 1 process",
+            "server": (
+                "granian ASGI, 1 worker"
+                if args.server == "granian"
+                else "uvicorn, asyncio loop, h11, 1 process"
+            ),
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
         }
