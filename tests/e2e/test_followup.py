@@ -160,7 +160,8 @@ def test_the_sender_gets_a_notice_when_their_message_goes_overdue(
     mine = send(sender, late, "Your payslip?", expects_reply=True)
     login(sender)
     page.goto("/clients/")
-    page.wait_for_function("document.body.dataset.liveStream === 'open'")
+    # A locator, not wait_for_function: the page's CSP refuses the eval that one would poll with.
+    expect(page.locator("body[data-live-stream='open']")).to_have_count(1)
     # The other agent's message goes overdue first, then the sender's: events arrive in order,
     # so once the sender's notice shows, the other one has been handled (and made none).
     for message in (theirs, mine):
