@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from clientdesk.accounts.models import User
 from clientdesk.clients.selectors import client_search
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.pagination import keyset_beyond
 from clientdesk.followup.models import Conversation, FollowUpPolicy
 from clientdesk.messaging.models import Direction, Message, ReplyState
 from clientdesk.messaging.selectors import check_can_view
@@ -129,7 +130,7 @@ def messages_list(
         at, after = cursor_decode(cursor, size=2)
         at_time, after_id = _cursor_time(at), _cursor_uuid(after)
         messages = messages.filter(
-            Q(created_at__lt=at_time) | Q(created_at=at_time, id__lt=after_id)
+            keyset_beyond(Message, created_at=at_time, pk=after_id, descending=True)
         )
     rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = None
