@@ -138,3 +138,17 @@ def test_the_service_refuses_too(agent, client_obj):
             idempotency_key=str(uuid.uuid4()),
             meta=RequestMeta(),
         )
+
+
+def test_a_change_touches_only_the_fields_given(agent, api_for, make_client):
+    """The create fields' defaults (language "en", empty attributes) never apply to a PATCH."""
+    client = make_client(language="de")
+    Client.objects.filter(pk=client.pk).update(attributes={"tier": "gold"})
+    answer = patch(api_for(agent), client, {"first_name": "Jürgen"})
+    assert answer.status_code == 200, answer.content
+    stored = Client.objects.get(pk=client.pk)
+    assert (stored.first_name, stored.language, stored.attributes) == (
+        "Jürgen",
+        "de",
+        {"tier": "gold"},
+    )

@@ -140,28 +140,13 @@ class ClientDetailApi(APIView):
         "PATCH": ClientsPermission.CHANGE_CLIENT,
     }
 
-    class ChangeSerializer(serializers.Serializer):
+    class ChangeSerializer(ClientListCreateApi.InputSerializer):
+        """The create fields, each optional (used with `partial=True`, which also skips the
+        create defaults), and `is_active`."""
+
         class Meta:
             ref_name = "ClientChange"
 
-        external_id = serializers.CharField(
-            max_length=64, required=False, validators=[_django_validator(validate_external_id)]
-        )
-        first_name = serializers.CharField(max_length=100, required=False)
-        last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-        email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
-        phone = serializers.CharField(
-            max_length=32,
-            required=False,
-            allow_blank=True,
-            validators=[_django_validator(validate_phone)],
-        )
-        language = serializers.CharField(
-            max_length=8, required=False, validators=[_django_validator(validate_language)]
-        )
-        attributes = serializers.JSONField(
-            required=False, validators=[_django_validator(validate_attributes)]
-        )
         is_active = StrictBooleanField(
             required=False,
             help_text="false deactivates the client: no new messages, portal sessions end",
@@ -185,7 +170,7 @@ class ClientDetailApi(APIView):
         """Change the given fields; `"is_active": false` deactivates the client."""
         if not isinstance(request.data, dict):
             raise ValidationFailed("The body must be a JSON object of the fields to change.")
-        data = self.ChangeSerializer(data=request.data)
+        data = self.ChangeSerializer(data=request.data, partial=True)
         unknown = sorted(set(request.data) - set(data.fields))
         if unknown:
             raise ValidationFailed(
