@@ -20,8 +20,7 @@ from clientdesk.clients.models import Client
 from clientdesk.core import live
 from clientdesk.core.live import live_event_record
 from clientdesk.core.models import LiveEvent
-from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services.sending import message_send
+from tests.sending import send_text
 from tests.servers import InProcessServer, SSEReader, uvicorn_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,13 +39,7 @@ def staff_token(agent: User) -> str:
 
 
 def send(agent: User, client: Client, body: str) -> uuid.UUID:
-    return message_send(
-        sender=agent,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    ).message_id
+    return send_text(agent, client, body).message_id
 
 
 def stream(url: str, token: str, **headers: str) -> SSEReader:

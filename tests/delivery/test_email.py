@@ -3,16 +3,14 @@
 import email
 import email.policy
 import socket
-import uuid
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.worker import Worker
-from clientdesk.messaging.services.sending import message_send
+from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db
 
@@ -62,13 +60,7 @@ def email_on(administrator):
 
 
 def send(agent, client, body):
-    return message_send(
-        sender=agent,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    )
+    return send_text(agent, client, body)
 
 
 def test_message_is_emailed_with_text_html_sender_name_and_message_id(

@@ -5,25 +5,18 @@ import pytest
 from django.utils import timezone
 
 from clientdesk.audit.models import ActivityEvent
-from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery import policy
 from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.services import delivery_retry_now, endpoint_rotate_secret
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Message
-from clientdesk.messaging.services.sending import message_send
+from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db
 
 
 def send(agent, client, body="Hello {{firstName}}"):
-    return message_send(
-        sender=agent,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    )
+    return send_text(agent, client, body)
 
 
 def step() -> None:
@@ -201,8 +194,8 @@ def test_lost_lease_is_taken_over_and_recorded(endpoint, receiver, agent, client
     from clientdesk.delivery.worker import claim
 
     send(agent, client_obj)
-    assert len(claim(worker="crashed-worker", limit=5)) == 1
-    assert claim(worker="other", limit=5) == []  # leased: nobody else takes it
+    assert len(claim(worker="crashed-worker", limit=5).deliveries) == 1
+    assert claim(worker="other", limit=5).deliveries == []  # leased: nobody else takes it
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     step()
     delivery = Delivery.objects.get()

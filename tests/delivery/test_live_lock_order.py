@@ -80,7 +80,9 @@ def test_nothing_waits_behind_the_order_lock_in_any_flow(endpoint, agent, client
         ("attempt failed", Outcome(ok=False, duration_ms=3, status_code=503, error="503")),
         ("attempt delivered", Outcome(ok=True, duration_ms=3, status_code=200)),
     ]:
-        (leased,) = [d for d in worker.claim(worker="w1", limit=10) if d.subject_id == sent]
+        (leased,) = [
+            d for d in worker.claim(worker="w1", limit=10).deliveries if d.subject_id == sent
+        ]
         with CaptureQueriesContext(connection) as q:
             attempt_record(delivery=leased, worker="w1", started_at=timezone.now(), outcome=outcome)
         flows[name] = q.captured_queries

@@ -14,20 +14,14 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.services import endpoint_configure
 from clientdesk.delivery.worker import Worker
-from clientdesk.messaging.services.sending import message_send
 from clientdesk.portal.services import portal_message_read, portal_reply_create
+from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db
 
 
 def send(agent, client, body: str) -> uuid.UUID:
-    return message_send(
-        sender=agent,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    ).message_id
+    return send_text(agent, client, body).message_id
 
 
 def step() -> None:

@@ -2,7 +2,6 @@
 closed with `stream.closed` when the session ends."""
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -10,10 +9,9 @@ import pytest
 from django.utils import timezone
 
 from clientdesk.core import live
-from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services.sending import message_send
 from clientdesk.portal.models import PortalSession
 from tests.portal.conftest import reply
+from tests.sending import send_text
 from tests.servers import InProcessServer, SSEReader
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,13 +25,7 @@ def server() -> Iterator[InProcessServer]:
 
 
 def send(agent, client, body):
-    return message_send(
-        sender=agent,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    ).message_id
+    return send_text(agent, client, body).message_id
 
 
 def wait_subscribed(server: InProcessServer, count: int) -> None:

@@ -40,13 +40,37 @@ def activity_record(
     by_client: bool = False,
 ) -> ActivityEvent:
     """`by_client`: the client did it (read, replied), not staff or the system."""
+    event = activity_build(
+        client=client,
+        type=type,
+        actor=actor,
+        created_at=created_at,
+        subject_id=subject_id,
+        data=data,
+        by_client=by_client,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def activity_build(
+    *,
+    client: Client,
+    type: ActivityType,
+    actor: User | None,
+    created_at: datetime,
+    subject_id: Any = None,
+    data: dict[str, Any] | None = None,
+    by_client: bool = False,
+) -> ActivityEvent:
+    """An unsaved timeline event, for callers that write several in one `bulk_create`."""
     if by_client:
         actor_type, label = ActorType.CLIENT, client.full_name
     elif actor:
         actor_type, label = ActorType.STAFF, actor.display_name
     else:
         actor_type, label = ActorType.SYSTEM, "Clientdesk"
-    return ActivityEvent.objects.create(
+    return ActivityEvent(
         client=client,
         type=type,
         actor_type=actor_type,

@@ -27,7 +27,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -69,19 +69,31 @@ MAX_PENDING = 256
 def live_event_record(*, client_id: uuid.UUID | str, type: str, data: dict[str, Any]) -> LiveEvent:
     """Record an event about `client_id` in the current transaction; streams get it after
     commit. `data` must be JSON and safe for every audience that may receive `type`."""
+    return live_events_record([(client_id, type, data)])[0]
+
+
+def live_events_record(
+    events: Sequence[tuple[uuid.UUID | str, str, dict[str, Any]]],
+) -> list[LiveEvent]:
+    """Record several `(client_id, type, data)` events in the current transaction: one ordering
+    lock, one insert and one announcement (readers fetch every row past their cursor)."""
     conn = transaction.get_connection()
     if not conn.in_atomic_block:
-        raise RuntimeError("live_event_record must run inside transaction.atomic()")
+        raise RuntimeError("live events must be recorded inside transaction.atomic()")
+    if not events:
+        return []
     if conn.vendor == "postgresql":
         with conn.cursor() as cursor:
             # Django's foreign keys are checked at COMMIT (DEFERRABLE INITIALLY DEFERRED); a
             # check may wait for another transaction's row lock. Run them now, before the lock.
             cursor.execute(_CHECK_THEN_LOCK)
-    event = LiveEvent.objects.create(
-        client_id=client_id, type=type, data=data, created_at=timezone.now()
+    now = timezone.now()
+    rows = LiveEvent.objects.bulk_create(
+        LiveEvent(client_id=client_id, type=type, data=data, created_at=now)
+        for client_id, type, data in events
     )
-    _announce(event.id, conn.vendor)
-    return event
+    _announce(max(row.id for row in rows), conn.vendor)
+    return rows
 
 
 def live_events_prune_job(now: datetime) -> None:

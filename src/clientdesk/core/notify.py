@@ -52,19 +52,38 @@ def _poke_local_workers() -> None:
 
 
 class Waiter:
-    """What a worker blocks on between batches."""
+    """What a worker blocks on between batches: an announcement of work, or a `poke()` from
+    one of its own threads (say, an attempt that finished)."""
+
+    def __init__(self) -> None:
+        self._poke_r, self._poke_w = os.pipe()
+        os.set_blocking(self._poke_r, False)
+        os.set_blocking(self._poke_w, False)
+
+    def poke(self) -> None:
+        """Wake `wait()` now, or at its next call. Safe from any thread."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._poke_w, b"!")
 
     def wait(self, timeout: float) -> bool:
+        """Block until work is announced, a poke, or `timeout`; True unless the timeout."""
         raise NotImplementedError
 
+    def _drain_pokes(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._poke_r, 512):
+                pass
+
     def close(self) -> None:
-        raise NotImplementedError
+        os.close(self._poke_r)
+        os.close(self._poke_w)
 
 
 class _PostgresWaiter(Waiter):
     def __init__(self) -> None:
         import psycopg
 
+        super().__init__()
         params: dict[str, Any] = {
             k: v
             for k, v in {
@@ -80,17 +99,25 @@ class _PostgresWaiter(Waiter):
         self._conn.execute(f"LISTEN {CHANNEL}")
 
     def wait(self, timeout: float) -> bool:
-        woke = False
-        for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-            woke = True
-        return woke
+        # Announcements already read off the socket come first; then wait on both.
+        if self._take_notifies():
+            return True
+        ready, _, _ = select.select([self._conn.fileno(), self._poke_r], [], [], timeout)
+        if self._poke_r in ready:
+            self._drain_pokes()
+        return self._take_notifies() or bool(ready)
+
+    def _take_notifies(self) -> bool:
+        return bool(list(self._conn.notifies(timeout=0)))
 
     def close(self) -> None:
         self._conn.close()
+        super().close()
 
 
 class _SocketWaiter(Waiter):
     def __init__(self) -> None:
+        super().__init__()
         directory = _socket_dir()
         directory.mkdir(parents=True, exist_ok=True)
         self._path = directory / f"{os.getpid()}-{id(self)}.sock"
@@ -100,9 +127,11 @@ class _SocketWaiter(Waiter):
         self._sock.setblocking(False)
 
     def wait(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._sock], [], [], timeout)
+        ready, _, _ = select.select([self._sock.fileno(), self._poke_r], [], [], timeout)
         if not ready:
             return False
+        if self._poke_r in ready:
+            self._drain_pokes()
         with contextlib.suppress(BlockingIOError):
             while self._sock.recv(64):
                 pass  # drain: many wake-ups mean one look at the queue
@@ -111,6 +140,7 @@ class _SocketWaiter(Waiter):
     def close(self) -> None:
         self._sock.close()
         self._path.unlink(missing_ok=True)
+        super().close()
 
 
 @contextlib.contextmanager

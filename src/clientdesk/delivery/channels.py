@@ -11,7 +11,6 @@ from django.utils import timezone
 from clientdesk.delivery import transport
 from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
 from clientdesk.delivery.outcomes import Outcome, signing_secrets
-from clientdesk.delivery.selectors import endpoint_get
 
 SLOW_DOWN_STATUSES = {429, 502, 503, 504}
 
@@ -77,10 +76,10 @@ def send_email(delivery: Delivery) -> Outcome:
     return Outcome(ok=True, duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def perform(delivery: Delivery) -> Outcome:
+def perform(delivery: Delivery, endpoint: OutgoingEndpoint | None) -> Outcome:
+    """`endpoint`: the outgoing endpoint as the worker read it when it claimed `delivery`."""
     if delivery.channel == Channel.EMAIL:
         return send_email(delivery)
-    endpoint = endpoint_get()
     if endpoint is None or not endpoint.enabled:
         return Outcome(ok=False, duration_ms=0, error="the outgoing endpoint is disabled")
     return send_webhook(delivery, endpoint)

@@ -19,10 +19,6 @@ def endpoint_get_for_update() -> OutgoingEndpoint | None:
     return OutgoingEndpoint.objects.select_for_update().filter(pk=1).first()
 
 
-def endpoint_enabled() -> bool:
-    return OutgoingEndpoint.objects.filter(pk=1, enabled=True).exists()
-
-
 def endpoint_banner() -> OutgoingEndpoint | None:
     """What the disabled-endpoint banner needs, and nothing else."""
     return OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()

@@ -1,6 +1,8 @@
 """Writes for delivery: endpoint settings, creating deliveries, recording attempts."""
 
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityType, AuditCheckpoint
-from clientdesk.audit.services import activity_record, audit_append
+from clientdesk.audit.models import ActivityEvent, ActivityType, AuditCheckpoint
+from clientdesk.audit.services import activity_build, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
-from clientdesk.core.live import live_event_record
+from clientdesk.core.live import live_events_record
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery import channels, policy
 from clientdesk.delivery.models import (
@@ -145,24 +147,33 @@ def delivery_create(
 
 def delivery_changed(delivery: Delivery) -> None:
     """Tell staff streams a delivery moved on. Call inside the transaction that moved it, as its
-    last write (see `live_event_record`). Deliveries about no client (the ledger's) have no
-    audience."""
-    if delivery.client_id is None:
-        return
-    live_event_record(
-        client_id=delivery.client_id,
-        type="delivery.updated",
-        data={
-            "delivery_id": str(delivery.id),
-            "subject_id": str(delivery.subject_id),
-            "channel": delivery.channel,
-            "status": delivery.status,
-            "attempt_count": delivery.attempt_count,
-            "next_attempt_at": iso_utc(delivery.next_attempt_at),
-            "delivered_at": iso_utc(delivery.delivered_at),
-            "last_error": delivery.last_error,
-        },
-    )
+    last write (see `live_event_record`)."""
+    live_events_record(_changed_events([delivery]))
+
+
+def _changed_events(
+    deliveries: Iterable[Delivery],
+) -> list[tuple[uuid.UUID, str, dict[str, Any]]]:
+    """The `delivery.updated` events for `deliveries`. Deliveries about no client (the
+    ledger's) have no audience."""
+    return [
+        (
+            delivery.client_id,
+            "delivery.updated",
+            {
+                "delivery_id": str(delivery.id),
+                "subject_id": str(delivery.subject_id),
+                "channel": delivery.channel,
+                "status": delivery.status,
+                "attempt_count": delivery.attempt_count,
+                "next_attempt_at": iso_utc(delivery.next_attempt_at),
+                "delivered_at": iso_utc(delivery.delivered_at),
+                "last_error": delivery.last_error,
+            },
+        )
+        for delivery in deliveries
+        if delivery.client_id is not None
+    ]
 
 
 def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
@@ -200,111 +211,186 @@ def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
     return delivery
 
 
+@dataclass(frozen=True)
+class Attempted:
+    """One finished attempt, not yet recorded: the delivery as claimed, when the attempt
+    began, and what it produced."""
+
+    delivery: Delivery
+    started_at: datetime
+    outcome: Outcome
+
+
+_MOVED_FIELDS = [
+    "status",
+    "delivered_at",
+    "next_attempt_at",
+    "schedule_step",
+    "lease_until",
+    "leased_by",
+    "last_status_code",
+    "last_error",
+    "updated_at",
+]
+
+
 def attempt_record(
     *, delivery: Delivery, worker: str, started_at: datetime, outcome: Outcome
 ) -> Delivery:
-    """Record an attempt and move the delivery on: delivered, scheduled again, or failed."""
+    """Record one attempt (see `attempts_record`)."""
+    return attempts_record(worker=worker, attempted=[Attempted(delivery, started_at, outcome)])[0]
+
+
+def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Delivery]:
+    """Record a batch of finished attempts in one transaction and move each delivery on:
+    delivered, scheduled again, or failed. The statements are per batch, not per attempt: the
+    deliveries locked in one `SELECT … FOR UPDATE`, the attempts, moves, timeline entries and
+    live events each written in one statement. Returns the deliveries as now stored, in the
+    order given."""
+    if not attempted:
+        return []
+    now = timezone.now()
     with transaction.atomic():
-        # The client comes in the same statement (its timeline entry); only the delivery row
-        # is locked.
-        current = (
-            Delivery.objects.select_for_update(of=("self",))
+        # Locked in id order, so two recorders never wait on each other in a cycle. The
+        # client comes in the same statement (its timeline entry); only deliveries are locked.
+        current = {
+            d.pk: d
+            for d in Delivery.objects.select_for_update(of=("self",))
             .select_related("client")
-            .get(pk=delivery.pk)
-        )
-        DeliveryAttempt.objects.create(
-            delivery=current,
-            number=delivery.attempt_count,
-            started_at=started_at,
-            duration_ms=outcome.duration_ms,
-            status_code=outcome.status_code,
-            response_excerpt=outcome.excerpt[:EXCERPT_CHARS],
-            error=outcome.error[:1000],
-            worker=worker,
-        )
-        if current.leased_by != worker or current.status != DeliveryStatus.SENDING:
-            # Our lease ran out and another worker took over: it decides the outcome.
-            return current
-        now = timezone.now()
-        current.lease_until = None
-        current.leased_by = ""
-        current.last_status_code = outcome.status_code
-        current.last_error = outcome.error[:1000]
-        if outcome.ok:
-            current.status = DeliveryStatus.DELIVERED
-            current.delivered_at = now
-            current.next_attempt_at = None
-        else:
-            delay = (
-                None
-                if outcome.gone
-                else policy.next_delay(
-                    step=current.schedule_step,
-                    retry_after=outcome.retry_after,
-                    slow_down=outcome.slow_down,
+            .filter(pk__in=[a.delivery.pk for a in attempted])
+            .order_by("pk")
+        }
+        DeliveryAttempt.objects.bulk_create(
+            [
+                DeliveryAttempt(
+                    delivery_id=a.delivery.pk,
+                    number=a.delivery.attempt_count,
+                    started_at=a.started_at,
+                    duration_ms=a.outcome.duration_ms,
+                    status_code=a.outcome.status_code,
+                    response_excerpt=a.outcome.excerpt[:EXCERPT_CHARS],
+                    error=a.outcome.error[:1000],
+                    worker=worker,
                 )
-            )
-            if delay is None:
-                current.status = DeliveryStatus.FAILED
-                current.next_attempt_at = None
-            else:
-                current.status = DeliveryStatus.PENDING
-                current.schedule_step += 1
-                current.next_attempt_at = now + delay
-                notify.work_due()  # sleeping workers recompute when to wake
-        current.save(
+                for a in attempted
+            ],
+            # A worker that took over a lost lease wrote this number's row as "stopped during
+            # the attempt"; the attempt did finish, so its outcome replaces that guess.
+            update_conflicts=True,
+            unique_fields=["delivery", "number"],
             update_fields=[
-                "status",
-                "delivered_at",
-                "next_attempt_at",
-                "schedule_step",
-                "lease_until",
-                "leased_by",
-                "last_status_code",
-                "last_error",
-                "updated_at",
-            ]
+                "started_at",
+                "duration_ms",
+                "status_code",
+                "response_excerpt",
+                "error",
+                "worker",
+            ],
         )
-        if current.client is not None and current.status in (
-            DeliveryStatus.DELIVERED,
-            DeliveryStatus.FAILED,
-        ):
-            activity_record(
-                client=current.client,
-                type=(
-                    ActivityType.MESSAGE_DELIVERED
-                    if current.status == DeliveryStatus.DELIVERED
-                    else ActivityType.DELIVERY_FAILED
-                ),
-                actor=None,
-                created_at=now,
-                subject_id=current.subject_id,
-                data={
-                    "channel": current.channel,
-                    "attempts": current.attempt_count,
-                    "error": current.last_error,
-                },
-            )
-        if current.channel == Channel.WEBHOOK:
-            _endpoint_note(outcome=outcome, now=now)
-        delivery_changed(current)  # last: see live_event_record
-    return current
+        moved: list[Delivery] = []
+        timeline: list[ActivityEvent] = []
+        webhook_outcomes: list[Outcome] = []
+        for a in attempted:
+            delivery = current[a.delivery.pk]
+            if delivery.leased_by != worker or delivery.status != DeliveryStatus.SENDING:
+                # Our lease ran out and another worker took over: it decides the outcome.
+                continue
+            _move_on(delivery, a.outcome, now)
+            moved.append(delivery)
+            if delivery.channel == Channel.WEBHOOK:
+                webhook_outcomes.append(a.outcome)
+            if delivery.client is not None and delivery.status != DeliveryStatus.PENDING:
+                timeline.append(_outcome_activity(delivery, now))
+        _save_moved(moved)
+        if timeline:
+            ActivityEvent.objects.bulk_create(timeline)
+        if webhook_outcomes:
+            _endpoint_note(webhook_outcomes, now=now)
+        if any(d.status == DeliveryStatus.PENDING for d in moved):
+            notify.work_due()  # sleeping workers recompute when to wake
+        live_events_record(_changed_events(moved))  # last: see live_event_record
+    return [current[a.delivery.pk] for a in attempted]
 
 
-def _endpoint_note(*, outcome: Outcome, now: datetime) -> None:
-    """Track the endpoint's health: 410 Gone disables it at once, a day of failures too."""
+def _save_moved(moved: Sequence[Delivery]) -> None:
+    """One UPDATE per distinct outcome, not per delivery: a batch that all arrived is one
+    statement (cheaper to build and run than `bulk_update`'s CASE per row and field)."""
+    groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+    for delivery in moved:
+        values = tuple(getattr(delivery, name) for name in _MOVED_FIELDS)
+        groups.setdefault(values, []).append(delivery.pk)
+    for values, ids in groups.items():
+        Delivery.objects.filter(pk__in=ids).update(**dict(zip(_MOVED_FIELDS, values, strict=True)))
+
+
+def _move_on(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    delivery.lease_until = None
+    delivery.leased_by = ""
+    delivery.last_status_code = outcome.status_code
+    delivery.last_error = outcome.error[:1000]
+    delivery.updated_at = now  # QuerySet.update() leaves auto_now fields alone
     if outcome.ok:
-        if outcome.endpoint_failing is False:
-            return  # no clock was running when the attempt began: nothing to clear
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        return
+    delay = (
+        None
+        if outcome.gone
+        else policy.next_delay(
+            step=delivery.schedule_step,
+            retry_after=outcome.retry_after,
+            slow_down=outcome.slow_down,
+        )
+    )
+    if delay is None:
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+    else:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.schedule_step += 1
+        delivery.next_attempt_at = now + delay
+
+
+def _outcome_activity(delivery: Delivery, now: datetime) -> ActivityEvent:
+    assert delivery.client is not None
+    return activity_build(
+        client=delivery.client,
+        type=(
+            ActivityType.MESSAGE_DELIVERED
+            if delivery.status == DeliveryStatus.DELIVERED
+            else ActivityType.DELIVERY_FAILED
+        ),
+        actor=None,
+        created_at=now,
+        subject_id=delivery.subject_id,
+        data={
+            "channel": delivery.channel,
+            "attempts": delivery.attempt_count,
+            "error": delivery.last_error,
+        },
+    )
+
+
+def _endpoint_note(outcomes: Sequence[Outcome], *, now: datetime) -> None:
+    """Track the endpoint's health from a batch of webhook outcomes, in the order the attempts
+    finished: 410 Gone disables it at once, a day of failures too; a success stops the clock,
+    and a failure after a success starts it again."""
+    last = outcomes[-1]
+    gone = next((o for o in outcomes if o.gone), None)
+    if gone is None and last.ok:
+        if all(o.endpoint_failing is False for o in outcomes):
+            return  # no clock was running when the attempts began: nothing to clear
         # The common case takes no row lock: only clear a failing clock that is running.
         OutgoingEndpoint.objects.filter(pk=1, failing_since__isnull=False).update(
             failing_since=None
         )
         return
+    outcome = gone or last
     endpoint = endpoint_get_for_update()
     if endpoint is None:
         return
-    if endpoint.failing_since is None:
+    if endpoint.failing_since is None or any(o.ok for o in outcomes):
         endpoint.failing_since = now
     limit = timedelta(hours=settings.ENDPOINT_DISABLE_AFTER_HOURS)
     reason = ""

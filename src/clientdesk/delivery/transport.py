@@ -145,11 +145,12 @@ class _DeadlineTransport(httpx.HTTPTransport):
         )
 
 
-# Shared by the worker threads (httpx.Client is thread-safe); a few threads posting to one
-# endpoint need a handful of connections, and the cap keeps a runaway from opening hundreds.
+# Shared by the worker threads (httpx.Client is thread-safe): a worker's attempts in flight
+# (`run_worker --concurrency`, 16 by default, at most 64) each hold one connection, kept alive
+# for the next; the cap keeps a runaway from opening hundreds.
 _CLIENT = httpx.Client(
     transport=_DeadlineTransport(
-        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=5)
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=5)
     ),
     trust_env=False,
     follow_redirects=False,

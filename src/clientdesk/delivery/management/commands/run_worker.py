@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--concurrency", type=int, default=4, help="Attempts in flight at once (1-64)."
+            "--concurrency", type=int, default=16, help="Attempts in flight at once (1-64)."
         )
         parser.add_argument(
             "--once", action="store_true", help="Attempt what is due now, then exit."

@@ -1,0 +1,169 @@
+"""A worker records finished attempts a batch per transaction: the statements do not grow with
+the batch, each delivery still moves on by its own outcome, and a lost lease stays the new
+holder's."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clientdesk.audit.models import ActivityEvent, ActivityType
+from clientdesk.core.models import LiveEvent
+from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus, OutgoingEndpoint
+from clientdesk.delivery.services import attempts_record
+from clientdesk.delivery.worker import Worker, attempt, claim
+from tests.sending import send_text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def send(agent, client, body="Hello {{firstName}}"):
+    return send_text(agent, client, body)
+
+
+def claimed_and_attempted(count, agent, client_obj):
+    for n in range(count):
+        send(agent, client_obj, body=f"Message {n}")
+    claimed = claim(worker="w1", limit=count)
+    assert len(claimed.deliveries) == count
+    return [attempt(d, claimed.endpoint) for d in claimed.deliveries]
+
+
+def recording_statements(attempted):
+    with CaptureQueriesContext(connection) as captured:
+        attempts_record(worker="w1", attempted=attempted)
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_recording_twenty_attempts_takes_the_statements_of_one(
+    endpoint, receiver, agent, client_obj
+):
+    one = recording_statements(claimed_and_attempted(1, agent, client_obj))
+    twenty = recording_statements(claimed_and_attempted(20, agent, client_obj))
+    assert len(twenty) == len(one)
+    assert Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 21
+    assert DeliveryAttempt.objects.count() == 21
+    assert ActivityEvent.objects.filter(type=ActivityType.MESSAGE_DELIVERED).count() == 21
+    assert LiveEvent.objects.filter(type="delivery.updated").count() == 21
+    assert len(receiver.received) == 21
+
+
+def test_each_delivery_of_a_batch_moves_on_by_its_own_outcome(
+    endpoint, receiver, agent, client_obj
+):
+    receiver.respond = lambda r: (
+        (500, {}, b"no") if r.json["data"]["message"]["body"] == "Message 1" else (204, {}, b"")
+    )
+    attempted = claimed_and_attempted(3, agent, client_obj)
+    by_body = {a.delivery.payload["data"]["message"]["body"]: a.delivery.pk for a in attempted}
+    attempts_record(worker="w1", attempted=attempted)
+
+    failed = Delivery.objects.get(pk=by_body["Message 1"])
+    assert failed.status == DeliveryStatus.PENDING
+    assert failed.schedule_step == 1
+    assert failed.next_attempt_at is not None
+    assert failed.last_error == "HTTP 500"
+    for body in ("Message 0", "Message 2"):
+        delivered = Delivery.objects.get(pk=by_body[body])
+        assert delivered.status == DeliveryStatus.DELIVERED
+        assert delivered.leased_by == ""
+    # The last attempt to finish succeeded: no failing clock is left running.
+    assert OutgoingEndpoint.objects.get().failing_since is None
+    events = LiveEvent.objects.filter(type="delivery.updated").order_by("id")
+    assert [e.data["status"] for e in events] == ["delivered", "pending", "delivered"]
+
+
+def test_a_failure_after_a_success_in_one_batch_starts_the_failing_clock(
+    endpoint, receiver, agent, client_obj
+):
+    receiver.respond = lambda r: (
+        (503, {}, b"") if r.json["data"]["message"]["body"] == "Message 1" else (200, {}, b"")
+    )
+    attempted = claimed_and_attempted(2, agent, client_obj)
+    attempted.sort(key=lambda a: a.delivery.payload["data"]["message"]["body"])
+    attempts_record(worker="w1", attempted=attempted)
+    assert OutgoingEndpoint.objects.get().failing_since is not None
+
+
+def test_a_gone_anywhere_in_the_batch_disables_the_endpoint(endpoint, receiver, agent, client_obj):
+    receiver.respond = lambda r: (
+        (410, {}, b"") if r.json["data"]["message"]["body"] == "Message 0" else (200, {}, b"")
+    )
+    attempted = claimed_and_attempted(3, agent, client_obj)
+    attempted.sort(key=lambda a: a.delivery.payload["data"]["message"]["body"])
+    attempts_record(worker="w1", attempted=attempted)
+    endpoint = OutgoingEndpoint.objects.get()
+    assert not endpoint.enabled
+    assert "410" in endpoint.disabled_reason
+    gone = Delivery.objects.get(pk=attempted[0].delivery.pk)
+    assert gone.status == DeliveryStatus.FAILED
+
+
+def test_a_lost_lease_in_a_batch_is_left_to_its_new_holder(endpoint, receiver, agent, client_obj):
+    attempted = claimed_and_attempted(2, agent, client_obj)
+    lost = attempted[0].delivery
+    Delivery.objects.filter(pk=lost.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    (taken,) = claim(worker="w2", limit=5).deliveries
+    assert taken.pk == lost.pk
+
+    attempts_record(worker="w1", attempted=attempted)
+
+    still_leased = Delivery.objects.get(pk=lost.pk)
+    assert still_leased.status == DeliveryStatus.SENDING
+    assert still_leased.leased_by == "w2"
+    assert Delivery.objects.get(pk=attempted[1].delivery.pk).status == DeliveryStatus.DELIVERED
+    # w2 wrote w1's attempt as "stopped during the attempt"; it did finish, and says how.
+    (record,) = DeliveryAttempt.objects.filter(delivery_id=lost.pk, number=lost.attempt_count)
+    assert (record.worker, record.status_code, record.error) == ("w1", 200, "")
+
+
+def test_a_running_worker_records_a_slow_attempt_without_holding_up_fast_ones(
+    endpoint, receiver, agent, client_obj
+):
+    """The main thread records what finished while a slow attempt is still in flight."""
+    release = threading.Event()
+
+    def respond(r):
+        if r.json["data"]["message"]["body"] == "slow":
+            release.wait(20)
+        return 200, {}, b""
+
+    receiver.respond = respond
+    worker = Worker(concurrency=4, name="batch-worker")
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        slow = send(agent, client_obj, body="slow")
+        fast = [send(agent, client_obj, body=f"fast {n}") for n in range(3)]
+        deadline = timezone.now() + timedelta(seconds=20)
+        while timezone.now() < deadline:
+            delivered = Delivery.objects.filter(
+                subject_id__in=[f.message_id for f in fast], status=DeliveryStatus.DELIVERED
+            ).count()
+            if delivered == 3:
+                break
+            release.wait(0.05)
+        assert delivered == 3
+        assert Delivery.objects.get(subject_id=slow.message_id).status == DeliveryStatus.SENDING
+        release.set()
+        while timezone.now() < deadline:
+            status = Delivery.objects.get(subject_id=slow.message_id).status
+            if status == DeliveryStatus.DELIVERED:
+                break
+            release.wait(0.05)
+        assert status == DeliveryStatus.DELIVERED
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
