@@ -1,7 +1,7 @@
 """Webhook delivery: how fast `manage.py run_worker` drains a queue, and send -> arrival latency.
 
 Run by bench/run.py with DATABASE_URL naming the bench database:
-`python bench/delivery_bench.py --out FILE --parts throughput,idle,latency [options]`.
+`python bench/delivery_bench.py --out FILE --parts throughput,latency [options]`.
 
 The receiver (bench/receiver.py) records and verifies every webhook; the endpoint points at it
 through the app's `endpoint_configure` (CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 for loopback).
@@ -9,7 +9,6 @@ through the app's `endpoint_configure` (CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 
   queued in one transaction with the app's `delivery_create`; from that commit to the last
   `delivered_at`. Beside each K, a bare `httpx.AsyncClient` with K x C tasks posts the same
   N payloads, signed with `standardwebhooks`, to the same receiver.
-- idle: one worker's CPU and transactions/s with nothing it may do (see IDLE_CASES).
 - latency: one worker; this process sends through `message_send` at a steady rate; commit (the
   call returned) -> first attempt's `started_at`, and -> the receiver's arrival clock.
 Every part checks that each delivery arrived exactly once, signed, and is delivered.
@@ -25,7 +24,6 @@ import math
 import os
 import random
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -55,7 +53,6 @@ from common import (
 setup_django(CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1")
 
 import httpx
-import psycopg
 from django.db import connection, transaction
 from standardwebhooks import Webhook
 
@@ -90,10 +87,10 @@ class Receiver(httpx.Client):
         self.url = f"http://127.0.0.1:{port}/hook"
         self.admin = bench_users()[0]
 
-    def configure(self, enabled: bool = True) -> str:
+    def configure(self) -> str:
         """A new endpoint (and so a new secret) through the app's own service."""
         OutgoingEndpoint.objects.all().delete()
-        endpoint, _ = endpoint_configure(user=self.admin, url=self.url, enabled=enabled)
+        endpoint, _ = endpoint_configure(user=self.admin, url=self.url, enabled=True)
         self.post("/_reset", json={"secret": endpoint.secret}).raise_for_status()
         return str(endpoint.secret)
 
@@ -155,36 +152,6 @@ def xact_commits() -> int:
             "WHERE datname = current_database()"
         )
         return int(cursor.fetchone()[0])
-
-
-def sample_sessions(halt: threading.Event, out: dict[str, Any]) -> None:
-    """Every 50 ms, what the bench database's other sessions are doing (pg_stat_activity):
-    how many run a statement, and how many of those wait for a lock, and on what."""
-    active, locked, waits, statements = [], [], Counter[str](), Counter[str]()
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        while not halt.is_set():
-            rows = conn.execute(
-                "SELECT state, wait_event_type, wait_event, "
-                "left(query, 45) || ' ... ' || right(query, 30) "
-                "FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-            ).fetchall()
-            running = [r for r in rows if r[0] == "active"]
-            waiting = [r for r in running if r[1] == "Lock"]
-            active.append(len(running))
-            locked.append(len(waiting))
-            waits.update(f"{kind}:{event}" for _, kind, event, _ in waiting)
-            statements.update(query for *_, query in waiting)
-            halt.wait(0.05)
-    n = max(1, len(active))
-    out.update(
-        samples=len(active),
-        mean_active=round(sum(active) / n, 2),
-        mean_waiting_for_lock=round(sum(locked) / n, 2),
-        share_of_samples_with_a_lock_wait=round(sum(1 for x in locked if x) / n, 3),
-        lock_waits=dict(waits.most_common(5)),
-        statements_waiting=dict(statements.most_common(5)),
-    )
 
 
 class Workers:
@@ -282,16 +249,11 @@ def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int
     receiver.configure()
     pool = Workers(workers, conc, f"drain{workers}")
     xacts_before = xact_commits()
-    halt, waits = threading.Event(), {}
-    sampler = threading.Thread(target=sample_sessions, args=(halt, waits))
-    sampler.start()
     rows, committed, enqueue_seconds = enqueue(items)
     n, ids = len(rows), [row.id for row in rows]
     arrived = receiver.wait_for(n, timeout=600)
     settled = wait_settled(ids, timeout=120)
     finished = time.time()
-    halt.set()
-    sampler.join()
     worker_info = pool.stop()
     time.sleep(1.0)  # exited backends have flushed their statistics
     xacts = xact_commits() - xacts_before
@@ -317,7 +279,6 @@ def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int
         "receiver_cpu_seconds": receiver_cpu,
         "database": database_check(ids),
         "db_transactions_per_delivery": round(xacts / n, 2) if xacts else None,
-        "db_sessions_while_draining": waits,
         "worker_processes": worker_info,
     }
     log(
@@ -417,51 +378,6 @@ def send_paced(agent: Any, clients: list[str], rate: float, seconds: float) -> l
     return sent
 
 
-IDLE_CASES = (
-    ("endpoint enabled, empty queue", True, 0, 0.0),
-    ("endpoint disabled, empty queue, sending 10/s", False, 0, 10.0),
-    ("endpoint disabled, 100 webhook deliveries queued, sending 10/s", False, 100, 10.0),
-)
-
-
-def idle_cost(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[str, Any]:
-    """One worker with nothing it may do, for 5 s. Deliveries queued while the endpoint is
-    disabled must wait untouched; sends go on meanwhile (they queue no webhook delivery while
-    the endpoint is disabled) and are timed, to see whether the worker gets in their way."""
-    seconds = 5.0
-    picked = sample_clients(200, args.count, datagen.SEED + 6)
-    clients = [str(c.id) for c in picked]
-    out = {}
-    for case, enabled, queued, rate in IDLE_CASES:
-        empty_sent_tables()
-        receiver.configure()
-        if queued:
-            enqueue(payloads(agent, picked, queued))
-        if not enabled:
-            endpoint_configure(user=receiver.admin, url=receiver.url, enabled=False)
-        pool = Workers(1, args.worker_concurrency, "idle")
-        time.sleep(2.0)  # statistics of the start-up have been flushed
-        before, cpu_before, started = xact_commits(), pool.cpu(), time.perf_counter()
-        sent = send_paced(agent, clients, rate, seconds) if rate else []
-        time.sleep(max(0.0, seconds - (time.perf_counter() - started)))
-        elapsed = time.perf_counter() - started
-        cpu, xacts = pool.cpu() - cpu_before, xact_commits() - before
-        out[case] = {
-            "seconds": round(elapsed, 2),
-            "db_transactions_per_second": round(xacts / elapsed, 1)
-            if connection.vendor == "postgresql"
-            else None,
-            "worker_cpu_share_of_one_core": round(cpu / elapsed, 3),
-            "messages_sent": len(sent),
-            "message_send_call": summary_ms([s["committed"] - s["before"] for s in sent]),
-            "attempts_made": DeliveryAttempt.objects.count(),
-            "receiver_requests": receiver.count(),
-            "worker_processes": pool.stop(),
-        }
-        log(f"idle, {case}: {out[case]}")
-    return out
-
-
 def latency(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[str, Any]:
     empty_sent_tables()
     receiver.configure()
@@ -521,7 +437,7 @@ def latency(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--parts", default="throughput,idle,latency")
+    parser.add_argument("--parts", default="throughput,latency")
     parser.add_argument("--count", type=int, default=datagen.DEFAULT_COUNT)
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument(
@@ -532,7 +448,7 @@ def main() -> None:
     parser.add_argument("--latency-duration", type=float, default=20.0)
     parser.add_argument("--latency-warmup", type=float, default=2.0)
     args = parser.parse_args()
-    runners = {"throughput": throughput, "idle": idle_cost, "latency": latency}
+    runners = {"throughput": throughput, "latency": latency}
     WORK.mkdir(parents=True, exist_ok=True)
     agent = bench_users()[1]
     report: dict[str, Any] = {
