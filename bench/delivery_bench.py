@@ -31,26 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import (
-    BENCH_DIR,
-    BODY,
-    PYTHON,
-    VAR_DIR,
-    bench_users,
-    cpu_seconds,
-    empty_sent_tables,
-    free_port,
-    say,
-    served,
-    setup_django,
-    stop,
-    summary_ms,
-    until,
-)
+import common
 
 # The receiver is on 127.0.0.1, which the app refuses unless told otherwise (here and in the
 # worker processes, which inherit this environment).
-setup_django(CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1")
+common.setup_django(CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1")
 
 import httpx
 from django.db import connection, transaction
@@ -73,19 +58,19 @@ from clientdesk.messaging.outbound import webhook_payload
 from clientdesk.messaging.services.sending import message_send
 
 USER_AGENT = "clientdesk-bench"
-WORK = VAR_DIR / "work"
+WORK = common.VAR_DIR / "work"
 Items = list[tuple[Client, Message]]
 
 
 def log(message: str) -> None:
-    say(f"delivery/{connection.vendor}", message)
+    common.say(f"delivery/{connection.vendor}", message)
 
 
 class Receiver(httpx.Client):
     def __init__(self, port: int) -> None:
         super().__init__(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
         self.url = f"http://127.0.0.1:{port}/hook"
-        self.admin = bench_users()[0]
+        self.admin = common.bench_users()[0]
 
     def configure(self) -> str:
         """A new endpoint (and so a new secret) through the app's own service."""
@@ -102,7 +87,7 @@ class Receiver(httpx.Client):
         return [tuple(r) for r in data["records"]], float(data["cpu_seconds"])  # type: ignore[misc]
 
     def wait_for(self, count: int, timeout: float) -> bool:
-        return until(lambda: self.count() >= count, timeout, every=0.05)
+        return common.until(lambda: self.count() >= count, timeout, every=0.05)
 
 
 def sample_clients(count: int, clients: int, seed: int) -> list[Client]:
@@ -118,9 +103,9 @@ def payloads(agent: Any, clients: list[Client], n: int) -> Items:
     out = []
     for _ in range(n):
         client = rng.choice(clients)
-        body = BODY.replace("{{ firstName }}", client.first_name)
+        body = common.BODY.replace("{{ firstName }}", client.first_name)
         message = Message(id=uuid.uuid4(), client=client, direction=Direction.OUT, sender=agent)
-        message.body, message.source, message.created_at = body, BODY, datetime.now(UTC)
+        message.body, message.source, message.created_at = body, common.BODY, datetime.now(UTC)
         out.append((client, message))
     return out
 
@@ -158,20 +143,20 @@ class Workers:
     """K `manage.py run_worker --concurrency C` processes, started and stopped by pid."""
 
     def __init__(self, count: int, concurrency: int, label: str) -> None:
-        self.sockets = VAR_DIR / "workers"
+        self.sockets = common.VAR_DIR / "workers"
         if connection.vendor == "sqlite":  # left by workers of an earlier run
             for stale in self.sockets.glob("*.sock"):
                 stale.unlink(missing_ok=True)
         self.logs = [WORK / f"worker-{label}-{i}.log" for i in range(count)]
-        command = [str(PYTHON), "manage.py", "run_worker", "--concurrency", str(concurrency)]
+        command = [str(common.PYTHON), "manage.py", "run_worker", "--concurrency", str(concurrency)]
         self.processes = []
         for path in self.logs:
             with path.open("wb") as out:
                 self.processes.append(
-                    subprocess.Popen(command, cwd=BENCH_DIR.parent, stdout=out, stderr=out)
+                    subprocess.Popen(command, cwd=common.BENCH_DIR.parent, stdout=out, stderr=out)
                 )
         # Until every worker waits for wake-ups (LISTEN, or its socket bound).
-        if not until(lambda: self._listening() == count, 60, every=0.1):
+        if not common.until(lambda: self._listening() == count, 60, every=0.1):
             raise SystemExit("workers did not start listening within 60 s")
         time.sleep(0.5)  # from LISTEN to the first wait: one idle look at the queue
         self.cpu_at_start = self.cpu()
@@ -190,13 +175,13 @@ class Workers:
         return sum(any(n.startswith(f"{p.pid}-") for n in names) for p in self.processes)
 
     def cpu(self) -> float:
-        return sum(cpu_seconds(p.pid) for p in self.processes)
+        return sum(common.cpu_seconds(p.pid) for p in self.processes)
 
     def stop(self) -> dict[str, Any]:
         used = self.cpu() - self.cpu_at_start
         for process in self.processes:
             process.terminate()
-        codes = [stop(process) for process in self.processes]
+        codes = [common.stop(process) for process in self.processes]
         text = "".join(path.read_text(errors="replace") for path in self.logs)
         return {
             "cpu_seconds": round(used, 2),
@@ -241,11 +226,11 @@ def database_check(ids: list[uuid.UUID]) -> dict[str, Any]:
 def wait_settled(ids: list[uuid.UUID], timeout: float) -> bool:
     """Until no delivery is pending or being sent (the worker records after the POST)."""
     busy = Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
-    return until(lambda: not busy.filter(id__in=ids).exists(), timeout, every=0.1)
+    return common.until(lambda: not busy.filter(id__in=ids).exists(), timeout, every=0.1)
 
 
 def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int) -> dict:
-    empty_sent_tables()
+    common.empty_sent_tables()
     receiver.configure()
     pool = Workers(workers, conc, f"drain{workers}")
     xacts_before = xact_commits()
@@ -372,14 +357,14 @@ def send_paced(agent: Any, clients: list[str], rate: float, seconds: float) -> l
             client_id=rng.choice(clients),
             idempotency_key=str(uuid.uuid4()),
             meta=RequestMeta(ip="127.0.0.1", user_agent=USER_AGENT, request_id=uuid.uuid4().hex),
-            body=BODY,
+            body=common.BODY,
         )
         sent.append({"id": str(result.message_id), "before": before, "committed": time.time()})
     return sent
 
 
 def latency(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[str, Any]:
-    empty_sent_tables()
+    common.empty_sent_tables()
     receiver.configure()
     clients = [str(c.id) for c in sample_clients(1_000, args.count, datagen.SEED + 8)]
     pool = Workers(1, args.worker_concurrency, f"latency-{connection.vendor}")
@@ -412,11 +397,11 @@ def latency(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[st
         "warmup_messages": warm,
         "messages": len(sent),
         "achieved_rate": round((len(sent) - 1) / span, 2) if span else None,
-        "send_to_first_attempt": summary_ms(to_attempt),
-        "send_to_arrival": summary_ms(
+        "send_to_first_attempt": common.summary_ms(to_attempt),
+        "send_to_arrival": common.summary_ms(
             [arrival[s["id"]] - s["committed"] for s in sent if s["id"] in arrival]
         ),
-        "message_send_call": summary_ms([s["committed"] - s["before"] for s in sent]),
+        "message_send_call": common.summary_ms([s["committed"] - s["before"] for s in sent]),
         "arrived_in_time": arrived and settled,
         "receiver": arrivals_check(
             records, set(Delivery.objects.values_list("webhook_id", flat=True))
@@ -450,7 +435,7 @@ def main() -> None:
     args = parser.parse_args()
     runners = {"throughput": throughput, "latency": latency}
     WORK.mkdir(parents=True, exist_ok=True)
-    agent = bench_users()[1]
+    agent = common.bench_users()[1]
     report: dict[str, Any] = {
         "vendor": connection.vendor,
         "receiver": "bench/receiver.py: uvicorn 0.54 (h11, asyncio), 1 process, bare ASGI app",
@@ -458,10 +443,10 @@ def main() -> None:
         if connection.vendor == "postgresql"
         else None,
     }
-    port = free_port()
-    command = [str(PYTHON), str(BENCH_DIR / "receiver.py"), "--port", str(port)]
+    port = common.free_port()
+    command = [str(common.PYTHON), str(common.BENCH_DIR / "receiver.py"), "--port", str(port)]
     try:
-        with served(command, port, log=WORK / "receiver.log", path="/_count"):
+        with common.served(command, port, log=WORK / "receiver.log", path="/_count"):
             receiver = Receiver(port)
             for part in filter(None, (p.strip() for p in args.parts.split(","))):
                 log(f"part: {part}")

@@ -23,17 +23,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import (
-    PROJECT,
-    PYTHON,
-    RESULTS_DIR,
-    OtherWork,
-    django_env,
-    empty_sent_tables,
-    say,
-    setup_django,
-    summary_ms,
-)
+import common
 
 SEED = 20261130
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -51,19 +41,19 @@ def load(*, clients: int, messages: int) -> None:
     from datagen import client_values
 
     rng = random.Random(SEED)
-    empty_sent_tables()
+    common.empty_sent_tables()
     Client.objects.all().delete()
     staff = [
         User.objects.get_or_create(username=f"bench{i}", defaults={"first_name": f"Bench{i}"})[0]
         for i in range(8)
     ]
-    say("messages", f"clients: {clients:,}")
+    common.say("messages", f"clients: {clients:,}")
     for begin in range(0, clients, 5000):
         rows = [Client(**client_values(n)) for n in range(begin, min(begin + 5000, clients))]
         Client.objects.bulk_create(rows)
     client_ids = list(Client.objects.order_by("external_id").values_list("id", flat=True))
 
-    say("messages", f"messages: {messages:,}")
+    common.say("messages", f"messages: {messages:,}")
     step = timedelta(seconds=(330 * 86400) / messages)  # about eleven months of traffic
     now = START + step * messages
     # Pass 1: who writes when, and which clocks each message starts; then settle the clocks as
@@ -158,7 +148,7 @@ def load(*, clients: int, messages: int) -> None:
     Conversation.objects.bulk_create(conversations, batch_size=5000)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    say("messages", f"loaded: {messages:,} messages, {len(conversations):,} conversations")
+    common.say("messages", f"loaded: {messages:,} messages, {len(conversations):,} conversations")
 
 
 def measure(*, repeat: int) -> dict[str, Any]:
@@ -220,11 +210,11 @@ def measure(*, repeat: int) -> dict[str, Any]:
             page = run(cursor)
         deep = timed(run, cursor) if cursor else None
         results[name] = {
-            "first_page": summary_ms(first),
-            "page_20": summary_ms(deep) if deep else None,
+            "first_page": common.summary_ms(first),
+            "page_20": common.summary_ms(deep) if deep else None,
             "rows": len(page.items),
         }
-        say("messages", f"{name}: first p95 {results[name]['first_page'].get('p95_ms')} ms")
+        common.say("messages", f"{name}: first p95 {results[name]['first_page'].get('p95_ms')} ms")
     return {"vendor": connection.vendor, "cases": results}
 
 
@@ -237,22 +227,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
     if args.load:
-        manage = [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
-        subprocess.run(manage, env=django_env(args.database_url), cwd=PROJECT, check=True)
-    setup_django(DATABASE_URL=args.database_url)
+        manage = [str(common.PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
+        subprocess.run(
+            manage, env=common.django_env(args.database_url), cwd=common.PROJECT, check=True
+        )
+    common.setup_django(DATABASE_URL=args.database_url)
     if args.load:
         load(clients=args.clients, messages=args.messages)
-    other = OtherWork()
+    other = common.OtherWork()
     result = measure(repeat=args.repeat)
     # CPU that other processes used meanwhile (the database server's included): context for
     # the latencies on a shared 2-core machine.
     result["other_work"] = other.finish()
     result["messages"] = args.messages
     result["measured_at"] = datetime.now(UTC).isoformat()
-    out = RESULTS_DIR / f"messages_{result['vendor']}.json"
+    out = common.RESULTS_DIR / f"messages_{result['vendor']}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    say("messages", f"wrote {out}")
+    common.say("messages", f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from common import PROJECT, PYTHON, VAR_DIR, VENV_BIN, bench_users, free_port, served, setup_django
+import common
 
 
 def rss_kib(pid: int) -> int:
@@ -72,7 +72,7 @@ async def measure(args: argparse.Namespace, port: int, token: str, pid: int, cli
     from clientdesk.core.request_meta import RequestMeta
     from clientdesk.messaging.services.sending import message_send
 
-    agent = await asyncio.to_thread(lambda: bench_users()[1])
+    agent = await asyncio.to_thread(lambda: common.bench_users()[1])
     rss_before = rss_kib(pid)
     streams = [Stream() for _ in range(args.streams)]
     tasks = []
@@ -145,21 +145,21 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if args.db == "sqlite":
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"
+        common.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{common.VAR_DIR / 'portal.sqlite3'}"
     elif not url.startswith("postgres"):
         sys.exit("--db postgres needs DATABASE_URL=postgres://...")
     env = {
         "DATABASE_URL": url,
-        "CLIENTDESK_VAR_DIR": str(VAR_DIR),
+        "CLIENTDESK_VAR_DIR": str(common.VAR_DIR),
         "CLIENTDESK_PORTAL_SESSION_MINUTES": "120",
         "CLIENTDESK_DB_POOL_SIZE": "10",
     }
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    migrate = [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
-    subprocess.run(migrate, cwd=PROJECT, env={**os.environ, **env}, check=True)
-    setup_django(**env)
+    migrate = [str(common.PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
+    subprocess.run(migrate, cwd=common.PROJECT, env={**os.environ, **env}, check=True)
+    common.setup_django(**env)
     from clientdesk.clients.models import Client
     from clientdesk.clients.services import client_create
     from clientdesk.portal.services import _issue
@@ -168,12 +168,12 @@ def main() -> None:
         external_id="BENCH-PORTAL", first_name="Bench", last_name="Client"
     )
     token = _issue(client=client, via="link").token
-    port = free_port()
+    port = common.free_port()
     command = (
-        f"{VENV_BIN}/granian --interface asgi clientdesk.asgi:application --host 127.0.0.1 "
+        f"{common.VENV_BIN}/granian --interface asgi clientdesk.asgi:application --host 127.0.0.1 "
         f"--port {port} --workers 1 --backlog 4096 --log-level warning"
     )
-    with served(command, port, {**os.environ, **env}) as server:
+    with common.served(command, port, {**os.environ, **env}) as server:
         result = asyncio.run(measure(args, port, token, server.pid, client))
     result.update(
         database=args.db,

@@ -34,23 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import (
-    BENCH_DIR,
-    BODY,
-    RESULTS_DIR,
-    OtherWork,
-    bench_users,
-    cpu_seconds,
-    django_env,
-    empty_sent_tables,
-    free_port,
-    served,
-    setup_django,
-    wrk,
-)
+import common
 
 # The test client's host; the endpoint (a send writes its delivery) is on 127.0.0.1.
-setup_django(
+common.setup_django(
     ALLOWED_HOSTS="127.0.0.1,localhost,testserver", CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1"
 )
 
@@ -82,7 +69,7 @@ class Step:
 def post(http: TestClient, token: str, client_id: str) -> Any:
     return http.post(
         f"/api/v1/clients/{client_id}/messages",
-        {"body": BODY},
+        {"body": common.BODY},
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {token}",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
@@ -247,29 +234,31 @@ def bench_backends() -> set[int]:
 
 
 def run_app(token: str, clients: list[str], connections: int, seconds: int) -> dict[str, Any]:
-    script = RESULTS_DIR / "send.lua"
+    script = common.RESULTS_DIR / "send.lua"
     script.parent.mkdir(exist_ok=True)
     script.write_text(
-        (BENCH_DIR / "send.lua")
+        (common.BENCH_DIR / "send.lua")
         .read_text()
         .replace("TOKEN", token)
         .replace("CLIENTS", ", ".join(f'"{c}"' for c in clients))
-        .replace("BODY", json.dumps({"body": BODY}).replace('"', '\\"'))
+        .replace("BODY", json.dumps({"body": common.BODY}).replace('"', '\\"'))
     )
-    port = free_port()
-    env = django_env(os.environ["DATABASE_URL"])
-    with served(f"{WEB} --port {port}", port, env, RESULTS_DIR / "send-web.log") as web:
+    port = common.free_port()
+    env = common.django_env(os.environ["DATABASE_URL"])
+    with common.served(
+        f"{WEB} --port {port}", port, env, common.RESULTS_DIR / "send-web.log"
+    ) as web:
         url = f"http://127.0.0.1:{port}/"
-        wrk(url, duration=3, connections=connections, script=script)
-        empty_sent_tables()
+        common.wrk(url, duration=3, connections=connections, script=script)
+        common.empty_sent_tables()
         backends = bench_backends()
-        cpu_web = cpu_seconds(web.pid, children=True)
-        cpu_db = sum(cpu_seconds(pid) for pid in backends)
-        other = OtherWork()
-        out = wrk(url, duration=seconds, connections=connections, script=script)
+        cpu_web = common.cpu_seconds(web.pid, children=True)
+        cpu_db = sum(common.cpu_seconds(pid) for pid in backends)
+        other = common.OtherWork()
+        out = common.wrk(url, duration=seconds, connections=connections, script=script)
         machine = other.finish(ours=backends)
-        cpu_web = cpu_seconds(web.pid, children=True) - cpu_web
-        cpu_db = sum(cpu_seconds(pid) for pid in bench_backends()) - cpu_db
+        cpu_web = common.cpu_seconds(web.pid, children=True) - cpu_web
+        cpu_db = sum(common.cpu_seconds(pid) for pid in bench_backends()) - cpu_db
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
@@ -299,13 +288,13 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=200, help="sends to profile (0: none)")
     args = parser.parse_args()
 
-    admin, agent = bench_users()
+    admin, agent = common.bench_users()
     # A send then writes one webhook delivery, as in production (no worker runs here).
     endpoint_configure(user=admin, url="http://127.0.0.1:9/hook", enabled=True)
     ids = Client.objects.order_by("?").values_list("pk", flat=True)[: args.clients]
     clients = [str(pk) for pk in ids]
     token = api_token_create(user=agent)[1]
-    empty_sent_tables()
+    common.empty_sent_tables()
     steps = capture(token, clients[0])
     in_tx = sum(s.in_transaction for s in steps)
     print(f"  a send runs {len(steps)} statements ({in_tx} in its transaction, + BEGIN, COMMIT)")
@@ -315,7 +304,7 @@ def main() -> None:
     }
     print(result["profile"] or "", flush=True)
     for name, rows_only in (("replay", False), ("rows_only", True)):
-        empty_sent_tables()
+        common.empty_sent_tables()
         replay = Replay(steps, {agent.pk}, clients[0], rows_only)
         run_replay(replay, clients, args.connections, 2)
         result[name] = run_replay(replay, clients, args.connections, args.duration)
