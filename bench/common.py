@@ -30,20 +30,11 @@ PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/clie
 SQLITE_URL = f"sqlite:///{VAR_DIR / 'clientdesk.sqlite3'}"
 BODY = "Hello {{ firstName }}, your monthly statement is ready in your online cabinet."
 # What a send writes, children first (SQLite deletes in this order; PostgreSQL truncates).
-SENT_TABLES = (
-    "followup_followupdue",
-    "followup_conversation",
-    "delivery_deliveryattempt",
-    "delivery_delivery",
-    "messaging_idempotencykey",
-    "messaging_message",
-    "audit_activityevent",
-    "audit_auditentry",
-    "audit_auditrecord",
-    "audit_audittreenode",
-    "audit_auditcheckpoint",
-    "core_liveevent",
-)
+SENT_TABLES = (  # noqa: SIM905
+    "followup_followupdue followup_conversation delivery_deliveryattempt delivery_delivery "
+    "messaging_idempotencykey messaging_message audit_activityevent audit_auditentry "
+    "audit_auditrecord audit_audittreenode audit_auditcheckpoint core_liveevent"
+).split()
 
 
 def django_env(database_url: str, **extra: str) -> dict[str, str]:

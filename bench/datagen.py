@@ -246,17 +246,6 @@ def client_values(n: int) -> dict[str, Any]:
 
 # --- queries ------------------------------------------------------------------------
 
-QUERY_MIX = {
-    "first name": 24,
-    "last name": 24,
-    "accent-free": 20,
-    "email fragment": 20,
-    "phone digits": 20,
-    "external id": 20,
-    "two words": 32,
-    "short (1-2 chars)": 16,
-    "miss": 24,
-}
 _MISSES = (  # noqa: SIM905
     "xqzvy|Zebedee Quorble|qqqq|jjxx|Wójcikowskaya|Müllerova|vvvvvv|Throgmorton|zyxw|"
     "Παπαδοπουλάκης|Ximénez-Quiroga|example.invalid|Smyth-Fortescue|ÆÐÞ|Kowalczykiewicz|"
@@ -319,23 +308,23 @@ def build_queries(count: int, *, seed: int = SEED) -> list[dict[str, str]]:
         ext = row()["external_id"]
         return str(ext if rng.random() < 0.5 else ext[-5:])
 
-    makers: dict[str, Any] = {
-        "first name": lambda: row()["first_name"],
-        "last name": lambda: row()["last_name"],
-        "accent-free": lambda: _accented_name(rng, row()),
-        "email fragment": lambda: _email_query(rng, row()),
-        "phone digits": lambda: _phone_query(rng, row()),
-        "external id": external_id,
-        "two words": lambda: _two_words(rng, row(), row()),
-        "short (1-2 chars)": lambda: row()["last_name"][: rng.choice((1, 2))],
-        "miss": iter(_MISSES).__next__,
+    mix: dict[str, tuple[int, Any]] = {  # category: (how many, how to make one)
+        "first name": (24, lambda: row()["first_name"]),
+        "last name": (24, lambda: row()["last_name"]),
+        "accent-free": (20, lambda: _accented_name(rng, row())),
+        "email fragment": (20, lambda: _email_query(rng, row())),
+        "phone digits": (20, lambda: _phone_query(rng, row())),
+        "external id": (20, external_id),
+        "two words": (32, lambda: _two_words(rng, row(), row())),
+        "short (1-2 chars)": (16, lambda: row()["last_name"][: rng.choice((1, 2))]),
+        "miss": (24, iter(_MISSES).__next__),
     }
     queries: list[dict[str, str]] = []
-    for category, wanted in QUERY_MIX.items():
+    for category, (wanted, make) in mix.items():
         found = attempts = 0
         while found < wanted and attempts < 10_000:
             attempts += 1
-            text = makers[category]()
+            text = make()
             if text and text not in {q["q"] for q in queries}:
                 queries.append({"category": category, "q": text})
                 found += 1
