@@ -24,6 +24,7 @@ import math
 import os
 import random
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -38,6 +39,7 @@ import common
 common.setup_django(CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1")
 
 import httpx
+import psycopg
 from django.db import connection, transaction
 from standardwebhooks import Webhook
 
@@ -139,6 +141,36 @@ def xact_commits() -> int:
         return int(cursor.fetchone()[0])
 
 
+def sample_sessions(halt: threading.Event, out: dict[str, Any]) -> None:
+    """Every 50 ms, what the bench database's other sessions are doing (pg_stat_activity):
+    how many run a statement, and how many of those wait for a lock, and on what."""
+    active, locked, waits, statements = [], [], Counter[str](), Counter[str]()
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        while not halt.is_set():
+            rows = conn.execute(
+                "SELECT state, wait_event_type, wait_event, "
+                "left(query, 45) || ' ... ' || right(query, 30) "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchall()
+            running = [r for r in rows if r[0] == "active"]
+            waiting = [r for r in running if r[1] == "Lock"]
+            active.append(len(running))
+            locked.append(len(waiting))
+            waits.update(f"{kind}:{event}" for _, kind, event, _ in waiting)
+            statements.update(query for *_, query in waiting)
+            halt.wait(0.05)
+    n = max(1, len(active))
+    out.update(
+        samples=len(active),
+        mean_active=round(sum(active) / n, 2),
+        mean_waiting_for_lock=round(sum(locked) / n, 2),
+        share_of_samples_with_a_lock_wait=round(sum(1 for x in locked if x) / n, 3),
+        lock_waits=dict(waits.most_common(5)),
+        statements_waiting=dict(statements.most_common(5)),
+    )
+
+
 class Workers:
     """K `manage.py run_worker --concurrency C` processes, started and stopped by pid."""
 
@@ -234,11 +266,16 @@ def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int
     receiver.configure()
     pool = Workers(workers, conc, f"drain{workers}")
     xacts_before = xact_commits()
+    halt, waits = threading.Event(), {}
+    sampler = threading.Thread(target=sample_sessions, args=(halt, waits))
+    sampler.start()
     rows, committed, enqueue_seconds = enqueue(items)
     n, ids = len(rows), [row.id for row in rows]
     arrived = receiver.wait_for(n, timeout=600)
     settled = wait_settled(ids, timeout=120)
     finished = time.time()
+    halt.set()
+    sampler.join()
     worker_info = pool.stop()
     time.sleep(1.0)  # exited backends have flushed their statistics
     xacts = xact_commits() - xacts_before
@@ -264,6 +301,7 @@ def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int
         "receiver_cpu_seconds": receiver_cpu,
         "database": database_check(ids),
         "db_transactions_per_delivery": round(xacts / n, 2) if xacts else None,
+        "db_sessions_while_draining": waits,
         "worker_processes": worker_info,
     }
     log(
