@@ -22,7 +22,9 @@ import psutil
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
-VAR_DIR = Path(os.environ.get("CLIENTDESK_VAR_DIR") or PROJECT / "var" / "bench")
+# The bench's own files and SQLite databases (never the app's var/: the loader replaces the
+# SQLite file); BENCH_VAR_DIR points it elsewhere.
+VAR_DIR = Path(os.environ.get("BENCH_VAR_DIR") or PROJECT / "var" / "bench")
 VENV_BIN = PROJECT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 # The PostgreSQL database the benchmark loads and writes; BENCH_PG_URL points it elsewhere.
