@@ -18,6 +18,7 @@ built from what a real send executes (method: docs/PERFORMANCE.md, "Method", Sen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import itertools
@@ -158,22 +159,16 @@ class Replay:
             uuid.UUID(self.client_id): uuid.UUID(client_id),
         }
         shift = dt.datetime.now(dt.UTC) - self.captured_at
-        transaction = None
-        for step in self.steps:
-            if step.in_transaction and transaction is None:
-                transaction = conn.transaction()
-                transaction.__enter__()
-            elif not step.in_transaction and transaction is not None:
-                transaction.__exit__(None, None, None)
-                transaction = None
-            cur = conn.execute(step.sql, _walk(step.params, lambda v: self.value(v, fresh, shift)))
-            if step.rows and not self.rows_only:
-                for old_row, new_row in zip(step.rows, cur.fetchall(), strict=False):
-                    for old, new in zip(old_row, new_row, strict=True):
-                        if _mappable(old) and old != new:
-                            fresh[old] = new
-        if transaction is not None:
-            transaction.__exit__(None, None, None)
+        for in_transaction, steps in itertools.groupby(self.steps, lambda s: s.in_transaction):
+            with conn.transaction() if in_transaction else contextlib.nullcontext():
+                for step in steps:
+                    params = _walk(step.params, lambda v: self.value(v, fresh, shift))
+                    cur = conn.execute(step.sql, params)
+                    rows = cur.fetchall() if step.rows and not self.rows_only else []
+                    for old_row, new_row in zip(step.rows, rows, strict=False):
+                        for old, new in zip(old_row, new_row, strict=True):
+                            if _mappable(old) and old != new:
+                                fresh[old] = new
 
     def value(self, v: Any, fresh: dict[Any, Any], shift: dt.timedelta) -> Any:
         if isinstance(v, bool) or v is None:
