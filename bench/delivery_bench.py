@@ -1,33 +1,20 @@
 """Webhook delivery: how fast `manage.py run_worker` drains a queue, and send -> arrival latency.
 
-Run by bench/run.py in a subprocess with DATABASE_URL naming the bench database:
-`python bench/delivery_bench.py --out FILE --parts throughput,idle,latency [options]`.
+Run by bench/run.py with DATABASE_URL naming the bench database:
+`python bench/delivery_bench.py --out FILE --parts throughput,latency [options]`.
 
-A receiver (bench/receiver.py: uvicorn with h11, one process, a bare ASGI function that checks
-the Standard Webhooks signature, records the arrival and answers 204) listens on 127.0.0.1. The
-outgoing endpoint is configured through the app's `endpoint_configure` (by a superuser
-`bench-admin`), pointing at it; CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 allows the loopback URL.
-
-- throughput (PostgreSQL only): with K workers (`manage.py run_worker --concurrency C`, K
-  processes) started and idle, N deliveries are queued in one transaction with the app's own
-  `delivery_create` (payloads built by the app's `webhook_payload`). The clock starts at that
-  commit (the workers wake on its NOTIFY) and stops at the last `delivered_at`. Next to each K,
-  a baseline: one process with a bare `httpx.AsyncClient` and K x C tasks posts the same N
-  payloads, signed with `standardwebhooks`, to the same receiver.
-- idle: what one idle worker costs (transactions per second, CPU) with an enabled endpoint and
-  an empty queue, and with webhook deliveries queued while the endpoint is disabled.
-- latency (PostgreSQL or SQLite): one worker; this process sends messages through the app's
-  `message_send` at a steady rate. Each send's commit time is taken when `message_send`
-  returns; the first attempt's start is the worker's `DeliveryAttempt.started_at`; the arrival
-  is the receiver's clock (the same machine clock).
-
-After every part the receiver's records are checked: every queued delivery arrived exactly once
-per webhook-id, with a valid signature, and the database says delivered.
+The receiver (bench/receiver.py) records and verifies every webhook; the endpoint points at it
+through the app's `endpoint_configure` (CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 for loopback).
+- throughput (PostgreSQL): K idle workers (`run_worker --concurrency C`), then N deliveries
+  queued in one transaction with the app's `delivery_create`; from that commit to the last
+  `delivered_at`. Beside each K, a bare `httpx.AsyncClient` with K x C tasks posts the same
+  N payloads, signed with `standardwebhooks`, to the same receiver.
+- latency: one worker; this process sends through `message_send` at a steady rate; commit (the
+  call returned) -> first attempt's `started_at`, and -> the receiver's arrival clock.
+Every part checks that each delivery arrived exactly once, signed, and is delivered.
 """
 
-# Django is set up (below) before anything imports a model.
 # ruff: noqa: E402
-
 from __future__ import annotations
 
 import argparse
@@ -36,8 +23,6 @@ import json
 import math
 import os
 import random
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -47,24 +32,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientdesk.settings")
+import common
+
 # The receiver is on 127.0.0.1, which the app refuses unless told otherwise (here and in the
 # worker processes, which inherit this environment).
-os.environ["CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS"] = "1"
-
-import django
-
-django.setup()
+common.setup_django(CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1")
 
 import httpx
 import psycopg
-from django.conf import settings
-from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from standardwebhooks import Webhook
 
 import datagen
-from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.channels import webhook_body
@@ -79,155 +58,61 @@ from clientdesk.delivery.services import delivery_create, endpoint_configure
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import webhook_payload
 from clientdesk.messaging.services.sending import message_send
-from common import BENCH_DIR, PROJECT, PYTHON, cpu_seconds, summary_ms
 
-ADMIN = "bench-admin"
-AGENT = "bench-agent"
-BODY = "Hello {{ firstName }}, your monthly statement is ready in your online cabinet."
 USER_AGENT = "clientdesk-bench"
-TABLES = (  # emptied before each part, in an order SQLite's foreign keys accept
-    "delivery_deliveryattempt",
-    "delivery_delivery",
-    "messaging_idempotencykey",
-    "messaging_message",
-    "audit_activityevent",
-    "audit_auditrecord",
-)
-LEDGER_TABLES = ("audit_auditentry", "audit_audittreenode", "audit_auditcheckpoint")
-WORK = Path(settings.VAR_DIR) / "work"
+WORK = common.VAR_DIR / "work"
+Items = list[tuple[Client, Message]]
 
 
 def log(message: str) -> None:
-    print(f"  [delivery/{connection.vendor}] {message}", flush=True)
+    common.say(f"delivery/{connection.vendor}", message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Receiver(httpx.Client):
+    def __init__(self, port: int) -> None:
+        super().__init__(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
+        self.url = f"http://127.0.0.1:{port}/hook"
+        self.admin = common.bench_users()[0]
 
-
-# --- the receiver -----------------------------------------------------------------------------
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = WORK / "receiver.log"
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(PYTHON), str(BENCH_DIR / "receiver.py"), "--port", str(self.port)],
-                cwd=PROJECT,
-                stdout=out,
-                stderr=out,
-            )
-        self.http = httpx.Client(base_url=self.base, timeout=30, trust_env=False)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.count()
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise SystemExit("the receiver did not start") from None
-                time.sleep(0.1)
-
-    def reset(self, secret: str) -> None:
-        self.http.post("/_reset", json={"secret": secret}).raise_for_status()
+    def configure(self) -> str:
+        """A new endpoint (and so a new secret) through the app's own service."""
+        OutgoingEndpoint.objects.all().delete()
+        endpoint, _ = endpoint_configure(user=self.admin, url=self.url, enabled=True)
+        self.post("/_reset", json={"secret": endpoint.secret}).raise_for_status()
+        return str(endpoint.secret)
 
     def count(self) -> int:
-        return int(self.http.get("/_count").json()["count"])
+        return int(self.get("/_count").json()["count"])
 
     def records(self) -> tuple[list[tuple[float, str, str | None, bool]], float]:
-        data = self.http.get("/_records").json()
+        data = self.get("/_records").json()
         return [tuple(r) for r in data["records"]], float(data["cpu_seconds"])  # type: ignore[misc]
 
     def wait_for(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count() >= count:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-# --- the app's side -------------------------------------------------------------------------
-
-
-def reset_tables() -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The whole ledger goes too (TRUNCATE passes its append-only triggers): a ledger
-            # with records but not their tree, or a checkpoint beyond its records, stops the
-            # workers' sequencer.
-            cursor.execute(f"TRUNCATE {', '.join(TABLES + LEDGER_TABLES)} CASCADE")
-        else:
-            for table in TABLES:
-                cursor.execute(f"DELETE FROM {table}")
-
-
-def users() -> tuple[User, User]:
-    admin, _ = User.objects.get_or_create(
-        username=ADMIN, defaults={"first_name": "Bench", "last_name": "Admin"}
-    )
-    admin.is_active = admin.is_superuser = admin.is_staff = True
-    admin.save()
-    agent, _ = User.objects.get_or_create(
-        username=AGENT, defaults={"first_name": "Bench", "last_name": "Agent"}
-    )
-    agent.is_active = True
-    agent.save()
-    agent.groups.set([Group.objects.get(name="Agent")])
-    return admin, User.objects.get(pk=agent.pk)  # a fresh object: no cached permissions
-
-
-def configure_endpoint(admin: User, receiver: Receiver, *, enabled: bool = True) -> str:
-    """A new endpoint (and so a new secret) through the app's own service."""
-    OutgoingEndpoint.objects.all().delete()
-    endpoint, _ = endpoint_configure(user=admin, url=receiver.url, enabled=enabled)
-    receiver.reset(endpoint.secret)
-    return endpoint.secret
+        return common.until(lambda: self.count() >= count, timeout, every=0.05)
 
 
 def sample_clients(count: int, clients: int, seed: int) -> list[Client]:
     rng = random.Random(seed)
     wanted = [f"CRM-{rng.randint(1, clients):07d}" for _ in range(count)]
-    return list(
-        Client.objects.filter(external_id__in=wanted).only("id", "external_id", "first_name")
-    )
+    fields = ("id", "external_id", "first_name")
+    return list(Client.objects.filter(external_id__in=wanted).only(*fields))
 
 
-def payloads(agent: User, clients: list[Client], n: int) -> list[tuple[Client, Message]]:
+def payloads(agent: Any, clients: list[Client], n: int) -> Items:
     """n messages as the app would send them (not saved): their webhook payloads are real."""
     rng = random.Random(datagen.SEED + 7)
     out = []
     for _ in range(n):
         client = rng.choice(clients)
-        message = Message(
-            id=uuid.uuid4(),
-            client=client,
-            direction=Direction.OUT,
-            sender=agent,
-            body=BODY.replace("{{ firstName }}", client.first_name),
-            source=BODY,
-            created_at=datetime.now(UTC),
-        )
+        body = common.BODY.replace("{{ firstName }}", client.first_name)
+        message = Message(id=uuid.uuid4(), client=client, direction=Direction.OUT, sender=agent)
+        message.body, message.source, message.created_at = body, common.BODY, datetime.now(UTC)
         out.append((client, message))
     return out
 
 
-def enqueue(items: list[tuple[Client, Message]]) -> tuple[list[Delivery], float, float]:
+def enqueue(items: Items) -> tuple[list[Delivery], float, float]:
     """Queue every item with the app's delivery_create in one transaction; return the rows,
     the commit time (time.time()) and how long the transaction took."""
     started = time.perf_counter()
@@ -241,14 +126,13 @@ def enqueue(items: list[tuple[Client, Message]]) -> tuple[list[Delivery], float,
             )
             for client, message in items
         ]
-    committed = time.time()
-    return rows, committed, time.perf_counter() - started
+    return rows, time.time(), time.perf_counter() - started
 
 
 def xact_commits() -> int:
+    if connection.vendor != "postgresql":
+        return 0
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            return 0
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT xact_commit + xact_rollback FROM pg_stat_database "
@@ -257,86 +141,61 @@ def xact_commits() -> int:
         return int(cursor.fetchone()[0])
 
 
-class WaitSampler(threading.Thread):
+def sample_sessions(halt: threading.Event, out: dict[str, Any]) -> None:
     """Every 50 ms, what the bench database's other sessions are doing (pg_stat_activity):
     how many run a statement, and how many of those wait for a lock, and on what."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self._halt = threading.Event()
-        self.samples = 0
-        self.active: list[int] = []
-        self.lock_waits: list[int] = []
-        self.waits: Counter[str] = Counter()
-        self.statements: Counter[str] = Counter()
-
-    def run(self) -> None:
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-            me = conn.info.backend_pid
-            while not self._halt.is_set():
-                rows = conn.execute(
-                    "SELECT state, wait_event_type, wait_event, "
-                    "left(query, 45) || ' ... ' || right(query, 30) "
-                    "FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND backend_type = 'client backend' AND pid <> %s",
-                    [me],
-                ).fetchall()
-                active = [r for r in rows if r[0] == "active"]
-                locked = [r for r in active if r[1] == "Lock"]
-                self.samples += 1
-                self.active.append(len(active))
-                self.lock_waits.append(len(locked))
-                for _, kind, event, query in locked:
-                    self.waits[f"{kind}:{event}"] += 1
-                    self.statements[query] += 1
-                self._halt.wait(0.05)
-
-    def stop(self) -> dict[str, Any]:
-        self._halt.set()
-        self.join()
-        n = max(1, self.samples)
-        return {
-            "samples": self.samples,
-            "mean_active": round(sum(self.active) / n, 2),
-            "mean_waiting_for_lock": round(sum(self.lock_waits) / n, 2),
-            "share_of_samples_with_a_lock_wait": round(sum(1 for x in self.lock_waits if x) / n, 3),
-            "lock_waits": dict(self.waits.most_common(5)),
-            "statements_waiting": dict(self.statements.most_common(5)),
-        }
-
-
-# --- workers ----------------------------------------------------------------------------------
+    active, locked, waits, statements = [], [], Counter[str](), Counter[str]()
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        while not halt.is_set():
+            rows = conn.execute(
+                "SELECT state, wait_event_type, wait_event, "
+                "left(query, 45) || ' ... ' || right(query, 30) "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchall()
+            running = [r for r in rows if r[0] == "active"]
+            waiting = [r for r in running if r[1] == "Lock"]
+            active.append(len(running))
+            locked.append(len(waiting))
+            waits.update(f"{kind}:{event}" for _, kind, event, _ in waiting)
+            statements.update(query for *_, query in waiting)
+            halt.wait(0.05)
+    n = max(1, len(active))
+    out.update(
+        samples=len(active),
+        mean_active=round(sum(active) / n, 2),
+        mean_waiting_for_lock=round(sum(locked) / n, 2),
+        share_of_samples_with_a_lock_wait=round(sum(1 for x in locked if x) / n, 3),
+        lock_waits=dict(waits.most_common(5)),
+        statements_waiting=dict(statements.most_common(5)),
+    )
 
 
 class Workers:
     """K `manage.py run_worker --concurrency C` processes, started and stopped by pid."""
 
-    COMMAND = (str(PYTHON), "manage.py", "run_worker")
-
     def __init__(self, count: int, concurrency: int, label: str) -> None:
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
-        socket_dir = Path(settings.VAR_DIR) / "workers"
-        if connection.vendor == "sqlite" and socket_dir.is_dir():
-            for stale in socket_dir.glob("*.sock"):  # left by workers of an earlier run
+        self.sockets = common.VAR_DIR / "workers"
+        if connection.vendor == "sqlite":  # left by workers of an earlier run
+            for stale in self.sockets.glob("*.sock"):
                 stale.unlink(missing_ok=True)
-        for index in range(count):
-            path = WORK / f"worker-{label}-{index}.log"
+        self.logs = [WORK / f"worker-{label}-{i}.log" for i in range(count)]
+        command = [str(common.PYTHON), "manage.py", "run_worker", "--concurrency", str(concurrency)]
+        self.processes = []
+        for path in self.logs:
             with path.open("wb") as out:
                 self.processes.append(
-                    subprocess.Popen(
-                        [*self.COMMAND, "--concurrency", str(concurrency)],
-                        cwd=PROJECT,
-                        env=dict(os.environ),
-                        stdout=out,
-                        stderr=out,
-                    )
+                    subprocess.Popen(command, cwd=common.BENCH_DIR.parent, stdout=out, stderr=out)
                 )
-            self.logs.append(path)
-        self._wait_ready()
+        # Until every worker waits for wake-ups (LISTEN, or its socket bound).
+        if not common.until(lambda: self._listening() == count, 60, every=0.1):
+            raise SystemExit("workers did not start listening within 60 s")
+        time.sleep(0.5)  # from LISTEN to the first wait: one idle look at the queue
         self.cpu_at_start = self.cpu()
 
     def _listening(self) -> int:
+        if any(p.poll() is not None for p in self.processes):
+            raise SystemExit("a worker exited")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -344,36 +203,17 @@ class Workers:
                     "AND query = 'LISTEN clientdesk_work'"
                 )
                 return int(cursor.fetchone()[0])
-        socket_dir = Path(settings.VAR_DIR) / "workers"
-        names = [p.name for p in socket_dir.glob("*.sock")] if socket_dir.is_dir() else []
+        names = [p.name for p in self.sockets.glob("*.sock")]
         return sum(any(n.startswith(f"{p.pid}-") for n in names) for p in self.processes)
 
-    def _wait_ready(self) -> None:
-        """Until every worker waits for wake-ups (LISTEN, or its socket bound)."""
-        deadline = time.monotonic() + 60
-        while self._listening() < len(self.processes):
-            for process in self.processes:
-                if process.poll() is not None:
-                    raise SystemExit(f"a worker exited with {process.returncode}")
-            if time.monotonic() > deadline:
-                raise SystemExit("workers did not start listening within 60 s")
-            time.sleep(0.1)
-        time.sleep(0.5)  # from LISTEN to the first wait: one idle look at the queue
-
     def cpu(self) -> float:
-        return sum(cpu_seconds(p.pid) or 0.0 for p in self.processes)
+        return sum(common.cpu_seconds(p.pid) for p in self.processes)
 
     def stop(self) -> dict[str, Any]:
         used = self.cpu() - self.cpu_at_start
         for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        codes = []
-        for process in self.processes:
-            try:
-                codes.append(process.wait(timeout=30))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                codes.append(process.wait())
+            process.terminate()
+        codes = [common.stop(process) for process in self.processes]
         text = "".join(path.read_text(errors="replace") for path in self.logs)
         return {
             "cpu_seconds": round(used, 2),
@@ -383,20 +223,12 @@ class Workers:
         }
 
 
-# --- checks -----------------------------------------------------------------------------------
-
-
-def arrivals_check(
-    records: list[tuple[float, str, str | None, bool]], expected_ids: set[str]
-) -> dict[str, Any]:
+def arrivals_check(records: list[tuple[Any, ...]], expected_ids: set[str]) -> dict[str, Any]:
     """Every expected webhook-id exactly once, nothing else, every signature valid. The
     ledger's own audit.checkpoint webhooks (a worker signs one when the ledger grew) are not
     the messages measured here and are left out."""
-    ledger = set(
-        Delivery.objects.filter(payload__type="audit.checkpoint").values_list(
-            "webhook_id", flat=True
-        )
-    )
+    checkpoints = Delivery.objects.filter(payload__type="audit.checkpoint")
+    ledger = set(checkpoints.values_list("webhook_id", flat=True))
     records = [r for r in records if r[1] not in ledger]
     expected_ids = expected_ids - ledger
     seen = Counter(webhook_id for _, webhook_id, _, _ in records)
@@ -425,62 +257,39 @@ def database_check(ids: list[uuid.UUID]) -> dict[str, Any]:
 
 def wait_settled(ids: list[uuid.UUID], timeout: float) -> bool:
     """Until no delivery is pending or being sent (the worker records after the POST)."""
-    deadline = time.monotonic() + timeout
-    open_statuses = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-    while time.monotonic() < deadline:
-        if not Delivery.objects.filter(id__in=ids, status__in=open_statuses).exists():
-            return True
-        time.sleep(0.1)
-    return False
+    busy = Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
+    return common.until(lambda: not busy.filter(id__in=ids).exists(), timeout, every=0.1)
 
 
-# --- throughput -------------------------------------------------------------------------------
-
-
-def drain_with_workers(
-    admin: User,
-    receiver: Receiver,
-    items: list[tuple[Client, Message]],
-    workers: int,
-    concurrency: int,
-) -> dict[str, Any]:
-    reset_tables()
-    configure_endpoint(admin, receiver)
-    pool = Workers(workers, concurrency, f"drain{workers}")
+def drain_with_workers(receiver: Receiver, items: Items, workers: int, conc: int) -> dict:
+    common.empty_sent_tables()
+    receiver.configure()
+    pool = Workers(workers, conc, f"drain{workers}")
     xacts_before = xact_commits()
-    sampler = WaitSampler()
+    halt, waits = threading.Event(), {}
+    sampler = threading.Thread(target=sample_sessions, args=(halt, waits))
     sampler.start()
     rows, committed, enqueue_seconds = enqueue(items)
-    n = len(rows)
-    ids = [row.id for row in rows]
+    n, ids = len(rows), [row.id for row in rows]
     arrived = receiver.wait_for(n, timeout=600)
     settled = wait_settled(ids, timeout=120)
     finished = time.time()
-    waits = sampler.stop()
+    halt.set()
+    sampler.join()
     worker_info = pool.stop()
     time.sleep(1.0)  # exited backends have flushed their statistics
     xacts = xact_commits() - xacts_before
     records, receiver_cpu = receiver.records()
-
-    delivered = sorted(
-        t.timestamp()
-        for t in Delivery.objects.filter(id__in=ids, delivered_at__isnull=False).values_list(
-            "delivered_at", flat=True
-        )
-    )
-    first_start = min(
-        t.timestamp()
-        for t in DeliveryAttempt.objects.filter(delivery_id__in=ids).values_list(
-            "started_at", flat=True
-        )
-    )
-    last = delivered[-1] if delivered else finished
-    drain = last - committed
+    done = Delivery.objects.filter(id__in=ids, delivered_at__isnull=False)
+    delivered = sorted(t.timestamp() for t in done.values_list("delivered_at", flat=True))
+    starts = DeliveryAttempt.objects.filter(delivery_id__in=ids).values_list("started_at")
+    first_start = min(t.timestamp() for (t,) in starts)
+    drain = (delivered[-1] if delivered else finished) - committed
     lo, hi = delivered[len(delivered) // 10], delivered[(len(delivered) * 9) // 10]
     out = {
         "workers": workers,
-        "concurrency_each": concurrency,
-        "total_concurrency": workers * concurrency,
+        "concurrency_each": conc,
+        "total_concurrency": workers * conc,
         "deliveries": n,
         "enqueue_transaction_s": round(enqueue_seconds, 3),
         "first_attempt_after_commit_ms": round((first_start - committed) * 1000, 1),
@@ -496,19 +305,15 @@ def drain_with_workers(
         "worker_processes": worker_info,
     }
     log(
-        f"{workers} worker(s) x {concurrency}: {n} deliveries in {drain:.2f} s = "
+        f"{workers} worker(s) x {conc}: {n} deliveries in {drain:.2f} s = "
         f"{out['per_second']}/s; exactly once: {out['receiver']['exactly_once']}"
     )
     return out
 
 
-async def _post_all(
-    items: list[tuple[str, str]], secret: str, url: str, concurrency: int
-) -> tuple[Counter[str], float]:
-    webhook = Webhook(secret)
-    statuses: Counter[str] = Counter()
-    queue = iter(items)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def post_all(bodies: list[tuple[str, str]], secret: str, url: str, conc: int) -> Any:
+    webhook, statuses, queue = Webhook(secret), Counter[str](), iter(bodies)
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
     async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as http:
 
         async def runner() -> None:
@@ -528,22 +333,20 @@ async def _post_all(
                     statuses[type(error).__name__] += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(runner() for _ in range(concurrency)))
+        await asyncio.gather(*(runner() for _ in range(conc)))
         return statuses, time.perf_counter() - started
 
 
-def drain_with_httpx(
-    admin: User, receiver: Receiver, bodies: list[tuple[str, str]], concurrency: int
-) -> dict[str, Any]:
+def drain_with_httpx(receiver: Receiver, bodies: list[tuple[str, str]], conc: int) -> dict:
     """The same signed payloads, posted by a bare async client: what the path itself allows."""
-    secret = configure_endpoint(admin, receiver)
+    secret = receiver.configure()
     cpu_before = time.process_time()
-    statuses, elapsed = asyncio.run(_post_all(bodies, secret, receiver.url, concurrency))
+    statuses, elapsed = asyncio.run(post_all(bodies, secret, receiver.url, conc))
     cpu = time.process_time() - cpu_before
     records, receiver_cpu = receiver.records()
     n = len(bodies)
     out = {
-        "total_concurrency": concurrency,
+        "total_concurrency": conc,
         "deliveries": n,
         "elapsed_s": round(elapsed, 3),
         "per_second": round(n / elapsed, 1),
@@ -553,19 +356,16 @@ def drain_with_httpx(
         "receiver_cpu_seconds": receiver_cpu,
     }
     log(
-        f"baseline httpx x {concurrency}: {n} in {elapsed:.2f} s = {out['per_second']}/s; "
+        f"baseline httpx x {conc}: {n} in {elapsed:.2f} s = {out['per_second']}/s; "
         f"exactly once: {out['receiver']['exactly_once']}"
     )
     return out
 
 
-def throughput(
-    args: argparse.Namespace, admin: User, agent: User, receiver: Receiver
-) -> dict[str, Any]:
+def throughput(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[str, Any]:
     if connection.vendor != "postgresql":
         raise SystemExit("the throughput part runs on PostgreSQL")
-    clients = sample_clients(2_000, args.count, datagen.SEED + 5)
-    items = payloads(agent, clients, args.deliveries)
+    items = payloads(agent, sample_clients(2_000, args.count, datagen.SEED + 5), args.deliveries)
     # The baseline posts exactly what a worker posts for these messages (channels.webhook_body).
     bodies = [
         (f"msg_{uuid.uuid4().hex}", webhook_body(Delivery(payload=webhook_payload(message))))
@@ -573,134 +373,58 @@ def throughput(
     ]
     parts: dict[str, Any] = {"workers": [], "baseline": []}
     for count in args.worker_counts:
-        total = count * args.worker_concurrency
-        parts["baseline"].append(drain_with_httpx(admin, receiver, bodies, total))
-        parts["workers"].append(
-            drain_with_workers(admin, receiver, items, count, args.worker_concurrency)
-        )
+        conc = count * args.worker_concurrency
+        parts["baseline"].append(drain_with_httpx(receiver, bodies, conc))
+        parts["workers"].append(drain_with_workers(receiver, items, count, args.worker_concurrency))
     return parts
 
 
-# --- sending at a steady rate -----------------------------------------------------------------
-
-
-def send_paced(
-    agent: User, clients: list[str], rate: float, seconds: float
-) -> list[dict[str, Any]]:
+def send_paced(agent: Any, clients: list[str], rate: float, seconds: float) -> list[dict]:
     """Send messages through the app's `message_send`, one every 1/rate s, for `seconds`.
 
     `before` is taken just before the call and `committed` just after it returns: the send's
     transaction has committed by then, so `committed` is at most a return path late."""
     rng = random.Random(datagen.SEED + 9)
     sent = []
-    count = round(seconds * rate)
     start = time.perf_counter()
-    for i in range(count):
-        pause = start + i / rate - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
+    for i in range(round(seconds * rate)):
+        time.sleep(max(0.0, start + i / rate - time.perf_counter()))
         before = time.time()
         result = message_send(
             sender=agent,
             client_id=rng.choice(clients),
             idempotency_key=str(uuid.uuid4()),
             meta=RequestMeta(ip="127.0.0.1", user_agent=USER_AGENT, request_id=uuid.uuid4().hex),
-            body=BODY,
+            body=common.BODY,
         )
-        committed = time.time()
-        sent.append({"id": str(result.message_id), "before": before, "committed": committed})
+        sent.append({"id": str(result.message_id), "before": before, "committed": time.time()})
     return sent
 
 
-# --- idle cost --------------------------------------------------------------------------------
-
-IDLE_CASES = (
-    ("endpoint enabled, empty queue", True, 0, 0.0),
-    ("endpoint disabled, empty queue, sending 10/s", False, 0, 10.0),
-    ("endpoint disabled, 100 webhook deliveries queued, sending 10/s", False, 100, 10.0),
-)
-
-
-def idle_cost(
-    args: argparse.Namespace, admin: User, agent: User, receiver: Receiver
-) -> dict[str, Any]:
-    """One worker with nothing it may do, for `seconds`. Deliveries queued while the endpoint
-    is disabled must wait untouched; sends go on meanwhile (they queue no webhook delivery
-    while the endpoint is disabled) and are timed, to see whether the worker gets in their way.
-    """
-    seconds = 5.0
-    picked = sample_clients(200, args.count, datagen.SEED + 6)
-    clients = [str(c.id) for c in picked]
-    out = {}
-    for case, enabled, queued, rate in IDLE_CASES:
-        reset_tables()
-        configure_endpoint(admin, receiver)
-        if queued:
-            enqueue(payloads(agent, picked, queued))
-        if not enabled:
-            endpoint_configure(user=admin, url=receiver.url, enabled=False)
-        pool = Workers(1, args.worker_concurrency, "idle")
-        time.sleep(2.0)  # statistics of the start-up have been flushed
-        before = xact_commits()
-        cpu_before = pool.cpu()
-        started = time.perf_counter()
-        sent = send_paced(agent, clients, rate, seconds) if rate else []
-        time.sleep(max(0.0, seconds - (time.perf_counter() - started)))
-        elapsed = time.perf_counter() - started
-        cpu = pool.cpu() - cpu_before
-        xacts = xact_commits() - before
-        info = pool.stop()
-        out[case] = {
-            "seconds": round(elapsed, 2),
-            "db_transactions_per_second": round(xacts / elapsed, 1)
-            if connection.vendor == "postgresql"
-            else None,
-            "worker_cpu_share_of_one_core": round(cpu / elapsed, 3),
-            "messages_sent": len(sent),
-            "message_send_call": summary_ms([s["committed"] - s["before"] for s in sent]),
-            "attempts_made": DeliveryAttempt.objects.count(),
-            "receiver_requests": receiver.count(),
-            "worker_processes": info,
-        }
-        log(f"idle, {case}: {out[case]}")
-    return out
-
-
-# --- latency ----------------------------------------------------------------------------------
-
-
-def latency(
-    args: argparse.Namespace, admin: User, agent: User, receiver: Receiver
-) -> dict[str, Any]:
-    reset_tables()
-    configure_endpoint(admin, receiver)
+def latency(args: argparse.Namespace, agent: Any, receiver: Receiver) -> dict[str, Any]:
+    common.empty_sent_tables()
+    receiver.configure()
     clients = [str(c.id) for c in sample_clients(1_000, args.count, datagen.SEED + 8)]
     pool = Workers(1, args.worker_concurrency, f"latency-{connection.vendor}")
     send_paced(agent, clients, args.rate, args.latency_warmup)
     warm = Message.objects.count()
     sent = send_paced(agent, clients, args.rate, args.latency_duration)
-    total = warm + len(sent)
     # The messages' deliveries settle first; the receiver then holds them and any ledger
     # checkpoint the worker sent meanwhile (arrivals_check leaves those out).
     ids = list(Delivery.objects.filter(payload__type="message.sent").values_list("id", flat=True))
     settled = wait_settled(ids, timeout=120)
     checkpoints = Delivery.objects.filter(payload__type="audit.checkpoint").count()
-    arrived = receiver.wait_for(total + checkpoints, timeout=60)
+    arrived = receiver.wait_for(warm + len(sent) + checkpoints, timeout=60)
     worker_info = pool.stop()
     records, receiver_cpu = receiver.records()
-
     arrival = {mid: t for t, _, mid, _ in records if mid}
-    started = dict(
-        DeliveryAttempt.objects.filter(number=1).values_list("delivery__subject_id", "started_at")
-    )
-    to_arrival, to_attempt, send_time = [], [], []
-    for s in sent:
-        send_time.append(s["committed"] - s["before"])
-        if s["id"] in arrival:
-            to_arrival.append(arrival[s["id"]] - s["committed"])
-        first = started.get(uuid.UUID(s["id"]))
-        if first is not None:
-            to_attempt.append(first.timestamp() - s["committed"])
+    first = DeliveryAttempt.objects.filter(number=1)
+    started = dict(first.values_list("delivery__subject_id", "started_at"))
+    to_attempt = [
+        started[uuid.UUID(s["id"])].timestamp() - s["committed"]
+        for s in sent
+        if uuid.UUID(s["id"]) in started
+    ]
     span = sent[-1]["committed"] - sent[0]["before"] if len(sent) > 1 else 0
     out = {
         "vendor": connection.vendor,
@@ -711,9 +435,11 @@ def latency(
         "warmup_messages": warm,
         "messages": len(sent),
         "achieved_rate": round((len(sent) - 1) / span, 2) if span else None,
-        "send_to_first_attempt": summary_ms(to_attempt),
-        "send_to_arrival": summary_ms(to_arrival),
-        "message_send_call": summary_ms(send_time),
+        "send_to_first_attempt": common.summary_ms(to_attempt),
+        "send_to_arrival": common.summary_ms(
+            [arrival[s["id"]] - s["committed"] for s in sent if s["id"] in arrival]
+        ),
+        "message_send_call": common.summary_ms([s["committed"] - s["before"] for s in sent]),
         "arrived_in_time": arrived and settled,
         "receiver": arrivals_check(
             records, set(Delivery.objects.values_list("webhook_id", flat=True))
@@ -734,7 +460,7 @@ def latency(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--parts", default="throughput,idle,latency")
+    parser.add_argument("--parts", default="throughput,latency")
     parser.add_argument("--count", type=int, default=datagen.DEFAULT_COUNT)
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument(
@@ -745,11 +471,9 @@ def main() -> None:
     parser.add_argument("--latency-duration", type=float, default=20.0)
     parser.add_argument("--latency-warmup", type=float, default=2.0)
     args = parser.parse_args()
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-
+    runners = {"throughput": throughput, "latency": latency}
     WORK.mkdir(parents=True, exist_ok=True)
-    admin, agent = users()
-    receiver = Receiver()
+    agent = common.bench_users()[1]
     report: dict[str, Any] = {
         "vendor": connection.vendor,
         "receiver": "bench/receiver.py: uvicorn 0.54 (h11, asyncio), 1 process, bare ASGI app",
@@ -757,13 +481,15 @@ def main() -> None:
         if connection.vendor == "postgresql"
         else None,
     }
+    port = common.free_port()
+    command = [str(common.PYTHON), str(common.BENCH_DIR / "receiver.py"), "--port", str(port)]
     try:
-        for part in parts:
-            log(f"part: {part}")
-            runner = {"throughput": throughput, "idle": idle_cost, "latency": latency}[part]
-            report[part] = runner(args, admin, agent, receiver)
+        with common.served(command, port, log=WORK / "receiver.log", path="/_count"):
+            receiver = Receiver(port)
+            for part in filter(None, (p.strip() for p in args.parts.split(","))):
+                log(f"part: {part}")
+                report[part] = runners[part](args, agent, receiver)
     finally:
-        receiver.stop()
         # Leave the bench database as the send benchmark expects it: no endpoint.
         OutgoingEndpoint.objects.all().delete()
     args.out.write_text(json.dumps(report, indent=2, default=str))

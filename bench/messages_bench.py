@@ -16,72 +16,44 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "src"))
-sys.path.insert(0, str(PROJECT))
+import common
 
 SEED = 20261130
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
-def _setup(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientdesk.settings")
-    os.environ.setdefault("CLIENTDESK_VAR_DIR", str(PROJECT / "var" / "bench-followup"))
-    import django
-
-    django.setup()
-
-
-def _log(text: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
-
-
 def load(*, clients: int, messages: int) -> None:
     """Wipe and load: `clients` clients, `messages` messages spread over them in time order,
     with each conversation's row as the follow-up hook would leave it."""
-    from bench.datagen import client_values
-    from django.db import connection, transaction
+    from django.db import connection
 
     from clientdesk.accounts.models import User
     from clientdesk.clients.models import Client
     from clientdesk.followup.models import Conversation, FollowUpDue
     from clientdesk.messaging.models import Direction, Message, ReplyState
+    from datagen import client_values
 
     rng = random.Random(SEED)
-    with transaction.atomic():
-        FollowUpDue.objects.all().delete()
-        Conversation.objects.all().delete()
-        with connection.cursor() as cursor:
-            for table in (
-                "messaging_idempotencykey",
-                "delivery_deliveryattempt",
-                "delivery_delivery",
-                "audit_activityevent",
-                "messaging_message",
-            ):
-                cursor.execute(f"DELETE FROM {table}")
-        Client.objects.all().delete()
+    common.empty_sent_tables()
+    Client.objects.all().delete()
     staff = [
         User.objects.get_or_create(username=f"bench{i}", defaults={"first_name": f"Bench{i}"})[0]
         for i in range(8)
     ]
-    _log(f"clients: {clients:,}")
+    common.say("messages", f"clients: {clients:,}")
     for begin in range(0, clients, 5000):
         rows = [Client(**client_values(n)) for n in range(begin, min(begin + 5000, clients))]
         Client.objects.bulk_create(rows)
     client_ids = list(Client.objects.order_by("external_id").values_list("id", flat=True))
 
-    _log(f"messages: {messages:,}")
+    common.say("messages", f"messages: {messages:,}")
     step = timedelta(seconds=(330 * 86400) / messages)  # about eleven months of traffic
     now = START + step * messages
     # Pass 1: who writes when, and which clocks each message starts; then settle the clocks as
@@ -145,10 +117,9 @@ def load(*, clients: int, messages: int) -> None:
                 m.reply_state = ReplyState.AWAITING
                 dues.append(FollowUpDue(message_id=m.id, due_at=m.reply_due_at))
         batch.append(m)
-        if len(batch) == 5000:
+        if len(batch) == 5000 or i == messages - 1:
             Message.objects.bulk_create(batch)
             batch.clear()
-    Message.objects.bulk_create(batch)
     FollowUpDue.objects.bulk_create(dues, batch_size=5000)
 
     conversations = []
@@ -177,40 +148,31 @@ def load(*, clients: int, messages: int) -> None:
     Conversation.objects.bulk_create(conversations, batch_size=5000)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    _log(f"loaded: {messages:,} messages, {len(conversations):,} conversations")
+    common.say("messages", f"loaded: {messages:,} messages, {len(conversations):,} conversations")
 
 
-def measure(*, repeat: int) -> dict[str, object]:
-    from bench.common import summary_ms
+def measure(*, repeat: int) -> dict[str, Any]:
     from django.db import connection
 
     from clientdesk.accounts.models import User
-    from clientdesk.followup.selectors import (
-        ConversationFilters,
-        MessageFilters,
-        conversations_list,
-        messages_list,
-    )
+    from clientdesk.followup.selectors import ConversationFilters as Conv
+    from clientdesk.followup.selectors import MessageFilters as Msgs
+    from clientdesk.followup.selectors import conversations_list, messages_list
     from clientdesk.messaging.models import Message
 
     viewer = User.objects.filter(is_superuser=True).first() or User.objects.create_superuser(
         "bench-admin", password=uuid.uuid4().hex
     )
-    some_client = (
-        Message.objects.order_by("-created_at").values_list("client_id", flat=True).first()
-    )
+    latest = Message.objects.order_by("-created_at").values_list("client_id", flat=True).first()
     sender = User.objects.filter(username="bench3").first()
     a_month = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
 
-    def conv(view: str, **kw: object):
-        return lambda cursor: conversations_list(
-            user=viewer, filters=ConversationFilters(view=view, **kw), cursor=cursor, limit=25
-        )
+    def conv(view: str, **kw: Any) -> Any:
+        filters = Conv(view=view, **kw)
+        return lambda c: conversations_list(user=viewer, filters=filters, cursor=c, limit=25)
 
-    def msgs(**kw: object):
-        return lambda cursor: messages_list(
-            user=viewer, filters=MessageFilters(**kw), cursor=cursor, limit=50
-        )
+    def msgs(**kw: Any) -> Any:
+        return lambda c: messages_list(user=viewer, filters=Msgs(**kw), cursor=c, limit=50)
 
     cases = {
         "page: All": conv("all"),
@@ -225,34 +187,34 @@ def measure(*, repeat: int) -> dict[str, object]:
         "api: needs_response=true": msgs(needs_response=True),
         "api: overdue=true": msgs(overdue=True),
         "api: direction=in": msgs(direction="in"),
-        "api: client": msgs(client_id=some_client),
+        "api: client": msgs(client_id=latest),
         "api: since/until one month": msgs(since=a_month[0], until=a_month[1]),
     }
-    results: dict[str, object] = {}
-    for name, run in cases.items():
-        first, deep = [], []
+
+    def timed(run: Any, cursor: Any) -> list[float]:
+        times = []
         for _ in range(repeat):
             t = time.perf_counter()
-            page = run(None)
-            first.append(time.perf_counter() - t)
-        cursor = None
-        page = run(None)
+            run(cursor)
+            times.append(time.perf_counter() - t)
+        return times
+
+    results: dict[str, Any] = {}
+    for name, run in cases.items():
+        first = timed(run, None)
+        cursor, page = None, run(None)
         for _ in range(19):
             if not page.next_cursor:
                 break
             cursor = page.next_cursor
             page = run(cursor)
-        if cursor:
-            for _ in range(repeat):
-                t = time.perf_counter()
-                run(cursor)
-                deep.append(time.perf_counter() - t)
+        deep = timed(run, cursor) if cursor else None
         results[name] = {
-            "first_page": summary_ms(first),
-            "page_20": summary_ms(deep) if deep else None,
+            "first_page": common.summary_ms(first),
+            "page_20": common.summary_ms(deep) if deep else None,
             "rows": len(page.items),
         }
-        _log(f"{name}: first p95 {results[name]['first_page'].get('p95_ms')} ms")  # type: ignore[index]
+        common.say("messages", f"{name}: first p95 {results[name]['first_page'].get('p95_ms')} ms")
     return {"vendor": connection.vendor, "cases": results}
 
 
@@ -265,29 +227,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
     if args.load:
-        env = {**os.environ, "DATABASE_URL": args.database_url}
+        manage = [str(common.PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
         subprocess.run(
-            [sys.executable, str(PROJECT / "manage.py"), "migrate", "--noinput", "-v0"],
-            env=env,
-            check=True,
+            manage, env=common.django_env(args.database_url), cwd=common.PROJECT, check=True
         )
-    _setup(args.database_url)
+    common.setup_django(DATABASE_URL=args.database_url)
     if args.load:
         load(clients=args.clients, messages=args.messages)
-    from bench.common import OtherWork
-    from django.db import connection
-
-    other = OtherWork()
+    other = common.OtherWork()
     result = measure(repeat=args.repeat)
     # CPU that other processes used meanwhile (the database server's included): context for
     # the latencies on a shared 2-core machine.
     result["other_work"] = other.finish()
     result["messages"] = args.messages
     result["measured_at"] = datetime.now(UTC).isoformat()
-    out = PROJECT / "bench" / "results" / f"messages_{connection.vendor}.json"
+    out = common.RESULTS_DIR / f"messages_{result['vendor']}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    _log(f"wrote {out}")
+    common.say("messages", f"wrote {out}")
 
 
 if __name__ == "__main__":

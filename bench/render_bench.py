@@ -6,30 +6,26 @@ and sender are unsaved objects). Prints, per template, the median and worst wall
 time, the peak of Python allocations (tracemalloc, in a separate pass) and the outcome.
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientdesk.settings")
+from common import PROJECT, setup_django
 
-import django  # noqa: E402
+sys.path.insert(0, str(PROJECT))  # for tests.messaging
+setup_django()
 
-django.setup()
+from tests.messaging.test_rendering import HOSTILE
 
-from tests.messaging.test_rendering import HOSTILE  # noqa: E402
-
-from clientdesk.accounts.models import User  # noqa: E402
-from clientdesk.clients.models import Client  # noqa: E402
-from clientdesk.messaging.rendering import RenderFailed, render_message  # noqa: E402
+from clientdesk.accounts.models import User
+from clientdesk.clients.models import Client
+from clientdesk.messaging.rendering import RenderFailed, render_message
 
 PLAIN = (
     "Hi {{ firstName }}, your order {{ note | truncate: 20 }} ships today. {{ sender.fullName }}"

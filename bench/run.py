@@ -10,7 +10,7 @@
 3. search: the 200 queries on SQLite, then PostgreSQL (bench/search_bench.py).
 4. send: API sends beside the replay references (bench/send_bench.py).
 5. delivery: bench/delivery_bench.py, with its own options passed on.
-Writes bench/results/bench-<UTC time>.json and latest.json; prints each part's summary.
+Writes bench/results/bench-<UTC time>.json and latest.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,12 +32,16 @@ PARTS = ("serve", "search", "send", "delivery")
 PROTECTED = {"test", "test_test", "root", "postgres", "template0", "template1"}
 
 
-def child(script: str, url: str, *args: str) -> dict[str, Any]:
+def child(script: str, url: str, *args: str, wait: bool = True) -> Any:
     """Run bench/<script> with DATABASE_URL=url; its --out file is the result."""
-    out = VAR_DIR / f"{Path(script).stem}-{url.rsplit('/', 1)[-1]}.json"
+    out = VAR_DIR / f"{script.removesuffix('.py')}-{url.rsplit('/', 1)[-1]}.json"
     command = [str(PYTHON), str(BENCH_DIR / script), "--out", str(out), *args]
-    subprocess.run(command, env=django_env(url), cwd=BENCH_DIR, check=True)
-    return dict(json.loads(out.read_text()))
+    proc = subprocess.Popen(command, env=django_env(url), cwd=BENCH_DIR)
+    if not wait:
+        return proc
+    if proc.wait():
+        raise SystemExit(f"{script} failed ({proc.returncode})")
+    return json.loads(out.read_text())
 
 
 def prepare(count: int) -> None:
@@ -53,12 +56,7 @@ def prepare(count: int) -> None:
         manage = [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"]
         subprocess.run(manage, env=django_env(url), cwd=BENCH_DIR.parent, check=True)
     loads = [
-        subprocess.Popen(
-            [str(PYTHON), "loader.py", "--count", str(count), "--out", f"{VAR_DIR}/load-{i}.json"],
-            env=django_env(url),
-            cwd=BENCH_DIR,
-        )
-        for i, url in enumerate((SQLITE_URL, PG_URL))
+        child("loader.py", url, f"--count={count}", wait=False) for url in (SQLITE_URL, PG_URL)
     ]
     if any(p.wait() for p in loads):
         raise SystemExit("loading the clients failed")
@@ -78,13 +76,9 @@ def main() -> None:
     prepare(args.count)
     report: dict[str, Any] = {"started": started.isoformat(), "argv": sys.argv[1:]}
     report["load_average_start"] = os.getloadavg()
+    load = f"--connections={args.connections}"
     if "serve" in parts:
-        report["serve"] = child(
-            "serve_bench.py",
-            PG_URL,
-            f"--rounds={args.rounds}",
-            f"--connections={args.connections}",
-        )
+        report["serve"] = child("serve_bench.py", PG_URL, f"--rounds={args.rounds}", load)
     if "search" in parts:
         verify = ["--verify"] if args.verify_search else []
         report["search"] = {
@@ -92,12 +86,7 @@ def main() -> None:
             for url in (SQLITE_URL, PG_URL)
         }
     if "send" in parts:
-        report["send"] = child(
-            "send_bench.py",
-            PG_URL,
-            f"--duration={args.duration}",
-            f"--connections={args.connections}",
-        )
+        report["send"] = child("send_bench.py", PG_URL, f"--duration={args.duration}", load)
     if "delivery" in parts:
         report["delivery"] = child("delivery_bench.py", PG_URL, *delivery_args)
     report["load_average_end"] = os.getloadavg()

@@ -1,37 +1,26 @@
 """API sends on PostgreSQL under the production web server, beside two raw psycopg references
-built from what a real send executes.
+built from what a real send executes (method: docs/PERFORMANCE.md, "Method", Send).
 
     DATABASE_URL=... python bench/send_bench.py --out FILE [--duration 20] [--connections 8]
 
-1. Capture: one send (after one warm-up send) goes through the whole Django stack in process
-   (test client, bearer token), with an execute wrapper recording every statement, its
-   parameters, whether it ran inside the transaction, and the rows it returned.
-2. The app: the Procfile's `web` command (granian WSGI, 2 workers) serves the database; wrk
-   with `--connections` keep-alive connections POSTs `/api/v1/clients/{id}/messages` with a
-   fresh Idempotency-Key to random clients (bench/send.lua). Server and database CPU per send
-   come from psutil.
-3. Reference (a), "replay": the captured statements, replayed by `--connections` psycopg
-   connections, each outside-transaction statement on its own, the transaction's statements
-   in one transaction, with fresh values: every UUID that is not the sender's becomes a new
-   one, a random client stands in for the captured one, timestamps move to now, a 64-hex
-   value (hash, fingerprint) that no earlier statement returned becomes a new random one, and a
-   value an earlier statement returned (a ledger head, a returned id) is replaced by what
-   that statement returns now (and that value + 1 by its new value + 1, for sequences).
-4. Reference (b), "rows only": only the captured INSERTs, in one transaction, no lock, no read;
-   values returned earlier (and + 1) become fresh unique numbers.
-The message tables are emptied before each part; after the app's part the ledger must verify
-and every 201 must have its message.
+1. Capture: one in-process send (test client, bearer token; after a warm-up send) records every
+   statement, its parameters, whether it ran in the transaction, and the rows it returned.
+2. The app: the Procfile's `web` command; wrk (bench/send.lua) POSTs messages with a fresh
+   Idempotency-Key to random clients. Server and database CPU per send from psutil.
+3. "replay": the captured statements replayed by psycopg connections with fresh values (new
+   UUIDs but the sender's, a random client, timestamps moved to now, new 64-hex values, and
+   values an earlier statement returned replaced by what it returns now, + 1 included).
+4. "rows only": only the captured INSERTs of the transaction; returned values become fresh
+   unique numbers. Tables are emptied before each part; after the app's the ledger must verify.
 """
 
-# Django is set up (below) before anything imports a model.
 # ruff: noqa: E402
-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
-import io
 import itertools
 import json
 import os
@@ -41,47 +30,31 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientdesk.settings")
-os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-os.environ.setdefault("CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS", "1")
+import common
 
-import django
-
-django.setup()
+# The test client's host; the endpoint (a send writes its delivery) is on 127.0.0.1.
+common.setup_django(
+    ALLOWED_HOSTS="127.0.0.1,localhost,testserver", CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS="1"
+)
 
 import psycopg
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client as TestClient
 from psycopg.types.json import Jsonb
 
-from clientdesk.accounts.models import User
 from clientdesk.accounts.services import api_token_create
 from clientdesk.audit.selectors import audit_verify
 from clientdesk.audit.services import audit_sequence
 from clientdesk.clients.models import Client
 from clientdesk.delivery.services import endpoint_configure
 from clientdesk.messaging.models import Message
-from common import BENCH_DIR, OtherWork, cpu_seconds, django_env, free_port, served, wrk
 
-BODY = "Hello {{ firstName }}, your monthly statement is ready in your online cabinet."
 WEB = "granian --interface wsgi clientdesk.wsgi:application --workers 2 --blocking-threads 8"
-TABLES = (
-    "messaging_idempotencykey",
-    "messaging_message",
-    "audit_activityevent",
-    "delivery_deliveryattempt",
-    "delivery_delivery",
-    "audit_auditentry",
-    "audit_auditrecord",
-    "audit_audittreenode",
-    "audit_auditcheckpoint",
-    "core_liveevent",
-)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -94,25 +67,10 @@ class Step:
     rows: list[tuple[Any, ...]]
 
 
-def setup(clients: int) -> tuple[User, str, list[str]]:
-    agent, _ = User.objects.get_or_create(username="bench-agent", defaults={"first_name": "B"})
-    agent.groups.add(Group.objects.get(name="Agent"))
-    admin, _ = User.objects.get_or_create(username="bench-admin", is_superuser=True)
-    # A send then writes one webhook delivery, as in production (no worker runs here).
-    endpoint_configure(user=admin, url="http://127.0.0.1:9/hook", enabled=True)
-    ids = [str(pk) for pk in Client.objects.order_by("?").values_list("pk", flat=True)[:clients]]
-    return agent, api_token_create(user=agent)[1], ids
-
-
-def empty_tables() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-
-
 def post(http: TestClient, token: str, client_id: str) -> Any:
     return http.post(
         f"/api/v1/clients/{client_id}/messages",
-        {"body": BODY},
+        {"body": common.BODY},
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {token}",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
@@ -125,11 +83,9 @@ def capture(token: str, client_id: str) -> list[Step]:
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         result = execute(sql, params, many, context)
         cursor = context["cursor"].cursor
-        rows = []
-        if cursor.description is not None:
-            rows = cursor.fetchall()
-            if rows:
-                cursor.scroll(0, mode="absolute")  # the ORM reads them again
+        rows = cursor.fetchall() if cursor.description is not None else []
+        if rows:
+            cursor.scroll(0, mode="absolute")  # the ORM reads them again
         steps.append(Step(sql, params, connection.in_atomic_block, rows))
         return result
 
@@ -140,8 +96,8 @@ def capture(token: str, client_id: str) -> list[Step]:
     return steps
 
 
-def profile_sends(token: str, client_ids: list[str], n: int = 200) -> str:
-    """cProfile of `n` in-process sends, cumulative time by package (where the CPU goes)."""
+def profile_sends(token: str, client_ids: list[str], n: int) -> str:
+    """cProfile of `n` in-process sends, own CPU time by package (where the CPU goes)."""
     http = TestClient()
     post(http, token, client_ids[0])
     profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
@@ -149,26 +105,42 @@ def profile_sends(token: str, client_ids: list[str], n: int = 200) -> str:
     for i in range(n):
         post(http, token, client_ids[i % len(client_ids)])
     profiler.disable()
-    stats = pstats.Stats(profiler, stream=io.StringIO())
-    own: dict[str, float] = {}
-    for (path, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    own: Counter[str] = Counter()
+    for (path, _, _), (_, _, tottime, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
         match = re.search(r"site-packages/([a-z_]+)|/(clientdesk)/([a-z_]+)", path)
         label = (match[1] or f"{match[2]}.{match[3]}") if match else "python (stdlib, builtins)"
-        own[label] = own.get(label, 0.0) + tottime
+        own[label] += tottime
     total = sum(own.values())
     lines = [
         f"{n} sends: {total / n * 1000:.2f} ms CPU each (under cProfile); own time by package:"
     ]
-    for label, seconds in sorted(own.items(), key=lambda kv: -kv[1])[:12]:
+    for label, seconds in own.most_common(12):
         lines.append(f"  {label:34} {seconds / n * 1000:6.2f} ms  {seconds / total:5.1%}")
     return "\n".join(lines)
 
 
+def _mappable(v: Any) -> bool:
+    return isinstance(v, int | str | uuid.UUID) and not isinstance(v, bool)
+
+
+def _flat(params: Any) -> list[Any]:
+    return [x for p in params for x in _flat(p)] if isinstance(params, list | tuple) else [params]
+
+
+def _walk(value: Any, leaf: Any) -> Any:
+    if isinstance(value, Jsonb):
+        return Jsonb(_walk(value.obj, leaf), dumps=value.dumps)
+    if isinstance(value, dict):
+        return {k: _walk(v, leaf) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_walk(v, leaf) for v in value)
+    return leaf(value)
+
+
 class Replay:
     def __init__(self, steps: list[Step], keep: set[Any], client_id: str, rows_only: bool):
-        self.steps = [s for s in steps if s.in_transaction and s.sql.startswith("INSERT")]
-        if not rows_only:
-            self.steps = steps
+        inserts = [s for s in steps if s.in_transaction and s.sql.startswith("INSERT")]
+        self.steps = inserts if rows_only else steps
         self.keep = {str(k) for k in keep}
         self.client_id = client_id
         self.rows_only = rows_only
@@ -187,23 +159,16 @@ class Replay:
             uuid.UUID(self.client_id): uuid.UUID(client_id),
         }
         shift = dt.datetime.now(dt.UTC) - self.captured_at
-        transaction = None
-        for step in self.steps:
-            if step.in_transaction and transaction is None:
-                transaction = conn.transaction()
-                transaction.__enter__()
-            elif not step.in_transaction and transaction is not None:
-                transaction.__exit__(None, None, None)
-                transaction = None
-            params = _walk(step.params, lambda v: self.value(v, fresh, shift))
-            cur = conn.execute(step.sql, params)
-            if step.rows and not self.rows_only:
-                for old_row, new_row in zip(step.rows, cur.fetchall(), strict=False):
-                    for old, new in zip(old_row, new_row, strict=True):
-                        if _mappable(old) and old != new:
-                            fresh[old] = new
-        if transaction is not None:
-            transaction.__exit__(None, None, None)
+        for in_transaction, steps in itertools.groupby(self.steps, lambda s: s.in_transaction):
+            with conn.transaction() if in_transaction else contextlib.nullcontext():
+                for step in steps:
+                    params = _walk(step.params, lambda v: self.value(v, fresh, shift))
+                    cur = conn.execute(step.sql, params)
+                    rows = cur.fetchall() if step.rows and not self.rows_only else []
+                    for old_row, new_row in zip(step.rows, rows, strict=False):
+                        for old, new in zip(old_row, new_row, strict=True):
+                            if _mappable(old) and old != new:
+                                fresh[old] = new
 
     def value(self, v: Any, fresh: dict[Any, Any], shift: dt.timedelta) -> Any:
         if isinstance(v, bool) or v is None:
@@ -227,40 +192,18 @@ class Replay:
         return v
 
     def _uuid_text(self, text: str, fresh: dict[Any, Any]) -> str:
-        if text in self.keep:
-            return text
-        if text not in fresh:
+        if text not in self.keep and text not in fresh:
             fresh[text] = str(fresh.get(uuid.UUID(text)) or uuid.uuid4())
             fresh.setdefault(uuid.UUID(text), uuid.UUID(fresh[text]))
-        return str(fresh[text])
+        return text if text in self.keep else str(fresh[text])
 
 
-def _mappable(v: Any) -> bool:
-    return isinstance(v, int | str | uuid.UUID) and not isinstance(v, bool)
-
-
-def _flat(params: Any) -> list[Any]:
-    if isinstance(params, list | tuple):
-        return [x for p in params for x in _flat(p)]
-    return [params]
-
-
-def _walk(value: Any, leaf: Any) -> Any:
-    if isinstance(value, Jsonb):
-        return Jsonb(_walk(value.obj, leaf), dumps=value.dumps)
-    if isinstance(value, dict):
-        return {k: _walk(v, leaf) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_walk(v, leaf) for v in value)
-    return leaf(value)
-
-
-def run_replay(replay: Replay, dsn: str, clients: list[str], connections: int, seconds: float):
+def run_replay(replay: Replay, clients: list[str], connections: int, seconds: float) -> Any:
     counts, errors, stop = [0] * connections, [], time.monotonic() + seconds
 
     def work(i: int) -> None:
         rng = random.Random(i)
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
             while time.monotonic() < stop:
                 try:
                     replay.run(conn, rng.choice(clients))
@@ -275,11 +218,8 @@ def run_replay(replay: Replay, dsn: str, clients: list[str], connections: int, s
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    return {
-        "per_second": round(sum(counts) / elapsed, 1),
-        "count": sum(counts),
-        "errors": errors[:5],
-    }
+    count = sum(counts)
+    return {"per_second": round(count / elapsed, 1), "count": count, "errors": errors[:5]}
 
 
 def bench_backends() -> set[int]:
@@ -289,36 +229,37 @@ def bench_backends() -> set[int]:
 
 
 def run_app(token: str, clients: list[str], connections: int, seconds: int) -> dict[str, Any]:
-    script = BENCH_DIR / "results" / "send.lua"
+    script = common.RESULTS_DIR / "send.lua"
     script.parent.mkdir(exist_ok=True)
     script.write_text(
-        (BENCH_DIR / "send.lua")
+        (common.BENCH_DIR / "send.lua")
         .read_text()
         .replace("TOKEN", token)
         .replace("CLIENTS", ", ".join(f'"{c}"' for c in clients))
-        .replace("BODY", json.dumps({"body": BODY}).replace('"', '\\"'))
+        .replace("BODY", json.dumps({"body": common.BODY}).replace('"', '\\"'))
     )
-    port = free_port()
-    env = django_env(os.environ["DATABASE_URL"])
-    with served(f"{WEB} --port {port}", port, env, BENCH_DIR / "results" / "send-web.log") as web:
+    port = common.free_port()
+    env = common.django_env(os.environ["DATABASE_URL"])
+    with common.served(
+        f"{WEB} --port {port}", port, env, common.RESULTS_DIR / "send-web.log"
+    ) as web:
         url = f"http://127.0.0.1:{port}/"
-        wrk(url, duration=3, connections=connections, script=script)
-        empty_tables()
-        cpu_web = cpu_seconds(web.pid, children=True) or 0.0
+        common.wrk(url, duration=3, connections=connections, script=script)
+        common.empty_sent_tables()
         backends = bench_backends()
-        cpu_db = sum(cpu_seconds(pid) or 0.0 for pid in backends)
-        other = OtherWork()
-        out = wrk(url, duration=seconds, connections=connections, script=script)
+        cpu_web = common.cpu_seconds(web.pid, children=True)
+        cpu_db = sum(common.cpu_seconds(pid) for pid in backends)
+        other = common.OtherWork()
+        out = common.wrk(url, duration=seconds, connections=connections, script=script)
         machine = other.finish(ours=backends)
-        cpu_web = (cpu_seconds(web.pid, children=True) or 0.0) - cpu_web
-        cpu_db = sum(cpu_seconds(pid) or 0.0 for pid in bench_backends()) - cpu_db
+        cpu_web = common.cpu_seconds(web.pid, children=True) - cpu_web
+        cpu_db = sum(common.cpu_seconds(pid) for pid in bench_backends()) - cpu_db
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     created = total - (int(failed[1]) if failed else 0)
     saved = Message.objects.count()
     audit_sequence()  # what the worker does moments after each send
-    chain = audit_verify()
     return {
         "per_second": round(created / seconds, 1),
         "created": created,
@@ -326,7 +267,7 @@ def run_app(token: str, clients: list[str], connections: int, seconds: int) -> d
         "socket_errors": errors[0] if errors else None,
         "latency": re.findall(r"\s+(50|90|99)(?:\.000)?%\s+(\S+)", out),
         "messages_saved": saved,
-        "ledger": str(chain),
+        "ledger": str(audit_verify()),
         "server_cpu_ms_per_send": round(cpu_web / max(created, 1) * 1000, 2),
         "database_cpu_ms_per_send": round(cpu_db / max(created, 1) * 1000, 2),
         "machine": machine,
@@ -342,32 +283,32 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=200, help="sends to profile (0: none)")
     args = parser.parse_args()
 
-    agent, token, clients = setup(args.clients)
-    empty_tables()
+    admin, agent = common.bench_users()
+    # A send then writes one webhook delivery, as in production (no worker runs here).
+    endpoint_configure(user=admin, url="http://127.0.0.1:9/hook", enabled=True)
+    ids = Client.objects.order_by("?").values_list("pk", flat=True)[: args.clients]
+    clients = [str(pk) for pk in ids]
+    token = api_token_create(user=agent)[1]
+    common.empty_sent_tables()
     steps = capture(token, clients[0])
-    in_tx = [s for s in steps if s.in_transaction]
-    print(
-        f"  a send runs {len(steps)} statements ({len(in_tx)} in its transaction, + BEGIN, COMMIT)"
-    )
+    in_tx = sum(s.in_transaction for s in steps)
+    print(f"  a send runs {len(steps)} statements ({in_tx} in its transaction, + BEGIN, COMMIT)")
     result: dict[str, Any] = {
         "statements": [s.sql[:200] for s in steps],
         "profile": profile_sends(token, clients, args.profile) if args.profile else None,
     }
     print(result["profile"] or "", flush=True)
-    dsn = os.environ["DATABASE_URL"]
-    keep = {agent.pk}
     for name, rows_only in (("replay", False), ("rows_only", True)):
-        empty_tables()
-        replay = Replay(steps, keep, clients[0], rows_only)
-        run_replay(replay, dsn, clients, args.connections, 2)
-        result[name] = run_replay(replay, dsn, clients, args.connections, args.duration)
+        common.empty_sent_tables()
+        replay = Replay(steps, {agent.pk}, clients[0], rows_only)
+        run_replay(replay, clients, args.connections, 2)
+        result[name] = run_replay(replay, clients, args.connections, args.duration)
         print(f"  {name}: {result[name]}", flush=True)
     result["app"] = run_app(token, clients, args.connections, args.duration)
     print(f"  app: {result['app']}", flush=True)
     for ref in ("replay", "rows_only"):
-        result[f"app_share_of_{ref}"] = round(
-            result["app"]["per_second"] / max(result[ref]["per_second"], 0.1), 3
-        )
+        share = result["app"]["per_second"] / max(result[ref]["per_second"], 0.1)
+        result[f"app_share_of_{ref}"] = round(share, 3)
     args.out.write_text(json.dumps(result, indent=2, default=str))
 
 

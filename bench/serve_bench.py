@@ -48,13 +48,10 @@ def main() -> None:
         for name in names:
             port = free_port()
             command = f"{VENV_BIN}/" + SERVERS[name].format(port=port)
+            url = f"http://127.0.0.1:{port}/healthz"
             with served(command, port):
-                wrk(f"http://127.0.0.1:{port}/healthz", duration=2, connections=args.connections)
-                out = wrk(
-                    f"http://127.0.0.1:{port}/healthz",
-                    duration=args.duration,
-                    connections=args.connections,
-                )
+                wrk(url, duration=2, connections=args.connections)
+                out = wrk(url, duration=args.duration, connections=args.connections)
             rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
             results[name].append(rate)
             print(f"round {round_no}  {name:26} {rate:9.1f} req/s", flush=True)
