@@ -381,3 +381,32 @@ def test_a_template_may_expect_a_reply_by_default(manager, agent, api_for, clien
     client.force_login(agent)
     panel = client.get(f"/clients/{client_obj.id}/send/").content.decode()
     assert f'data-id="{template_id}" data-expects-reply="1"' in panel
+
+
+def test_a_retry_replays_its_answer_after_the_template_was_deactivated(
+    manager, agent, client_obj
+):
+    """The key's answer stands even when the same request would now be refused."""
+    from clientdesk.core.errors import ValidationFailed
+    from clientdesk.messaging.models import Message
+    from clientdesk.messaging.services.templates import template_set_active
+
+    version = template_create(author=manager, name="Notice", body="Notice", language="en")
+
+    def send(key):
+        return message_send(
+            sender=agent,
+            client_id=client_obj.id,
+            template_id=version.template_id,
+            idempotency_key=key,
+            meta=RequestMeta(),
+        )
+
+    first = send("notice-1")
+    template_set_active(author=manager, template_id=version.template_id, active=False)
+    again = send("notice-1")
+    assert again.replayed
+    assert again.message_id == first.message_id
+    with pytest.raises(ValidationFailed, match="deactivated"):
+        send("notice-2")
+    assert Message.objects.count() == 1

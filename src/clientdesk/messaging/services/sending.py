@@ -205,17 +205,23 @@ def message_send_prepare(
         expects_reply=expects_reply,
         reply_due_at=reply_due_at,
     )
-    existing = idempotency_key_find(user=sender, key=idempotency_key)
-    if existing is not None:
-        return idempotency_replay(existing, fingerprint)
-    # After the replay: a retry of a send that went through still gets its answer.
-    if not client.is_active:
-        raise ValidationFailed(
-            f"{client.full_name} is deactivated: messages cannot be sent. Reactivate the client "
-            "first.",
-            errors={"client": ["The client is deactivated."]},
-        )
-    composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
+    # A new key is the common case, so its lookup is folded into the write (the key's unique
+    # index, see message_send_commit). A request that would fail now still replays an earlier
+    # answer under its key: a retry of a send that went through gets that answer, even after
+    # the client was deactivated or the template changed.
+    try:
+        if not client.is_active:
+            raise ValidationFailed(
+                f"{client.full_name} is deactivated: messages cannot be sent. Reactivate the "
+                "client first.",
+                errors={"client": ["The client is deactivated."]},
+            )
+        composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
+    except ValidationFailed:
+        existing = idempotency_key_find(user=sender, key=idempotency_key)
+        if existing is not None:
+            return idempotency_replay(existing, fingerprint)
+        raise
     return SendRequest(
         sender=sender,
         composed=composed,
@@ -230,81 +236,87 @@ def message_send_prepare(
 def message_send_commit(request: SendRequest) -> SendResult:
     """Write the message, its timeline event and ledger record, and the idempotency answer.
 
-    A concurrent request with the same key waits on the key's unique index and then
-    replays this one's answer.
+    The answer is stored under the key's unique index in the same transaction. A key answered
+    before (or by a concurrent request, which waits on the index until that one commits) ends
+    this transaction, so nothing of this attempt remains, and the stored answer is replayed.
     """
-    try:
-        with transaction.atomic():
-            now = timezone.now()
-            key = IdempotencyKey.objects.create(
-                user=request.sender,
-                key=request.idempotency_key,
-                fingerprint=request.fingerprint,
-                created_at=now,
-            )
-            composed = request.composed
-            version = composed.template_version
-            message = Message.objects.create(
-                client=composed.client,
-                direction=Direction.OUT,
-                sender=request.sender,
-                body=composed.rendered.body,
-                source=composed.source,
-                variables=composed.rendered.variables,
-                template=version.template if version else None,
-                template_version=version.version if version else None,
-                template_language=composed.template_language,
-                idempotency_key=request.idempotency_key,
-                request_ip=request.meta.ip,
-                user_agent=request.meta.user_agent,
-                request_id=request.meta.request_id,
-                created_at=now,
-                expects_reply=request.expects_reply,
-                reply_due_at=request.reply_due_at,
-            )
-            message_written(message)
-            activity_record(
-                client=composed.client,
-                type=ActivityType.MESSAGE_SENT,
-                actor=request.sender,
-                created_at=now,
-                subject_id=message.id,
-                data={"message_id": str(message.id), "body": message.body},
-            )
-            deliveries = message_deliveries_create(message)
-            response = message_representation(message, deliveries=deliveries)
-            key.message = message
-            key.response_body = response
-            key.save(update_fields=["message", "response_body"])
-            audit_append(
-                actor=request.sender,
-                action="message.sent",
-                object_type="message",
-                object_id=message.id,
-                created_at=now,
-                data={
-                    "client_id": str(composed.client.id),
-                    "template_id": str(version.template_id) if version else None,
-                    "template_version": version.version if version else None,
-                    "body_sha256": hashlib.sha256(message.body.encode()).hexdigest(),
-                    "ip": request.meta.ip,
-                    "user_agent": request.meta.user_agent,
-                    "request_id": request.meta.request_id,
-                },
-            )
-            # Last: it takes the live-event order lock (see live_event_record).
-            live_event_record(
-                client_id=composed.client.id,
-                type="message.created",
-                data=message_client_representation(message),
-            )
-    except IntegrityError:
-        existing = IdempotencyKey.objects.filter(
-            user=request.sender, key=request.idempotency_key
-        ).first()
-        if existing is None:
-            raise
-        return idempotency_replay(existing, request.fingerprint)
+    for last_try in (False, True):
+        try:
+            return _send_write(request)
+        except IntegrityError:
+            existing = idempotency_key_find(user=request.sender, key=request.idempotency_key)
+            if existing is not None:
+                return idempotency_replay(existing, request.fingerprint)
+            if last_try:
+                raise
+            # The stored key had outlived its lifetime and went just now: write once more.
+    raise AssertionError("unreachable")
+
+
+def _send_write(request: SendRequest) -> SendResult:
+    with transaction.atomic():
+        now = timezone.now()
+        composed = request.composed
+        version = composed.template_version
+        message = Message.objects.create(
+            client=composed.client,
+            direction=Direction.OUT,
+            sender=request.sender,
+            body=composed.rendered.body,
+            source=composed.source,
+            variables=composed.rendered.variables,
+            template=version.template if version else None,
+            template_version=version.version if version else None,
+            template_language=composed.template_language,
+            idempotency_key=request.idempotency_key,
+            request_ip=request.meta.ip,
+            user_agent=request.meta.user_agent,
+            request_id=request.meta.request_id,
+            created_at=now,
+            expects_reply=request.expects_reply,
+            reply_due_at=request.reply_due_at,
+        )
+        message_written(message)
+        activity_record(
+            client=composed.client,
+            type=ActivityType.MESSAGE_SENT,
+            actor=request.sender,
+            created_at=now,
+            subject_id=message.id,
+            data={"message_id": str(message.id), "body": message.body},
+        )
+        deliveries = message_deliveries_create(message)
+        response = message_representation(message, deliveries=deliveries)
+        IdempotencyKey.objects.create(
+            user=request.sender,
+            key=request.idempotency_key,
+            fingerprint=request.fingerprint,
+            message=message,
+            response_body=response,
+            created_at=now,
+        )
+        audit_append(
+            actor=request.sender,
+            action="message.sent",
+            object_type="message",
+            object_id=message.id,
+            created_at=now,
+            data={
+                "client_id": str(composed.client.id),
+                "template_id": str(version.template_id) if version else None,
+                "template_version": version.version if version else None,
+                "body_sha256": hashlib.sha256(message.body.encode()).hexdigest(),
+                "ip": request.meta.ip,
+                "user_agent": request.meta.user_agent,
+                "request_id": request.meta.request_id,
+            },
+        )
+        # Last: it takes the live-event order lock (see live_event_record).
+        live_event_record(
+            client_id=composed.client.id,
+            type="message.created",
+            data=message_client_representation(message),
+        )
     return SendResult(message.id, response, replayed=False)
 
 
