@@ -383,9 +383,7 @@ def test_a_template_may_expect_a_reply_by_default(manager, agent, api_for, clien
     assert f'data-id="{template_id}" data-expects-reply="1"' in panel
 
 
-def test_a_retry_replays_its_answer_after_the_template_was_deactivated(
-    manager, agent, client_obj
-):
+def test_a_retry_replays_its_answer_after_the_template_was_deactivated(manager, agent, client_obj):
     """The key's answer stands even when the same request would now be refused."""
     from clientdesk.core.errors import ValidationFailed
     from clientdesk.messaging.models import Message
