@@ -466,7 +466,7 @@ def main() -> None:
     parser.add_argument(
         "--worker-counts", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4]
     )
-    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--worker-concurrency", type=int, default=16)  # run_worker's default
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--latency-duration", type=float, default=20.0)
     parser.add_argument("--latency-warmup", type=float, default=2.0)

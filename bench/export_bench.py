@@ -164,7 +164,6 @@ def main() -> None:
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
     parser.add_argument("--pg-url", default=f"{PG_SERVER}/clientdesk_export_bench")
     parser.add_argument("--fill", type=int, help=argparse.SUPPRESS)  # the child's part
-    parser.add_argument("--skip-send", action="store_true", help=argparse.SUPPRESS)  # no sends now
     args = parser.parse_args()
     if args.fill:
         setup_django()

@@ -127,6 +127,9 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         **(_db.get("OPTIONS") or {}),
+        # Parameters travel beside the statement instead of being quoted into it in Python:
+        # less CPU per statement, most of all for bulk inserts of JSON (attempts, events).
+        "server_side_binding": True,
         "pool": {
             "min_size": 1,
             "max_size": int(os.environ.get("CLIENTDESK_DB_POOL_SIZE", "10")),
