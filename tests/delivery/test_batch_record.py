@@ -167,3 +167,67 @@ def test_a_running_worker_records_a_slow_attempt_without_holding_up_fast_ones(
         worker.stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def _refuse_attempt_records(refuse: bool) -> None:
+    """A trigger that makes the database refuse every attempt record (as a broken connection or
+    a full disk would make a recording fail), or its removal."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            if refuse:
+                cursor.execute(
+                    "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'attempt records refused'; END $$"
+                )
+                cursor.execute(
+                    "CREATE TRIGGER refuse_attempt BEFORE INSERT ON delivery_deliveryattempt "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_attempt()"
+                )
+            else:
+                cursor.execute("DROP TRIGGER refuse_attempt ON delivery_deliveryattempt")
+                cursor.execute("DROP FUNCTION refuse_attempt()")
+        elif refuse:
+            cursor.execute(
+                "CREATE TRIGGER refuse_attempt BEFORE INSERT ON delivery_deliveryattempt "
+                "BEGIN SELECT RAISE(ABORT, 'attempt records refused'); END"
+            )
+        else:
+            cursor.execute("DROP TRIGGER refuse_attempt")
+
+
+def test_a_recording_the_database_refuses_stops_neither_the_worker_nor_the_deliveries(
+    endpoint, receiver, agent, client_obj, settings
+):
+    settings.DELIVERY_LEASE_SECONDS = 1
+    worker = Worker(concurrency=4, name="refused-worker")
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connection.close()
+
+    _refuse_attempt_records(True)
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        sent = [send(agent, client_obj, body=f"Message {n}") for n in range(3)]
+        receiver.wait_for(3)  # attempted, and the records refused
+        _refuse_attempt_records(False)
+        ids = [s.message_id for s in sent]
+        deadline = timezone.now() + timedelta(seconds=30)
+        delivered = 0
+        while timezone.now() < deadline and delivered < 3:
+            delivered = Delivery.objects.filter(
+                subject_id__in=ids, status=DeliveryStatus.DELIVERED
+            ).count()
+            threading.Event().wait(0.1)
+        assert delivered == 3
+        assert thread.is_alive()
+    finally:
+        worker.stop()
+        thread.join(30)
+    # Each went out again under its one webhook-id once its lease ran out: at least once.
+    ids_seen = {r.headers["webhook-id"] for r in receiver.received}
+    assert ids_seen == set(Delivery.objects.values_list("webhook_id", flat=True))
+    assert len(receiver.received) >= 6

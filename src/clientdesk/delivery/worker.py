@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -161,10 +161,16 @@ class Worker:
                 batch = free >= self._claim_at or not in_flight
                 held = time.monotonic() - first_finished_at
                 if finished and (batch or held >= RECORD_DELAY_SECONDS):
-                    attempts_record(worker=self.name, attempted=finished)
+                    self._record(finished)
                     finished = []
                 if free and batch:
-                    claimed = claim(worker=self.name, limit=free)
+                    try:
+                        claimed = claim(worker=self.name, limit=free)
+                    except DatabaseError:
+                        log.exception("worker %s: claiming failed; trying again", self.name)
+                        close_old_connections()
+                        self.stopping.wait(IDLE_WAKE_SECONDS)
+                        continue
                     for delivery in claimed.deliveries:
                         future = pool.submit(attempt, delivery, claimed.endpoint)
                         future.add_done_callback(lambda _: waiter.poke())
@@ -179,8 +185,17 @@ class Worker:
                 # Wakes when an attempt finishes, new work is announced, or at the timeout.
                 waiter.wait(timeout)
             wait(in_flight)
-            attempts_record(worker=self.name, attempted=finished + [f.result() for f in in_flight])
+            self._record(finished + [f.result() for f in in_flight])
         log.info("worker %s stopped", self.name)
+
+    def _record(self, finished: list[Attempted]) -> None:
+        try:
+            attempts_record(worker=self.name, attempted=finished)
+        except DatabaseError:
+            # Nothing is lost: the leases run out and the deliveries go again, under the same
+            # webhook-id (at least once). The worker goes on.
+            log.exception("worker %s: recording %d attempts failed", self.name, len(finished))
+            close_old_connections()
 
     def _idle_timeout(self) -> float:
         """Sleep until new work is announced, the next retry is due, or the idle timeout."""
