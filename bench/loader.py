@@ -84,6 +84,8 @@ def clear() -> None:
             cursor.execute("TRUNCATE clients_client CASCADE")
             cursor.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
             cursor.execute("DROP INDEX IF EXISTS clients_client_short_trgm")
+            cursor.execute("DROP INDEX IF EXISTS clients_client_short_words")
+            cursor.execute(f"DROP INDEX IF EXISTS {search_index.WALK_INDEX}")
         return
     # SQLite: a new file, migrated afresh, so no table that points at clients is left over.
     path = Path(connection.settings_dict["NAME"])

@@ -50,12 +50,19 @@ def timed(query: str) -> tuple[float, list[str]]:
 
 
 def answered_by(statements: list[str]) -> str:
+    """walk: the first clients in page order; probe: the index's few matches; far walk: more
+    clients in page order; index: all the index's matches; scan: the walk to the end."""
     last = statements[-1] if statements else ""
-    if len(statements) == 1 and f"LIMIT {selectors.WALK_ROWS}" in last:
+    if f"LIMIT {selectors.WALK_ROWS}) w" in last:
         return "walk"
-    if "NOT INDEXED" in last:
+    # Older code (a `PYTHONPATH` run) has no far walk.
+    if f"LIMIT {getattr(selectors, 'FAR_WALK_ROWS', -1)}) w" in last:
+        return "far walk"
+    if "WITH m AS" in last:
+        return "index"
+    if " w WHERE " in last or "NOT INDEXED" in last:
         return "scan"
-    return "index"
+    return "probe"
 
 
 def reference_ids(query: str) -> list[object]:
