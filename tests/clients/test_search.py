@@ -120,6 +120,7 @@ def test_the_search_index_exists_after_all_migrations(db):
         (2_000, 1_000, 50_000),  # the first walk
         (0, 2, 50_000),  # the far walk
         (0, 2, 5),  # all the index's matches
+        (3, 2, 6),  # a few matches near the start: the far walk first, then the index
         (0, 0, 0),
     ],
 )

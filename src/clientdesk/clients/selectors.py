@@ -21,9 +21,10 @@ WALK_ROWS = 2_000
 # How many matches the index may hand over before a word counts as common.
 PROBE_ROWS = 1_000
 # How far a search walks in page order for a common word before reading all its matches.
-FAR_WALK_ROWS = 50_000
-# A short word that begins more trigrams than this is too common for the vocabulary route.
-SHORT_WORD_TRIGRAMS = 300
+FAR_WALK_ROWS = 30_000
+# A short word that begins more trigrams than this is too common for the vocabulary route
+# (an FTS5 OR of that many trigrams costs more than the far walk that answers such words).
+SHORT_WORD_TRIGRAMS = 100
 _TABLE = Client._meta.db_table
 _ORDER = "ORDER BY sort_name, id"
 
@@ -139,7 +140,8 @@ def client_search(
 
     Bounded steps instead of one planner guess (left to itself, PostgreSQL walks the sort
     index for common surnames and filters a million rows):
-    1. a common word fills the page from the first `walk` clients in page order;
+    1. a common word fills the page from the first `walk` clients in page order; when those
+       hold some matches but too few, the far walk (3) comes next;
     2. the index (trigrams; for words shorter than a trigram, the short-word index on
        PostgreSQL, the trigram vocabulary on SQLite: clients/search_index.py) hands over at
        most `probe` + 1 matches; when that is all of them, they are the answer, sorted;
@@ -159,10 +161,20 @@ def client_search(
     def answer(rows: list[Client]) -> Page[Client]:
         return Page(items=rows[:size], number=page, has_next=len(rows) > size)
 
+    near = 0
     if offset + want <= walk:
         rows = _walk(walk, like, likes, offset, want)
         if len(rows) == want:
             return answer(rows)
+        near = len(rows)
+    far = offset + want <= far_walk
+    # Matches among the first clients say the word is spread through the page order: the far
+    # walk is likely to fill the page, so it goes before the index.
+    if far and near:
+        rows = _walk(far_walk, like, likes, offset, want)
+        if len(rows) == want:
+            return answer(rows)
+        far = False
 
     candidates = _candidates(terms, like)
     if candidates is not None:
@@ -178,7 +190,7 @@ def client_search(
             found = Client.objects.filter(pk__in=ids[offset : offset + want])
             return answer(list(found.order_by("sort_name", "id")))
 
-    if offset + want <= far_walk:
+    if far:
         rows = _walk(far_walk, like, likes, offset, want)
         if len(rows) == want:
             return answer(rows)
