@@ -58,7 +58,8 @@ def answered_by(statements: list[str]) -> str:
     # Older code (a `PYTHONPATH` run) has no far walk.
     if f"LIMIT {getattr(selectors, 'FAR_WALK_ROWS', -1)}) w" in last:
         return "far walk"
-    if "WITH m AS" in last:
+    # The probe's statement is last when it found nothing (an empty page needs no rows).
+    if "WITH m AS" in last and f"LIMIT {selectors.PROBE_ROWS + 1}" not in last:
         return "index"
     if " w WHERE " in last or "NOT INDEXED" in last:
         return "scan"

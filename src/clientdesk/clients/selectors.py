@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.search_index import PG_SHORT_WORDS, SQLITE_FTS_TABLE, SQLITE_VOCAB_TABLE
@@ -157,6 +157,20 @@ def client_search(
     walk: int = WALK_ROWS,
     probe: int = PROBE_ROWS,
     far_walk: int = FAR_WALK_ROWS,
+) -> Page[Client]:
+    """See `_client_search`. On PostgreSQL its statements run without parallel workers:
+    starting them costs more than the few thousand rows any of these statements reads, and
+    the two cores are shared with the web workers."""
+    if connection.vendor != "postgresql" or not search_terms(query):
+        return _client_search(query, page, size, walk, probe, far_walk)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        return _client_search(query, page, size, walk, probe, far_walk)
+
+
+def _client_search(
+    query: str, page: int, size: int, walk: int, probe: int, far_walk: int
 ) -> Page[Client]:
     """One page of clients whose name, email, phone or external id contain every word of
     `query`, in name order. Case and accents are ignored on both sides ("zoe" finds "Zoë").
