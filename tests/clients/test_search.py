@@ -213,3 +213,16 @@ def test_hostile_queries_get_an_answer(people):
         assert _found(query) == set(), query
     # Only the first words count.
     assert _found("zoe " * 50) == {"DE-778"}
+
+
+def test_a_term_looked_up_by_its_digits_still_matches_whole(make_client):
+    # PostgreSQL's index looks up "0723081" alone; the whole term must still match.
+    wanted = make_client(first_name="Ann", last_name="Lee", external_id="CRM-0723081")
+    make_client(first_name="Bob", last_name="Lee", external_id="XRM-0723081")
+    make_client(first_name="Cy", last_name="Lee", email="client57376@gmx.de")
+    assert _found_ids("crm-0723081") == {wanted.id}
+    assert _found_ids("client57376@gmail.com") == set()
+    assert _found_ids("crm-0723081 ann") == {wanted.id}
+    for probe in (0, 1_000):
+        got = client_search(query="crm-07230", walk=0, probe=probe, far_walk=0).items
+        assert [c.id for c in got] == [wanted.id]
