@@ -52,7 +52,9 @@ def timed(query: str) -> tuple[float, list[str]]:
 def answered_by(statements: list[str]) -> str:
     """walk: the first clients in page order; probe: the index's few matches; far walk: more
     clients in page order; index: all the index's matches; scan: the walk to the end."""
-    last = statements[-1] if statements else ""
+    # Leave out the search's own transaction (BEGIN, SET LOCAL, COMMIT on PostgreSQL).
+    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    last = reads[-1] if reads else ""
     if f"LIMIT {selectors.WALK_ROWS}) w" in last:
         return "walk"
     # Older code (a `PYTHONPATH` run) has no far walk.

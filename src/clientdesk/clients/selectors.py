@@ -85,9 +85,10 @@ def _short_words(term: str) -> list[str]:
 
 
 def _pg_trigram_term(term: str) -> bool:
-    # pg_trgm only takes trigrams from letters and digits; a term without any is left to the
-    # short-word index.
-    return len(term) >= TRIGRAM and any(ch.isalnum() for ch in term)
+    # pg_trgm takes trigrams from runs of letters and digits, padding short runs with spaces:
+    # for "1=1" or "a.b" only padded trigrams that most clients have. Such a term is left to
+    # the short-word index.
+    return any(len(run) >= TRIGRAM for run in re.findall(r"[^\W_]+", term))
 
 
 def _pg_index_word(term: str) -> str:
@@ -110,6 +111,11 @@ def _candidates(terms: list[str], like: str) -> tuple[str, list[Any]] | None:
     if connection.vendor != "sqlite":
         tests, params = [], []
         for term in terms:
+            if not _pg_trigram_term(term):
+                # Exact, and not something the trigram index would try to look up.
+                tests.append("strpos(search_text, %s) > 0")
+                params.append(term)
+                continue
             word = _pg_index_word(term)
             tests.append("search_text LIKE %s")
             params.append(_contains(word))
