@@ -61,7 +61,7 @@ def answered_by(statements: list[str]) -> str:
     if f"LIMIT {getattr(selectors, 'FAR_WALK_ROWS', -1)}) w" in last:
         return "far walk"
     # The probe's statement is last when it found nothing (an empty page needs no rows).
-    if "WITH m AS" in last and f"LIMIT {selectors.PROBE_ROWS + 1}" not in last:
+    if "WITH m AS" in last and f"LIMIT {getattr(selectors, 'PROBE_ROWS', -2) + 1}" not in last:
         return "index"
     if " w WHERE " in last or "NOT INDEXED" in last:
         return "scan"
