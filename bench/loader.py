@@ -103,6 +103,8 @@ def load_postgres(count: int) -> None:
         cursor.execute("TRUNCATE clients_client CASCADE")
         cursor.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
         cursor.execute("DROP INDEX IF EXISTS clients_client_short_trgm")
+        cursor.execute("DROP INDEX IF EXISTS clients_client_short_words")
+        cursor.execute(f"DROP INDEX IF EXISTS {search_index.WALK_INDEX}")
     copy_sql = f"COPY clients_client ({COLUMNS}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
         for values in rows(count):

@@ -50,12 +50,22 @@ def timed(query: str) -> tuple[float, list[str]]:
 
 
 def answered_by(statements: list[str]) -> str:
-    last = statements[-1] if statements else ""
-    if len(statements) == 1 and f"LIMIT {selectors.WALK_ROWS}" in last:
+    """walk: the first clients in page order; probe: the index's few matches; far walk: more
+    clients in page order; index: all the index's matches; scan: the walk to the end."""
+    # Leave out the search's own transaction (BEGIN, SET LOCAL, COMMIT on PostgreSQL).
+    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    last = reads[-1] if reads else ""
+    if f"LIMIT {selectors.WALK_ROWS}) w" in last:
         return "walk"
-    if "NOT INDEXED" in last:
+    # Older code (a `PYTHONPATH` run) has no far walk.
+    if f"LIMIT {getattr(selectors, 'FAR_WALK_ROWS', -1)}) w" in last:
+        return "far walk"
+    # The probe's statement is last when it found nothing (an empty page needs no rows).
+    if "WITH m AS" in last and f"LIMIT {getattr(selectors, 'PROBE_ROWS', -2) + 1}" not in last:
+        return "index"
+    if " w WHERE " in last or "NOT INDEXED" in last:
         return "scan"
-    return "index"
+    return "probe"
 
 
 def reference_ids(query: str) -> list[object]:

@@ -112,8 +112,19 @@ def test_the_search_index_exists_after_all_migrations(db):
             assert "gin_trgm_ops" in definition
 
 
-@pytest.mark.parametrize("walk", [3, 40, 2_000])
-def test_both_search_steps_return_the_same_pages(make_client, walk):
+@pytest.mark.parametrize(
+    ("walk", "probe", "far_walk"),
+    [
+        (3, 1_000, 50_000),  # the index's few matches
+        (40, 1_000, 50_000),
+        (2_000, 1_000, 50_000),  # the first walk
+        (0, 2, 50_000),  # the far walk
+        (0, 2, 5),  # all the index's matches
+        (3, 2, 6),  # a few matches near the start: the far walk first, then the index
+        (0, 0, 0),
+    ],
+)
+def test_every_search_step_returns_the_same_pages(make_client, walk, probe, far_walk):
     from clientdesk.core.text import fold
 
     names = ["Nowak", "Nowakowski", "Kowalczyk", "Wójcik", "Müller", "Smith", "O'Brien"]
@@ -124,7 +135,8 @@ def test_both_search_steps_return_the_same_pages(make_client, walk):
             for i, f in enumerate(["Ana", "Zoë", "Jürgen", "Łukasz", "Ida", "Mia"] * 6)
         )
     ]
-    for query in ["nowak", "wojcik ana", "ana", "zo", "example.com", "mull zoe", "x_y", "%"]:
+    queries = ["nowak", "wojcik ana", "ana", "zo", "example.com", "mull zoe", "x_y", "%", "o z"]
+    for query in [*queries, "@ex", "c1", "...", "c1 ak", "ZZZ", "ø"]:
         terms = fold(query).split()
         expected = sorted(
             (c for c in clients if all(t in c.search_text for t in terms)),
@@ -132,12 +144,14 @@ def test_both_search_steps_return_the_same_pages(make_client, walk):
         )
         got, page = [], 1
         while True:
-            result = client_search(query=query, page=page, size=4, walk=walk)
+            result = client_search(
+                query=query, page=page, size=4, walk=walk, probe=probe, far_walk=far_walk
+            )
             got.extend(result.items)
             if not result.has_next:
                 break
             page += 1
-        assert [c.id for c in got] == [c.id for c in expected], (query, walk)
+        assert [c.id for c in got] == [c.id for c in expected], (query, walk, probe, far_walk)
 
 
 def test_editing_a_client_keeps_search_in_step(make_client):
@@ -153,8 +167,8 @@ def _found_ids(query):
     return {c.id for c in client_search(query=query, size=100).items}
 
 
-@pytest.mark.parametrize("common_above", [200, 0])
-def test_every_short_word_finds_what_a_plain_filter_finds(make_client, monkeypatch, common_above):
+@pytest.mark.parametrize(("probe", "far_walk"), [(1_000, 50_000), (2, 50_000), (0, 0)])
+def test_every_short_word_finds_what_a_plain_filter_finds(make_client, probe, far_walk):
     """Words of one or two characters have no trigram: they go through the pair index
     (PostgreSQL) or the trigram vocabulary (SQLite). Every such word over an alphabet that
     covers the start, middle and end of the text, digits, punctuation and other scripts must
@@ -179,5 +193,36 @@ def test_every_short_word_finds_what_a_plain_filter_finds(make_client, monkeypat
             (c for c in clients if fold(word) in c.search_text),
             key=lambda c: (c.sort_name, str(c.id)),
         )
-        got = client_search(query=word, size=10, walk=0).items
+        got = client_search(query=word, size=10, walk=0, probe=probe, far_walk=far_walk).items
         assert [c.id for c in got] == [c.id for c in expected], word
+
+
+def test_a_very_long_search_text_is_cut_to_what_an_index_entry_holds(make_client):
+    from clientdesk.clients.search_index import SEARCH_TEXT_BYTES
+
+    # NFKD spreads each of these into many characters (U+FDFA: 18).
+    client = make_client(first_name="\ufdfa" * 100, last_name="\u3300" * 100)
+    assert len(client.search_text.encode()) <= SEARCH_TEXT_BYTES
+    client.refresh_from_db()
+    assert client_search(query=client.search_text.split()[0][:20], size=5).items == [client]
+
+
+def test_hostile_queries_get_an_answer(people):
+    long_word = "ä" * 500
+    for query in [long_word, "<b>zoe</b>", "%_%_%", "\u202e\u200b", "...", "-- --- ----"]:
+        assert _found(query) == set(), query
+    # Only the first words count.
+    assert _found("zoe " * 50) == {"DE-778"}
+
+
+def test_a_term_looked_up_by_its_digits_still_matches_whole(make_client):
+    # PostgreSQL's index looks up "0723081" alone; the whole term must still match.
+    wanted = make_client(first_name="Ann", last_name="Lee", external_id="CRM-0723081")
+    make_client(first_name="Bob", last_name="Lee", external_id="XRM-0723081")
+    make_client(first_name="Cy", last_name="Lee", email="client57376@gmx.de")
+    assert _found_ids("crm-0723081") == {wanted.id}
+    assert _found_ids("client57376@gmail.com") == set()
+    assert _found_ids("crm-0723081 ann") == {wanted.id}
+    for probe in (0, 1_000):
+        got = client_search(query="crm-07230", walk=0, probe=probe, far_walk=0).items
+        assert [c.id for c in got] == [wanted.id]

@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 
+from clientdesk.clients.search_index import cut_search_text
 from clientdesk.clients.validators import (
     validate_attributes,
     validate_external_id,
@@ -54,9 +55,7 @@ class Client(models.Model):
 
     def refresh_derived(self) -> None:
         digits = "".join(ch for ch in self.phone if ch.isdigit())
-        self.search_text = fold(
-            " ".join(
-                [self.first_name, self.last_name, self.email, self.phone, digits, self.external_id]
-            )
-        )
+        fields = [self.first_name, self.last_name, self.email, self.phone, digits, self.external_id]
+        # Cut (never for real data) so the walk index can hold it (clients/search_index.py).
+        self.search_text = cut_search_text(fold(" ".join(fields)))
         self.sort_name = fold(f"{self.last_name} {self.first_name}")[:210]
