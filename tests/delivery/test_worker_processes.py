@@ -172,13 +172,14 @@ def test_a_worker_killed_while_draining_a_queue_loses_nothing(
         wait_until_delivered(total)
     finally:
         stop(rescuer)
-    arrivals = Counter(
-        r.headers["webhook-id"] for r in receiver.received if r.json["type"] == "message.sent"
-    )
+    # The kill may cut a request mid-body: the receiver saw part of it, which no signature
+    # verifies. Only whole, verified requests count as arrivals.
+    whole = [r for r in receiver.received if r.verified]
+    assert len(receiver.received) - len(whole) <= 16
+    arrivals = Counter(r.headers["webhook-id"] for r in whole if r.json["type"] == "message.sent")
     expected = set(messages().values_list("webhook_id", flat=True))
     assert set(arrivals) == expected
     assert len(expected) == total
-    assert all(r.verified for r in receiver.received)
     # Duplicates only of attempts the killed worker had not recorded: a worker records what
     # finished before it claims more, so never more than its 16 slots.
     assert sum(n - 1 for n in arrivals.values()) <= 16
