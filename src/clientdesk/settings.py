@@ -129,6 +129,7 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         **(_db.get("OPTIONS") or {}),
         # Parameters travel beside the statement instead of being quoted into it in Python:
         # less CPU per statement, most of all for bulk inserts of JSON (attempts, events).
+        # SET, LISTEN, NOTIFY and DDL then take no parameters (pg_notify() in a SELECT does).
         "server_side_binding": True,
         "pool": {
             "min_size": 1,
