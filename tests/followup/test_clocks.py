@@ -35,11 +35,17 @@ def send(agent, client, body="Please send your passport", **kwargs):
 
 @pytest.fixture
 def round_the_clock():
-    """Open every hour of every day, so due times are plain arithmetic."""
+    """Open every hour of every day, so due times are plain arithmetic. A day's hours end at
+    23:59, so the policy's zone is one where it is about 08:00 now: the few hours these tests
+    add never cross that closed minute before midnight, whatever time the suite runs."""
     policy = policy_get()
     policy.business_hours = {
         d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     }
+    offset = (8 - timezone.now().astimezone(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    # IANA's Etc/GMT zones count the other way round: Etc/GMT-8 is UTC+8.
+    policy.timezone = f"Etc/GMT{-offset:+d}" if offset else "UTC"
     policy.reply_window_hours = 2
     policy.response_window_hours = 1
     policy.save()
