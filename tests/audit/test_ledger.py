@@ -5,7 +5,6 @@ import base64
 import hashlib
 import io
 import threading
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,21 +25,14 @@ from clientdesk.audit.services import (
     audit_sequence,
     record_hash,
 )
-from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services.sending import message_send
 from tests.audit import merkle_reference as ref
+from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db
 
 
 def _send(sender, client, body):
-    return message_send(
-        sender=sender,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    )
+    return send_text(sender, client, body)
 
 
 def _append(n: int) -> None:

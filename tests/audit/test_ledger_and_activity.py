@@ -3,19 +3,13 @@ import uuid
 import pytest
 
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.services.sending import message_send
+from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db
 
 
 def _send(sender, client, body):
-    return message_send(
-        sender=sender,
-        client_id=client.id,
-        body=body,
-        idempotency_key=str(uuid.uuid4()),
-        meta=RequestMeta(),
-    )
+    return send_text(sender, client, body)
 
 
 def test_activity_api_lists_events_newest_first_with_actor(agent, viewer, api_for, client_obj):

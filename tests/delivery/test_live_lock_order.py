@@ -20,7 +20,7 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery import worker
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
 from clientdesk.delivery.outcomes import Outcome
-from clientdesk.delivery.services import attempt_record, delivery_retry_now
+from clientdesk.delivery.services import Attempted, attempts_record, delivery_retry_now
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message
 from clientdesk.messaging.services.sending import message_send
@@ -84,7 +84,7 @@ def test_nothing_waits_behind_the_order_lock_in_any_flow(endpoint, agent, client
             d for d in worker.claim(worker="w1", limit=10).deliveries if d.subject_id == sent
         ]
         with CaptureQueriesContext(connection) as q:
-            attempt_record(delivery=leased, worker="w1", started_at=timezone.now(), outcome=outcome)
+            attempts_record(worker="w1", attempted=[Attempted(leased, timezone.now(), outcome)])
         flows[name] = q.captured_queries
         Delivery.objects.filter(pk=leased.pk, status="pending").update(
             next_attempt_at=timezone.now() - timedelta(seconds=1)

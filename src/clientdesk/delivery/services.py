@@ -234,13 +234,6 @@ _MOVED_FIELDS = [
 ]
 
 
-def attempt_record(
-    *, delivery: Delivery, worker: str, started_at: datetime, outcome: Outcome
-) -> Delivery:
-    """Record one attempt (see `attempts_record`)."""
-    return attempts_record(worker=worker, attempted=[Attempted(delivery, started_at, outcome)])[0]
-
-
 def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Delivery]:
     """Record a batch of finished attempts in one transaction and move each delivery on:
     delivered, scheduled again, or failed. The statements are per batch, not per attempt: the

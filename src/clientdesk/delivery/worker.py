@@ -177,7 +177,7 @@ class Worker:
                         in_flight.add(future)
                     if len(claimed.deliveries) == free:
                         continue  # the queue may hold more
-                    timeout = self._idle_timeout()
+                    timeout = self._idle_timeout(claimed.endpoint)
                 elif finished:
                     timeout = max(0.0, RECORD_DELAY_SECONDS - held)
                 else:
@@ -197,10 +197,11 @@ class Worker:
             log.exception("worker %s: recording %d attempts failed", self.name, len(finished))
             close_old_connections()
 
-    def _idle_timeout(self) -> float:
-        """Sleep until new work is announced, the next retry is due, or the idle timeout."""
+    def _idle_timeout(self, endpoint: OutgoingEndpoint | None) -> float:
+        """Sleep until new work is announced, the next retry is due, or the idle timeout.
+        `endpoint`: as the claim just read it."""
         next_due = (
-            Delivery.objects.filter(_workable(endpoint_get()))
+            Delivery.objects.filter(_workable(endpoint))
             .filter(status=DeliveryStatus.PENDING, next_attempt_at__isnull=False)
             .order_by("next_attempt_at")
             .values_list("next_attempt_at", flat=True)
