@@ -7,6 +7,7 @@ from django.utils import timezone
 from clientdesk.audit.models import ActivityEvent
 from clientdesk.delivery import policy
 from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus, OutgoingEndpoint
+from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services import delivery_retry_now, endpoint_rotate_secret
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Message
@@ -251,6 +252,6 @@ def test_a_worker_does_not_spin_on_webhooks_paused_by_a_disabled_endpoint(
     worker = Worker(concurrency=2, name="idle-worker")
     assert worker.run_once() == []
     # Nothing it may take is due, so it sleeps the full idle time instead of looping.
-    assert worker._idle_timeout() == pytest.approx(5.0)
+    assert worker._idle_timeout(endpoint_get()) == pytest.approx(5.0)
     OutgoingEndpoint.objects.update(enabled=True)
-    assert worker._idle_timeout() == pytest.approx(0.05)
+    assert worker._idle_timeout(endpoint_get()) == pytest.approx(0.05)
