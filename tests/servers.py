@@ -244,7 +244,8 @@ class SSEReader:
             self.opened.set()
             self.ended.set()
 
-    def next(self, timeout: float = 10.0) -> SSEEvent:
+    def next(self, timeout: float = 30.0) -> SSEEvent:
+        """The next event; the limit is generous so that a loaded machine only slows a test."""
         try:
             return self.events.get(timeout=timeout)
         except queue.Empty:

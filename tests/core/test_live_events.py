@@ -79,7 +79,7 @@ def test_the_staff_stream_sends_an_event_within_a_second_of_commit(
 
     message_id = send(agent, client_obj, "Hello <b>there</b>")
     committed = time.monotonic()
-    event = reader.next(5)
+    event = reader.next()
     assert event.event == "message.created"
     assert event.id is not None and event.id.isdigit()
     assert event.json["client_id"] == str(client_obj.id)
@@ -95,7 +95,7 @@ def test_resuming_after_three_missed_events_sends_exactly_those_three(
     first = stream(server.url, staff_token)
     _wait_subscribed(server, 1)
     send(agent, client_obj, "seen")
-    seen = first.next(5)
+    seen = first.next()
     first.close()
 
     missed = [send(agent, client_obj, f"missed {i}") for i in range(3)]
@@ -108,7 +108,7 @@ def test_resuming_after_three_missed_events_sends_exactly_those_three(
             f"{server.url}/api/v1/events{url_suffix}",
             headers={"Authorization": f"Bearer {staff_token}", **headers},
         )
-        got = [again.next(5) for _ in range(3)]
+        got = [again.next() for _ in range(3)]
         assert [e.json["id"] for e in got] == [str(m) for m in missed]
         assert [int(e.id or 0) for e in got] == sorted(int(e.id or 0) for e in got)
         assert again.nothing_more(0.5)
@@ -134,12 +134,12 @@ def test_an_unknown_cursor_gets_a_reset_event(
 ) -> None:
     send(agent, client_obj, "one")
     reader = stream(server.url, staff_token, **{"Last-Event-ID": "987654321"})
-    event = reader.next(5)
+    event = reader.next()
     assert event.event == "stream.reset"
     assert event.json == {"reason": "cursor_expired"}
     assert event.id == str(LiveEvent.objects.order_by("-id").first().id)  # type: ignore[union-attr]
     send(agent, client_obj, "two")
-    assert reader.next(5).json["body"] == "two"
+    assert reader.next().json["body"] == "two"
     reader.close()
 
 
@@ -186,7 +186,7 @@ def test_heartbeats_and_a_revoked_token_closes_the_stream(
     assert sum(c == ": keep-alive" for c in reader.comments) >= 2
     row.revoked_at = row.created_at
     row.save()
-    event = reader.next(5)
+    event = reader.next()
     assert event.event == "stream.closed"
     assert event.json == {"reason": "token_revoked"}
     assert reader.ended.wait(5)
@@ -217,7 +217,7 @@ def _latency_to_another_process(
     )
     assert response.status_code == 201, response.text
     committed = time.monotonic()
-    event = reader.next(5)
+    event = reader.next()
     reader.close()
     assert event.json["body"] == body
     return event.received - committed
@@ -292,7 +292,7 @@ def test_a_hundred_streams_then_disconnected_leave_nothing_behind(
     _wait_subscribed(server, 100)
     send(agent, client_obj, "to all hundred")
     for reader in readers:
-        assert reader.next(10).json["body"] == "to all hundred"
+        assert reader.next().json["body"] == "to all hundred"
     for reader in readers:
         reader.close()
 
@@ -328,5 +328,5 @@ def test_pruning_keeps_the_newest_event_and_old_cursors_get_a_reset(
     call_command("prune_live_events")
     assert list(LiveEvent.objects.values_list("data__body", flat=True)) == ["old 2"]
     reader = stream(server.url, staff_token, **{"Last-Event-ID": str(oldest.id)})
-    assert reader.next(5).event == "stream.reset"
+    assert reader.next().event == "stream.reset"
     reader.close()

@@ -103,9 +103,9 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     script throws or the Content-Security-Policy refuses anything."""
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=5_000)
+    expect.set_options(timeout=15_000)
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     broken: list[str] = []
     page.on(

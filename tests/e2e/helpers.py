@@ -118,7 +118,7 @@ class SendTracker:
         if request in self.sent:
             self.settled.append(request)
 
-    def wait_until_idle(self, timeout_ms: int = 5_000) -> int:
+    def wait_until_idle(self, timeout_ms: int = 30_000) -> int:
         """Wait for every send POST to finish or fail; returns how many there were."""
         waited = 0
         self.page.wait_for_timeout(200)  # a request still being queued by the page shows up

@@ -120,7 +120,7 @@ class Receiver:
             self._server.server_close()
             self._server = None
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while len(self.received) < count:
             assert time.monotonic() < deadline, f"expected {count} requests: {self.received}"
@@ -264,7 +264,7 @@ def delivery_log(delivery: Delivery) -> str:
     )
 
 
-def bring_forward(delivery: Delivery, timeout: float = 5.0) -> None:
+def bring_forward(delivery: Delivery, timeout: float = 30.0) -> None:
     """Make the next scheduled attempt due now (the service behind "Retry now" does that for a
     queued delivery), rather than wait seconds for the schedule; waits out an attempt in
     flight."""
@@ -317,7 +317,7 @@ def test_refused_then_gone_shows_retrying_then_a_failure_alert_and_retry_now_del
         expect(failed.locator("span")).to_have_text(
             "Webhook delivery to Zoë Müller failed: HTTP 410 Gone: the endpoint asked to stop, "
             "so it is now disabled",
-            timeout=8_000,
+            timeout=30_000,
         )
     except AssertionError as error:
         raise AssertionError(f"no failure alert: {delivery_log(delivery)}") from error
@@ -378,7 +378,7 @@ def test_a_dead_endpoint_exhausts_the_shortened_schedule_then_retry_now_delivers
     chip = webhook_chip(sent_items(dialog).first)
     try:
         expect(chip).to_contain_text(
-            re.compile(r"Webhook:\s+Failed — connection refused"), timeout=8_000
+            re.compile(r"Webhook:\s+Failed — connection refused"), timeout=30_000
         )
     except AssertionError as error:
         raise AssertionError(

@@ -288,7 +288,7 @@ def test_insert_variable_menu_puts_the_variable_at_the_caret_and_the_preview_fil
     # Insert variable menu was used inside the panel.
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(actions_button(page, client_obj)).to_be_focused(timeout=2_000)
+    expect(actions_button(page, client_obj)).to_be_focused(timeout=10_000)
 
 
 # --- A variable the client has no value for --------------------------------------------

@@ -49,7 +49,7 @@ def test_each_client_gets_only_their_own_events_live(
     wait_subscribed(server, 2)
     message_id = send(agent, alice, "for Alice only")
     committed = time.monotonic()
-    created = alice_stream.next(5)
+    created = alice_stream.next()
     assert created.event == "message.created"
     assert created.received - committed < 1.0
     assert created.json["id"] == str(message_id)
@@ -57,11 +57,11 @@ def test_each_client_gets_only_their_own_events_live(
         "id", "direction", "body", "created_at", "sender", "read_at", "in_reply_to"
     }  # fmt: skip
     alice_portal.post(f"/portal/api/v1/messages/{message_id}/read")
-    read = alice_stream.next(5)
+    read = alice_stream.next()
     assert read.event == "message.read"
     assert read.json["id"] == str(message_id) and read.json["read_at"]
     reply(alice_portal, "<b>my reply</b>")
-    mine = alice_stream.next(5)
+    mine = alice_stream.next()
     assert mine.json["direction"] == "in" and mine.json["body"] == "<b>my reply</b>"
     assert bob_stream.nothing_more(0.5)
     alice_stream.close()
@@ -74,12 +74,12 @@ def test_resuming_sends_exactly_the_missed_events(server, portal_for, agent, cli
     first = SSEReader(url)
     wait_subscribed(server, 1)
     send(agent, client_obj, "seen")
-    seen = first.next(5)
+    seen = first.next()
     first.close()
     wait_subscribed(server, 0)
     missed = [str(send(agent, client_obj, f"missed {i}")) for i in range(3)]
     again = SSEReader(url, headers={"Last-Event-ID": seen.id or ""})
-    assert [again.next(5).json["id"] for _ in range(3)] == missed
+    assert [again.next().json["id"] for _ in range(3)] == missed
     assert again.nothing_more(0.5)
     again.close()
 
@@ -94,7 +94,7 @@ def test_the_stream_starts_where_the_inbox_listing_left_off(
         f"{server.url}/portal/api/v1/events?token={portal.token}"
         f"&last_event_id={listing['last_event_id']}"
     )
-    assert reader.next(5).json["id"] == str(between)
+    assert reader.next().json["id"] == str(between)
     reader.close()
 
 
@@ -107,7 +107,7 @@ def test_an_ended_session_closes_the_stream_with_an_event(
     reader = SSEReader(f"{server.url}/portal/api/v1/events?token={portal.token}")
     wait_subscribed(server, 1)
     PortalSession.objects.update(revoked_at=timezone.now())
-    closed = reader.next(5)
+    closed = reader.next()
     assert closed.event == "stream.closed"
     assert closed.json == {"reason": "session_revoked"}
     assert reader.ended.wait(5)
@@ -118,7 +118,7 @@ def test_an_expiring_session_closes_at_its_expiry(server, portal_for, client_obj
     portal = portal_for(client_obj)
     PortalSession.objects.update(expires_at=timezone.now() + timezone.timedelta(seconds=1))
     reader = SSEReader(f"{server.url}/portal/api/v1/events?token={portal.token}")
-    closed = reader.next(5)
+    closed = reader.next()
     assert closed.event == "stream.closed"
     assert closed.json == {"reason": "session_expired"}
 
