@@ -194,7 +194,7 @@ def test_an_edited_record_is_named(ledger):
 def test_a_deleted_record_is_named(ledger):
     with transaction.atomic(), ledger_maintenance():
         AuditRecord.objects.filter(sequence=2).delete()
-    with pytest.raises(CommandError, match="record #3: expected sequence 2"):
+    with pytest.raises(CommandError, match=r"#2: record #2 is missing \(the next record is #3\)"):
         _verify()
 
 
@@ -346,7 +346,7 @@ TAMPERING = {
     "edit, chain recomputed": f"record #3: {DIFFERS}",
     "tail deleted": "record #6: shorter ledger: records #6 to #7 are missing",
     "all deleted": "record #1: the ledger is empty, but checkpoint 7 commits to 7 records",
-    "middle deleted": "record #5: expected sequence 4: a record is missing",
+    "middle deleted": "record #4: record #4 is missing (the next record is #5)",
     "middle deleted, renumbered and recomputed": "record #4: differs from what checkpoint 7 signed",
     "inserted": "record #3: prev_hash does not match the record before",
     "inserted, renumbered and recomputed": f"record #3: {DIFFERS}",

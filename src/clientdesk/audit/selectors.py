@@ -90,16 +90,44 @@ def timeline_cards(*, client: Client, events: list[ActivityEvent]) -> list[Timel
 
 @dataclass(frozen=True)
 class LedgerCheck:
+    """The result of `audit_verify`. `checked`: records whose chain held, in order from #1;
+    when broken, `first_bad_sequence` is the first position that diverges and every record
+    before it (and only those) is vouched for: `intact_before` of them, of which the first
+    `signed_before` also match the checkpoint."""
+
     checked: int
     first_bad_sequence: int | None = None
     problem: str = ""
     waiting: int = 0
     root_hash: bytes = merkle.EMPTY_ROOT
     checkpoint: signing.Checkpoint | None = None
+    signed_before: int = 0
 
     @property
     def intact(self) -> bool:
         return self.first_bad_sequence is None
+
+    @property
+    def intact_before(self) -> int:
+        return self.checked if self.first_bad_sequence is None else self.first_bad_sequence - 1
+
+    @property
+    def intact_before_text(self) -> str:
+        """What the records before the first divergence are, in words, never more than true."""
+        n = self.intact_before
+        if n == 0:
+            return "No record before it can be vouched for."
+        span = "Record #1 before it is" if n == 1 else f"Records #1 to #{n} before it are"
+        if self.checkpoint is None:
+            return f"{span} intact as far as the hash chain can tell."
+        if self.signed_before >= n:
+            return f"{span} intact: they match the signed checkpoint."
+        if self.signed_before == 0:
+            return f"{span} intact as far as the hash chain can tell (the checkpoint covers none)."
+        return (
+            f"{span} intact: #1 to #{self.signed_before} match the signed checkpoint, the rest "
+            "as far as the hash chain can tell."
+        )
 
 
 # What the chain alone proves, said wherever a check is reported (issue 7: never claim more).
@@ -111,46 +139,89 @@ CHAIN_LIMITS = (
 )
 
 
-def audit_verify(*, checkpoint: signing.Checkpoint | None = None) -> LedgerCheck:
-    """Walk the chain in order and rebuild the Merkle tree; report the first record whose
-    hash, link or position does not hold, then compare with `checkpoint` if given."""
+@dataclass(frozen=True)
+class _ChainWalk:
+    checked: int  # records #1..checked hold together
+    break_at: int | None  # the first position where the chain does not hold
+    problem: str
+    root: bytes  # of the first `checked` records
+    root_at_checkpoint: bytes | None  # of the first tree_size records, if the walk got there
+
+
+def _walk_chain(signed_size: int | None) -> _ChainWalk:
+    """Walk the records in order, rebuilding the Merkle tree, up to the first record whose
+    position, link or hash does not hold."""
     expected_prev = GENESIS_HASH
-    expected_sequence = 1
-    checked = 0
     tree = merkle.CompactRange()
-    root_at_checkpoint: bytes | None = (
-        merkle.EMPTY_ROOT if checkpoint and not checkpoint.tree_size else None
-    )
-    waiting = AuditEntry.objects.count()
+    root_at_checkpoint = merkle.EMPTY_ROOT if signed_size == 0 else None
     for record in AuditRecord.objects.order_by("sequence").iterator(chunk_size=2000):
+        expected = tree.size + 1
         problem = ""
-        if record.sequence != expected_sequence:
-            problem = f"expected sequence {expected_sequence}: a record is missing"
+        if record.sequence > expected:
+            problem = f"record #{expected} is missing (the next record is #{record.sequence})"
+        elif record.sequence < expected:
+            problem = f"a record numbered #{record.sequence} stands where #{expected} belongs"
         elif record.prev_hash != expected_prev:
             problem = "prev_hash does not match the record before"
         elif record_hash(record) != record.hash:
             problem = "content does not match its hash"
         if problem:
-            return LedgerCheck(checked, record.sequence, problem, waiting, tree.root(), checkpoint)
+            return _ChainWalk(tree.size, expected, problem, tree.root(), root_at_checkpoint)
         tree.append(bytes.fromhex(record.hash))
         expected_prev = record.hash
-        expected_sequence += 1
-        checked += 1
-        if checkpoint and checked == checkpoint.tree_size:
+        if tree.size == signed_size:
             root_at_checkpoint = tree.root()
-    result = LedgerCheck(checked, waiting=waiting, root_hash=tree.root(), checkpoint=checkpoint)
-    if checkpoint is None or root_at_checkpoint == checkpoint.root_hash:
-        return result
-    sequence, problem = _locate_divergence(checkpoint, checked)
-    return LedgerCheck(checked, sequence, problem, waiting, tree.root(), checkpoint)
+    return _ChainWalk(tree.size, None, "", tree.root(), root_at_checkpoint)
 
 
-def _locate_divergence(checkpoint: signing.Checkpoint, size: int) -> tuple[int, str]:
-    """Name the first record that differs from what `checkpoint` committed to.
+def audit_verify(*, checkpoint: signing.Checkpoint | None = None) -> LedgerCheck:
+    """Check the chain and rebuild the Merkle tree; with `checkpoint`, also compare with what it
+    signed. Reports the first position where the ledger diverges, whichever check finds it."""
+    waiting = AuditEntry.objects.count()
+    walk = _walk_chain(checkpoint.tree_size if checkpoint else None)
+
+    def result(first_bad: int | None, problem: str, signed_before: int = 0) -> LedgerCheck:
+        return LedgerCheck(
+            walk.checked, first_bad, problem, waiting, walk.root, checkpoint, signed_before
+        )
+
+    if checkpoint is None:
+        return result(walk.break_at, walk.problem)
+    n = checkpoint.tree_size
+    if walk.root_at_checkpoint == checkpoint.root_hash:
+        # The first n records are what the checkpoint signed; a break, if any, comes after.
+        return result(walk.break_at, walk.problem, signed_before=n)
+    # The divergence lies in the first n positions: the walk stopped before n, or the first n
+    # records are not the signed ones.
+    whole = walk.checked if walk.break_at is None else None
+    divergence = _signed_divergence(checkpoint, min(walk.checked, n), records_held=whole)
+    if divergence is not None:
+        at, problem = divergence
+        return result(at, problem, signed_before=at - 1)
+    compared = min(walk.checked, n)
+    if walk.break_at is not None:
+        return result(walk.break_at, walk.problem, signed_before=compared)
+    if walk.checked == 0:
+        return result(1, f"the ledger is empty, but checkpoint {n} commits to {n} records")
+    size = walk.checked
+    return result(
+        size + 1,
+        f"shorter ledger: records #{size + 1} to #{n} are missing "
+        f"(checkpoint {n} commits to {n} records, the ledger has {size})",
+        signed_before=size,
+    )
+
+
+def _signed_divergence(
+    checkpoint: signing.Checkpoint, compare: int, *, records_held: int | None
+) -> tuple[int, str] | None:
+    """The first of records #1..#compare whose hash is not the leaf `checkpoint` signed, or None
+    when they all are. `records_held`: how many records the whole ledger holds, when known.
 
     The stored tree's leaf hashes are trusted only if they rebuild the checkpoint's signed
-    root; then they are the leaves the checkpoint signed, and comparing them with today's
-    records names the first divergence."""
+    root; then they are the leaves the checkpoint signed."""
+    if compare == 0:
+        return None
     n = checkpoint.tree_size
     signed_leaves = _stored_leaves(n)
     tree = merkle.CompactRange()
@@ -162,14 +233,15 @@ def _locate_divergence(checkpoint: signing.Checkpoint, size: int) -> tuple[int, 
             f"the ledger does not match checkpoint {n}, and the stored tree was changed as well, "
             "so the first divergence cannot be named: treat every record as suspect",
         )
-    current = AuditRecord.objects.order_by("sequence").values_list("hash", flat=True)
-    i = 0
-    for i, record_hash_hex in enumerate(current[:n].iterator(chunk_size=2000)):
+    current = AuditRecord.objects.order_by("sequence").values_list("hash", flat=True)[:compare]
+    for i, record_hash_hex in enumerate(current.iterator(chunk_size=2000)):
         if merkle.leaf_hash(bytes.fromhex(record_hash_hex)) != signed_leaves[i]:
             # The chain held up to here, so whoever changed this record recomputed the hashes
             # of every record after it: which change it was cannot be told from hashes alone.
             fewer = (
-                f"; the ledger has {n - size} record(s) fewer than it signed" if size < n else ""
+                f"; the ledger has {n - records_held} record(s) fewer than it signed"
+                if records_held is not None and records_held < n
+                else ""
             )
             return (
                 i + 1,
@@ -177,15 +249,7 @@ def _locate_divergence(checkpoint: signing.Checkpoint, size: int) -> tuple[int, 
                 f"holds: the chain was recomputed after an edit, removal, insertion or "
                 f"reordering at #{i + 1}{fewer}",
             )
-    else:
-        i = size
-    if size == 0:
-        return 1, f"the ledger is empty, but checkpoint {n} commits to {n} records"
-    return (
-        size + 1,
-        f"shorter ledger: records #{size + 1} to #{n} are missing "
-        f"(checkpoint {n} commits to {n} records, the ledger has {size})",
-    )
+    return None
 
 
 def _stored_leaves(n: int) -> list[bytes]:

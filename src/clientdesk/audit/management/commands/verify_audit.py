@@ -40,8 +40,8 @@ class Command(BaseCommand):
         )
         if not result.intact:
             raise CommandError(
-                f"Audit ledger broken at record #{result.first_bad_sequence}: {result.problem} "
-                f"({result.checked} records before it are intact).{waiting}"
+                f"Audit ledger broken at record #{result.first_bad_sequence}: {result.problem}. "
+                f"{result.intact_before_text}{waiting}"
             )
         if checkpoint is None:
             self.stdout.write(
