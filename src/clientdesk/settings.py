@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from importlib import metadata
 from pathlib import Path
 
 import dj_database_url
@@ -258,7 +259,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Clientdesk API",
     "DESCRIPTION": "Send private messages to clients and read their activity.",
-    "VERSION": "1",
+    # The release in pyproject.toml and CHANGELOG.md, never a second copy of it.
+    "VERSION": metadata.version("clientdesk"),
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
