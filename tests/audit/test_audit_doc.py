@@ -1,11 +1,13 @@
 """docs/AUDIT.md's commands, run as written (bash, openssl, curl, python3 and
 docs/audit/rfc9162.py) against a real server: an auditor's steps must work."""
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from clientdesk.audit.services import audit_append, audit_checkpoint_create
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "AUDIT.md").read_text()
+CHECKER = ROOT / "docs" / "audit" / "rfc9162.py"
 
 
 def _block(name: str) -> str:
@@ -100,6 +103,13 @@ def test_the_documented_steps_work_and_catch_a_removed_record(
     result = _run("verify-inclusion", tmp_path, env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"record #{exported['sequence']} IS in the checkpointed tree" in result.stdout
+    # The same step refuses the record once its data is edited, although its hash is unchanged.
+    forged = {**exported, "data": {**exported["data"], "rows": exported["data"]["rows"] + 1}}
+    (tmp_path / "record.json").write_text(json.dumps(forged))
+    result = _run("verify-inclusion", tmp_path, env)
+    assert result.returncode != 0
+    assert f"record #{exported['sequence']} is NOT intact" in result.stdout
+    (tmp_path / "record.json").write_text(json.dumps(exported))
 
     _append(4)
     (tmp_path / "new.txt").write_text(audit_checkpoint_create().note)
@@ -142,3 +152,56 @@ def _database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _fenced(kind: str, name: str) -> str:
+    match = re.search(rf"```{kind} {name}\n(.*?)```", DOC, re.S)
+    assert match, f"docs/AUDIT.md lost its {name} block"
+    return match.group(1)
+
+
+def test_the_worked_example_of_the_record_hash_is_what_clientdesk_and_the_checker_compute(
+    tmp_path,
+):
+    """The canonical form is written down byte for byte; the example must be exactly what
+    `record_hash` hashes, and the checker must agree with both."""
+    from clientdesk.audit.models import AuditRecord
+    from clientdesk.audit.services import record_hash
+
+    served = json.loads(_fenced("json", "record-example"))
+    canonical = _fenced("text", "record-example-canonical").removesuffix("\n").encode()
+    assert f"these {len(canonical)} bytes" in DOC
+    assert hashlib.sha256(canonical).hexdigest() == served["hash"]
+    assert served["hash"] in DOC.split("record-example-canonical", 1)[1]
+    record = AuditRecord(
+        sequence=served["sequence"],
+        created_at=datetime.fromisoformat(served["created_at"]),
+        actor_type=served["actor"]["type"],
+        actor_id=served["actor"]["id"] or "",
+        actor_label=served["actor"]["name"],
+        action=served["action"],
+        object_type=served["object_type"],
+        object_id=served["object_id"],
+        data=served["data"],
+        prev_hash=served["prev_hash"],
+    )
+    assert record_hash(record) == served["hash"]
+    (tmp_path / "record.json").write_text(json.dumps(served))
+    checker = subprocess.run(
+        [sys.executable, "-I", str(CHECKER), "record", "record.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checker.returncode == 0, checker.stdout + checker.stderr
+    served["data"]["after"]["last_name"] = "Garcia"
+    (tmp_path / "record.json").write_text(json.dumps(served))
+    checker = subprocess.run(
+        [sys.executable, "-I", str(CHECKER), "record", "record.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checker.returncode == 1 and "is NOT intact" in checker.stdout

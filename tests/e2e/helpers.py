@@ -56,7 +56,7 @@ def sent_items(dialog: Locator) -> Locator:
 
 
 def toasts(page: Page, role: str) -> Locator:
-    """Toasts: role "status" for success, "alert" for failure (CONTRACT.md, Staff UI)."""
+    """Toasts: role "status" for success, "alert" for failure (docs/ARCHITECTURE.md, "UI")."""
     return page.locator("#toasts").get_by_role(role)
 
 

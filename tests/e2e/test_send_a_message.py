@@ -1,7 +1,7 @@
-"""The "Send a message" journey (shared spec send-a-message.md), in a real browser.
+"""The "Send a message" journey, in a real browser.
 
-Accessible names are those of CONTRACT.md "Staff UI"; every send is also checked in the
-database, because a toast alone does not prove what was stored.
+Accessible names are those docs/ARCHITECTURE.md ("UI") promises; every send is also checked in
+the database, because a toast alone does not prove what was stored.
 """
 
 import re

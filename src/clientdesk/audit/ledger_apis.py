@@ -1,5 +1,5 @@
 """Staff API of the audit ledger: records, the signed checkpoint, the public key and RFC 9162
-proofs, for an auditor's own tools (CONTRACT.md)."""
+proofs, for an auditor's own tools (docs/AUDIT.md)."""
 
 import base64
 from typing import Any

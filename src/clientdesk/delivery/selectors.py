@@ -9,7 +9,7 @@ from clientdesk.core.errors import NotFound
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
 
 
-# The one outgoing endpoint (CONTRACT.md): every read of it goes through these.
+# The one outgoing endpoint (docs/WEBHOOKS.md): every read of it goes through these.
 def endpoint_get() -> OutgoingEndpoint | None:
     return OutgoingEndpoint.objects.filter(pk=1).first()
 

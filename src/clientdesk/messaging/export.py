@@ -1,4 +1,4 @@
-"""Export of message logs (CONTRACT.md): CSV or NDJSON, streamed in bounded chunks, with the
+"""Export of message logs (docs/AUDIT.md): CSV or NDJSON, streamed in bounded chunks, with the
 sha256 of the exact bytes and a `messages.exported` ledger record at the end.
 
 Rows are read in keyset pages of (created_at, id), each page its own short query, so memory

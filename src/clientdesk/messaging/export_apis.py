@@ -41,7 +41,7 @@ async def _stream(chunks: Iterator[bytes], finish: Callable[[], None]) -> AsyncI
 
 
 class _FirstRenderer(BaseContentNegotiation):
-    """`?format=csv` is the export's own parameter (CONTRACT.md), not DRF's renderer override;
+    """`?format=csv` is the export's own parameter (docs/AUDIT.md), not DRF's renderer override;
     errors still render as problem+json."""
 
     def select_parser(self, request: Request, parsers: list) -> None:  # type: ignore[override]
