@@ -71,12 +71,15 @@ MIDDLEWARE = [
     "clientdesk.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: a wrong method under the API is 405 with Allow, never a CSRF 403.
+    "clientdesk.core.middleware.ApiRouteMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    "clientdesk.core.middleware.ApplicationErrorMiddleware",
     "clientdesk.core.middleware.TextValidityMiddleware",
 ]
 # Under these prefixes every error is application/problem+json (core/middleware.py).

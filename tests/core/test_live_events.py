@@ -143,7 +143,9 @@ def test_an_unknown_cursor_gets_a_reset_event(
     reader.close()
 
 
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "١٢", "9" * 30, "1 2"])
+@pytest.mark.parametrize(
+    "cursor", ["abc", "-1", "1.5", "١٢", "9" * 30, "1 2", str(2**63), "9" * 20, "9" * 5000]
+)
 def test_a_malformed_cursor_is_a_problem(
     server: InProcessServer, staff_token: str, cursor: str
 ) -> None:
@@ -152,9 +154,9 @@ def test_a_malformed_cursor_is_a_problem(
         params={"last_event_id": cursor},
         headers={"Authorization": f"Bearer {staff_token}"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert "Last-Event-ID" in response.json()["detail"]
+    assert "Last-Event-ID" in response.json()["errors"]
 
 
 def test_the_staff_stream_needs_a_staff_identity_with_view_permission(

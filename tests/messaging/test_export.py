@@ -173,8 +173,11 @@ def test_empty_result(db):
         (["--client", "nobody"], "no client with id or external id 'nobody'"),
         (["--sender", "nobody"], "no user named 'nobody'"),
         (["--since", "2026-12-01", "--until", "2026-11-01"], "since is after until"),
-        (["--since", "yesterday"], "since: 'yesterday' is not an ISO 8601 date or time"),
-        (["--until", "2026-13-45"], "until: '2026-13-45' is not an ISO 8601 date or time"),
+        (["--since", "yesterday"], r"since \('yesterday'\) must be an ISO 8601 date or time"),
+        (["--until", "2026-13-45"], r"until \('2026-13-45'\) must be an ISO 8601 date or time"),
+        (["--until", "9999-12-31T23:59:59-05:00"], r"until \('9999-12-31T23:59:59-05:00'\)"),
+        (["--since", "0001-01-01T00:00:00+01:00"], r"between 0002-01-01 and 9998-12-31 UTC"),
+        (["--since", "+275760-09-13"], r"since \('\+275760-09-13'\) must be an ISO 8601"),
     ],
 )
 def test_bad_flags_exit_2_with_a_clear_message_and_no_file(db, tmp_path, args, message):

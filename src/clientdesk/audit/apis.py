@@ -4,13 +4,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from clientdesk.audit.models import ActivityEvent
 from clientdesk.audit.permissions import AuditPermission
 from clientdesk.audit.selectors import client_activity
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.api import ApiView, PageQuerySerializer, page_links
 from clientdesk.core.pagination import paginate
 
 
@@ -29,8 +28,9 @@ class ActivityOutput(serializers.ModelSerializer):
         }
 
 
-class ClientActivityApi(APIView):
+class ClientActivityApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_ACTIVITY}
+    query_parameters = {"GET": PageQuerySerializer}
 
     @extend_schema(
         operation_id="client_activity_list",

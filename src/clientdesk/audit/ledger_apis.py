@@ -9,7 +9,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from clientdesk.audit import merkle, signing
 from clientdesk.audit.models import AuditRecord
@@ -22,6 +21,7 @@ from clientdesk.audit.selectors import (
     latest_checkpoint,
     ledger_size,
 )
+from clientdesk.core.api import ApiView, WholeNumberField
 from clientdesk.core.errors import NotFound, ValidationFailed
 from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
@@ -63,8 +63,8 @@ class RecordOutput(serializers.ModelSerializer):
 
 
 class RecordsQuery(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, max_value=_MAX, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    after = WholeNumberField(min_value=0, max_value=_MAX, default=0)
+    limit = WholeNumberField(min_value=1, max_value=1000, default=100)
 
 
 class RecordsPage(serializers.Serializer):
@@ -72,8 +72,9 @@ class RecordsPage(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
 
 
-class AuditRecordsApi(APIView):
+class AuditRecordsApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+    query_parameters = {"GET": RecordsQuery}
 
     @extend_schema(
         operation_id="audit_records_list",
@@ -94,7 +95,7 @@ class AuditRecordsApi(APIView):
         return Response({"results": RecordOutput(records, many=True).data, "next": next_url})
 
 
-class AuditCheckpointApi(APIView):
+class AuditCheckpointApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
 
     @extend_schema(
@@ -119,7 +120,7 @@ class PublicKeyOutput(serializers.Serializer):
     vkey = serializers.CharField()
 
 
-class AuditPublicKeyApi(APIView):
+class AuditPublicKeyApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
 
     @extend_schema(operation_id="audit_public_key", responses={200: PublicKeyOutput})
@@ -142,7 +143,7 @@ def _default_size() -> int:
 
 
 class ProofQuery(serializers.Serializer):
-    tree_size = serializers.IntegerField(min_value=1, max_value=_MAX, required=False)
+    tree_size = WholeNumberField(min_value=1, max_value=_MAX, required=False)
 
 
 class InclusionOutput(serializers.Serializer):
@@ -151,8 +152,9 @@ class InclusionOutput(serializers.Serializer):
     hashes = serializers.ListField(child=serializers.CharField())
 
 
-class AuditInclusionProofApi(APIView):
+class AuditInclusionProofApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+    query_parameters = {"GET": ProofQuery}
 
     @extend_schema(
         operation_id="audit_inclusion_proof",
@@ -181,8 +183,8 @@ class AuditInclusionProofApi(APIView):
 
 
 class ConsistencyQuery(serializers.Serializer):
-    first = serializers.IntegerField(min_value=0, max_value=_MAX)
-    second = serializers.IntegerField(min_value=0, max_value=_MAX, required=False)
+    first = WholeNumberField(min_value=0, max_value=_MAX)
+    second = WholeNumberField(min_value=0, max_value=_MAX, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         second = attrs.get("second")
@@ -197,8 +199,9 @@ class ConsistencyOutput(serializers.Serializer):
     hashes = serializers.ListField(child=serializers.CharField())
 
 
-class AuditConsistencyProofApi(APIView):
+class AuditConsistencyProofApi(ApiView):
     required_permissions = {"GET": AuditPermission.VIEW_AUDIT_RECORD}
+    query_parameters = {"GET": ConsistencyQuery}
 
     @extend_schema(
         operation_id="audit_consistency_proof",

@@ -7,7 +7,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.audit import signing
@@ -27,6 +26,7 @@ from clientdesk.audit.selectors import (
     timeline_cards,
 )
 from clientdesk.clients.selectors import client_get
+from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
@@ -61,10 +61,13 @@ AUDIT_PAGE_SIZE = 50
 
 def _filters(query: QueryDict) -> RecordFilters:
     def day(name: str) -> date | None:
-        try:
-            return parse_date(query.get(name, "")[:10])
-        except ValueError:
+        value = query.get(name, "")
+        if not value:
             return None
+        try:
+            return parse_day(value)
+        except Refused as error:
+            raise refused(name, error, value) from error
 
     return RecordFilters(
         action=query.get("action", "")[:60],

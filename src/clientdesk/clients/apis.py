@@ -2,22 +2,22 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.permissions import ClientsPermission
-from clientdesk.clients.selectors import client_get, client_search
-from clientdesk.clients.services import client_create, client_update
+from clientdesk.clients.selectors import client_get, client_search, client_with_external_id
+from clientdesk.clients.services import ClientExists, client_create, client_update
 from clientdesk.clients.validators import (
     validate_attributes,
     validate_external_id,
     validate_language,
     validate_phone,
 )
-from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.api import ApiView, PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.requests import StaffApiRequest
 
@@ -57,7 +57,7 @@ class ClientOutput(serializers.ModelSerializer):
         ]
 
 
-class ClientListCreateApi(APIView):
+class ClientListCreateApi(ApiView):
     required_permissions = {
         "GET": ClientsPermission.VIEW_CLIENT,
         "POST": ClientsPermission.ADD_CLIENT,
@@ -91,6 +91,20 @@ class ClientListCreateApi(APIView):
 
     class QuerySerializer(PageQuerySerializer):
         search = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+        external_id = serializers.CharField(
+            required=False,
+            max_length=64,
+            help_text="exactly this external id (the business's own id): at most one result",
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs.get("external_id") is not None and attrs["search"]:
+                raise serializers.ValidationError(
+                    {"external_id": ["Give search or external_id, not both."]}
+                )
+            return attrs
+
+    query_parameters = {"GET": QuerySerializer}
 
     class ListOutput(serializers.Serializer):
         page = serializers.IntegerField()
@@ -106,23 +120,51 @@ class ClientListCreateApi(APIView):
     def get(self, request: StaffApiRequest) -> Response:
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = client_search(
-            query=query.validated_data["search"],
-            page=query.validated_data["page"],
-            size=query.validated_data["page_size"],
-        )
+        wanted = query.validated_data
+        if "external_id" in wanted:
+            page = client_with_external_id(
+                external_id=wanted["external_id"], page=wanted["page"], size=wanted["page_size"]
+            )
+        else:
+            page = client_search(
+                query=wanted["search"], page=wanted["page"], size=wanted["page_size"]
+            )
         return Response(
             {**page_links(request, page), "results": ClientOutput(page.items, many=True).data}
         )
 
     @extend_schema(
-        operation_id="clients_create", request=InputSerializer, responses={201: ClientOutput}
+        operation_id="clients_create",
+        request=InputSerializer,
+        responses={
+            201: ClientOutput,
+            409: OpenApiResponse(
+                description="A client with this external_id exists; `existing_id` and "
+                "`existing_url` name it (for those who may view clients)"
+            ),
+        },
     )
     def post(self, request: StaffApiRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = client_create(actor=request.user, **data.validated_data)
+        try:
+            client = client_create(actor=request.user, **data.validated_data)
+        except ClientExists as error:
+            _point_to_existing(request, error)
+            raise
         return Response(ClientOutput(client).data, status=status.HTTP_201_CREATED)
+
+
+def _point_to_existing(request: StaffApiRequest, error: ClientExists) -> None:
+    """Name the client that holds the external id, so that an integrator can update it instead;
+    only to a caller who may view clients (every role that may add one may), since the id is
+    what a viewer could look up by `?external_id=` anyway."""
+    if error.existing_id is None or not request.user.has_perm(ClientsPermission.VIEW_CLIENT):
+        return
+    error.extra["existing_id"] = str(error.existing_id)
+    error.extra["existing_url"] = request.build_absolute_uri(
+        reverse("api-client", args=[error.existing_id])
+    )
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -134,7 +176,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-class ClientDetailApi(APIView):
+class ClientDetailApi(ApiView):
     required_permissions = {
         "GET": ClientsPermission.VIEW_CLIENT,
         "PATCH": ClientsPermission.CHANGE_CLIENT,
@@ -178,9 +220,13 @@ class ClientDetailApi(APIView):
                 errors={name[:100]: ["Cannot be changed."] for name in unknown[:20]},
             )
         data.is_valid(raise_exception=True)
-        client = client_update(
-            actor=request.user,
-            client_id=client_get(client_id=client_id).pk,
-            changes=data.validated_data,
-        )
+        try:
+            client = client_update(
+                actor=request.user,
+                client_id=client_get(client_id=client_id).pk,
+                changes=data.validated_data,
+            )
+        except ClientExists as error:
+            _point_to_existing(request, error)
+            raise
         return Response(ClientOutput(client).data)

@@ -40,6 +40,16 @@ def client_get(*, client_id: uuid.UUID | str) -> Client:
         raise NotFound("No such client.") from error
 
 
+def client_with_external_id(*, external_id: str, page: int, size: int) -> Page[Client]:
+    """The client whose external id is exactly `external_id` (at most one: it is unique), as a
+    page of the search's shape."""
+    return paginate(
+        Client.objects.filter(external_id=external_id).order_by("sort_name", "id"),
+        page=page,
+        size=size,
+    )
+
+
 def search_terms(query: str) -> list[str]:
     return [term[:MAX_TERM_LENGTH] for term in fold(query).split()[:MAX_QUERY_TERMS]]
 

@@ -1,6 +1,7 @@
 """Writes for clients: create, change, and the bulk load of the demo. The derived search fields
 are kept here and only here; each write is in the audit ledger with its actor."""
 
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,11 +40,21 @@ def _checked(client: Client) -> Client:
     return client
 
 
-def _external_id_taken(external_id: str) -> Conflict:
-    return Conflict(
-        f"A client with external_id {external_id!r} already exists.",
-        errors={"external_id": ["A client with this external id already exists."]},
-    )
+class ClientExists(Conflict):
+    """Another client has this external id; `existing_id` is that client's, for the boundary to
+    show to those who may view clients (an integrator syncing by external id)."""
+
+    def __init__(self, external_id: str, existing_id: uuid.UUID | None) -> None:
+        super().__init__(
+            f"A client with external_id {external_id!r} already exists.",
+            errors={"external_id": ["A client with this external id already exists."]},
+        )
+        self.existing_id = existing_id
+
+
+def _external_id_taken(external_id: str) -> ClientExists:
+    existing = Client.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    return ClientExists(external_id, existing)
 
 
 def client_create(
@@ -79,8 +90,9 @@ def client_create(
                 data={field: getattr(client, field) for field in EDITABLE_FIELDS},
             )
     except IntegrityError as error:
-        if Client.objects.filter(external_id=external_id).exists():
-            raise _external_id_taken(external_id) from error
+        taken = _external_id_taken(external_id)
+        if taken.existing_id is not None:
+            raise taken from error
         raise
     return client
 

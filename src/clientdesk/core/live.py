@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole, refused
 from clientdesk.core.models import LiveEvent
 from clientdesk.core.notify import datagram_poke
 
@@ -433,12 +434,14 @@ def sse_frame(*, event_id: int, type: str, data: Any) -> str:
 
 
 def parse_cursor(value: str | None) -> int | None:
-    """A Last-Event-ID as sent by us (decimal digits), None when absent; ValueError otherwise."""
+    """A Last-Event-ID as sent by us (decimal digits, at most the largest event id a database
+    holds), None when absent; ValidationFailed naming `Last-Event-ID` otherwise."""
     if value is None or value == "":
         return None
-    if len(value) > 20 or not value.isascii() or not value.isdigit():
-        raise ValueError("Last-Event-ID must be the decimal id of an event this stream sent.")
-    return int(value)
+    try:
+        return parse_whole(value, minimum=0, maximum=BIGINT_MAX)
+    except Refused as error:
+        raise refused("Last-Event-ID", error, value) from error
 
 
 @dataclass

@@ -1,19 +1,23 @@
-"""Request ids; problem+json for every API error; text validity of query strings, forms and
-stored headers."""
+"""Request ids; problem+json for every API error; the methods an API route answers; domain
+errors raised by views; text validity of query strings, forms and stored headers."""
 
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.api import allowed_methods
+from clientdesk.core.errors import ApplicationError, ValidationFailed
 from clientdesk.core.problems import (
+    application_problem,
     body_too_large,
     is_api_path,
     is_problem,
+    method_not_allowed,
     problem_response,
     status_title,
     validation_problem,
@@ -70,6 +74,53 @@ class ApiProblemMiddleware:
                     converted[header] = response[header]
             return converted
         return response
+
+
+class ApiRouteMiddleware:
+    """Under the API prefixes, before any credential or CSRF check: a method a class-based view
+    has no handler for is 405 with `Allow`, for anyone (the routes are public in the OpenAPI
+    document). Listed before CsrfViewMiddleware, so a wrong method is never answered "CSRF
+    check failed"; the plain views under the API (event streams, the 404 of unknown paths) are
+    CSRF-exempt and answer their own 405 and 404."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Any, args: Any, kwargs: Any
+    ) -> HttpResponseBase | None:
+        view_class = getattr(view_func, "view_class", None)
+        if view_class is None or not is_api_path(request.path_info):
+            return None
+        allowed = allowed_methods(view_class)
+        if request.method not in allowed:
+            return method_not_allowed(str(request.method), allowed)
+        return None
+
+
+class ApplicationErrorMiddleware:
+    """A domain error a page or a plain API view lets through is shown as everywhere else (the
+    error page or toast; problem+json under the API) rather than as a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        if not isinstance(exception, ApplicationError):
+            return None
+        if is_api_path(request.path_info):
+            return application_problem(exception)
+        from clientdesk.core.ui import render_error_page  # templates need the apps loaded
+
+        return render_error_page(request, exception)
 
 
 # Headers stored with what they come with (a message keeps the sender's User-Agent).

@@ -8,6 +8,8 @@ from django.db import connection
 from django.db.models import BooleanField, Field, Model, QuerySet
 from django.db.models.expressions import RawSQL
 
+from clientdesk.core.bounded import Refused, parse_whole, refused
+
 M = TypeVar("M", bound=Model)
 
 
@@ -22,13 +24,18 @@ class Page(Generic[M]):
         return self.number > 1
 
 
+MAX_PAGE = 100_000
+
+
 def parse_page(value: str | None) -> int:
-    """A page number from a query string; anything that is not a positive integer is page 1."""
-    try:
-        number = int(value or 1)
-    except ValueError:
+    """A page number from a page's query string (1 when absent); ValidationFailed naming `page`
+    for anything else than a whole number from 1 to MAX_PAGE."""
+    if value is None or value == "":
         return 1
-    return min(max(1, number), 100_000)
+    try:
+        return parse_whole(value, minimum=1, maximum=MAX_PAGE)
+    except Refused as error:
+        raise refused("page", error, value) from error
 
 
 def paginate(queryset: QuerySet[M], *, page: int, size: int) -> Page[M]:

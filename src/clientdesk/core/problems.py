@@ -124,6 +124,28 @@ def problem_response(*, status_code: int, detail: str, type_slug: str) -> JsonRe
     )
 
 
+def application_problem(error: ApplicationError) -> JsonResponse:
+    """A domain error as problem+json, for the API's plain Django views (event streams)."""
+    body = problem_body(
+        status_code=error.status,
+        title=error.title,
+        detail=error.detail,
+        type_slug=error.type_slug,
+        **error.extra,
+    )
+    return JsonResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def method_not_allowed(method: str, allowed: list[str]) -> JsonResponse:
+    response = problem_response(
+        status_code=405,
+        detail=f"{method[:20]} is not allowed here; use {', '.join(allowed)}.",
+        type_slug="method-not-allowed",
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
 def is_api_path(path: str) -> bool:
     """Requests under these prefixes (the staff API, the portal API) are answered in
     problem+json whatever goes wrong, including what Django refuses before any view runs."""

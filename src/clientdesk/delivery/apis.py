@@ -5,8 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from clientdesk.core.api import ApiView
 from clientdesk.core.errors import NotFound
 from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
@@ -52,7 +52,7 @@ _ENDPOINT = inline_serializer(
 )
 
 
-class OutgoingEndpointApi(APIView):
+class OutgoingEndpointApi(ApiView):
     required_permissions = {
         "GET": DeliveryPermission.MANAGE_INTEGRATION,
         "PUT": DeliveryPermission.MANAGE_INTEGRATION,
@@ -88,7 +88,7 @@ class OutgoingEndpointApi(APIView):
         )
 
 
-class RotateSecretApi(APIView):
+class RotateSecretApi(ApiView):
     required_permissions = {"POST": DeliveryPermission.MANAGE_INTEGRATION}
 
     @extend_schema(
@@ -99,7 +99,7 @@ class RotateSecretApi(APIView):
         return Response(endpoint_representation(endpoint, show_secret=True))
 
 
-class SendTestEventApi(APIView):
+class SendTestEventApi(ApiView):
     required_permissions = {"POST": DeliveryPermission.MANAGE_INTEGRATION}
 
     @extend_schema(

@@ -7,8 +7,8 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from clientdesk.core.api import ApiView, InstantField, WholeNumberField
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
@@ -23,7 +23,7 @@ from clientdesk.messaging.representations import message_representation
 from clientdesk.messaging.selectors import deliveries_by_message
 
 
-class MessageListApi(APIView):
+class MessageListApi(ApiView):
     required_permissions = {"GET": MessagingPermission.VIEW_MESSAGE}
 
     class QuerySerializer(serializers.Serializer):
@@ -36,10 +36,12 @@ class MessageListApi(APIView):
         needs_response = serializers.BooleanField(required=False, allow_null=True, default=None)
         overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
         sender = serializers.UUIDField(required=False)
-        since = serializers.DateTimeField(required=False)
-        until = serializers.DateTimeField(required=False)
+        since = InstantField(required=False)
+        until = InstantField(required=False)
         cursor = serializers.CharField(required=False, max_length=500)
-        limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+        limit = WholeNumberField(min_value=1, max_value=100, default=50)
+
+    query_parameters = {"GET": QuerySerializer}
 
     @extend_schema(
         operation_id="messages_list",
@@ -122,7 +124,7 @@ _POLICY_SCHEMA = inline_serializer(
 )
 
 
-class FollowUpSettingsApi(APIView):
+class FollowUpSettingsApi(ApiView):
     required_permissions = {
         "GET": FollowupPermission.MANAGE_FOLLOWUP_POLICY,
         "PUT": FollowupPermission.MANAGE_FOLLOWUP_POLICY,

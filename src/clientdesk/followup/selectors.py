@@ -1,8 +1,6 @@
 """Reads for follow-up: the policy, messages across clients and the conversations list, both
 paged by cursor along one index each."""
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.selectors import client_search
-from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.bounded import Refused, position_decode, position_encode, refused
 from clientdesk.core.pagination import keyset_beyond
 from clientdesk.followup.models import Conversation, FollowUpPolicy
 from clientdesk.messaging.models import Direction, Message, ReplyState
@@ -34,46 +32,11 @@ def policy_get(*, for_update: bool = False) -> FollowUpPolicy:
 # --- cursors ----------------------------------------------------------------------------------
 
 
-def cursor_encode(values: list[str | None]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def cursor_decode(token: str, *, size: int) -> list[str | None]:
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        values = json.loads(raw)
-    except ValueError as error:
-        raise ValidationFailed(
-            "cursor is not one this server gave out; start again without it.",
-            errors={"cursor": ["Invalid cursor."]},
-        ) from error
-    if (
-        not isinstance(values, list)
-        or len(values) != size
-        or not all(v is None or isinstance(v, str) for v in values)
-    ):
-        raise ValidationFailed(
-            "cursor is not one this server gave out; start again without it.",
-            errors={"cursor": ["Invalid cursor."]},
-        )
-    return values
-
-
-def _cursor_time(value: str | None) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value or "")
-    except ValueError as error:
-        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from error
-    if parsed.tzinfo is None:
-        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]})
-    return parsed
-
-
-def _cursor_uuid(value: str | None) -> uuid.UUID:
-    try:
-        return uuid.UUID(value or "")
-    except ValueError as error:
-        raise ValidationFailed("Invalid cursor.", errors={"cursor": ["Invalid cursor."]}) from error
+        return position_decode(cursor)
+    except Refused as error:
+        raise refused("cursor", error) from error
 
 
 @dataclass(frozen=True)
@@ -127,8 +90,7 @@ def messages_list(
     if filters.until is not None:
         messages = messages.filter(created_at__lt=filters.until)
     if cursor:
-        at, after = cursor_decode(cursor, size=2)
-        at_time, after_id = _cursor_time(at), _cursor_uuid(after)
+        at_time, after_id = _position(cursor)
         messages = messages.filter(
             keyset_beyond(Message, created_at=at_time, pk=after_id, descending=True)
         )
@@ -136,7 +98,7 @@ def messages_list(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = cursor_encode([last.created_at.isoformat(), str(last.id)])
+        next_cursor = position_encode(last.created_at, last.id)
     return CursorPage(items=rows[:limit], next_cursor=next_cursor)
 
 
@@ -190,8 +152,7 @@ def conversations_list(
     if filters.until is not None:
         rows = rows.filter(last_message_at__lt=filters.until)
     if cursor:
-        at, after = cursor_decode(cursor, size=2)
-        at_time, after_id = _cursor_time(at), _cursor_uuid(after)
+        at_time, after_id = _position(cursor)
         op = "gt" if ascending else "lt"
         rows = rows.filter(
             Q(**{f"{field}__{op}": at_time}) | Q(**{field: at_time, f"client_id__{op}": after_id})
@@ -201,5 +162,5 @@ def conversations_list(
     next_cursor = None
     if len(page) > limit:
         last = page[limit - 1]
-        next_cursor = cursor_encode([getattr(last, field).isoformat(), str(last.client_id)])
+        next_cursor = position_encode(getattr(last, field), last.client_id)
     return CursorPage(items=page[:limit], next_cursor=next_cursor)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clientdesk.accounts.models import User
+from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.requests import StaffRequest
@@ -34,12 +35,16 @@ from clientdesk.messaging.selectors import check_can_view, deliveries_by_message
 PAGE_SIZE = 25
 
 
-def _date(value: str, *, end: bool = False) -> datetime | None:
-    """A YYYY-MM-DD from a date input as the start (or, with `end`, the end) of that day."""
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
+def _date(request: StaffRequest, name: str, *, end: bool = False) -> datetime | None:
+    """The YYYY-MM-DD of a date input as the start (or, with `end`, the end) of that day, None
+    when empty; anything else, or a day outside the years 2 to 9998, is a 422 naming it."""
+    value = request.GET.get(name, "")
+    if not value:
         return None
+    try:
+        day = parse_day(value)
+    except Refused as error:
+        raise refused(name, error, value) from error
     moment = datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
     return moment + timedelta(days=1) if end else moment
 
@@ -49,7 +54,7 @@ def _export_url(request: StaffRequest) -> str:
     included), the sender and the direction. The view and the client search pick
     conversations, not messages, so they do not narrow it."""
     query = {"format": "csv"}
-    since, until = _date(request.GET.get("since", "")), _date(request.GET.get("until", ""))
+    since, until = _date(request, "since"), _date(request, "until")
     if since:
         query["since"] = since.date().isoformat()
     if until:
@@ -83,8 +88,8 @@ def messages_page(request: StaffRequest) -> HttpResponse:
         search=request.GET.get("q", "")[:200],
         direction=direction if direction in ("in", "out") else None,
         sender_id=_uuid(request.GET.get("sender", "")),
-        since=_date(request.GET.get("since", "")),
-        until=_date(request.GET.get("until", ""), end=True),
+        since=_date(request, "since"),
+        until=_date(request, "until", end=True),
     )
     try:
         check_can_view(request.user)

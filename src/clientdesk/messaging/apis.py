@@ -8,10 +8,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from clientdesk.clients.selectors import client_get
-from clientdesk.core.api import PageQuerySerializer, page_links
+from clientdesk.core.api import ApiView, InstantField, PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
@@ -109,14 +108,15 @@ class SendInput(ComposeInput):
     # Left out: the template's default (template_id), else false.
     expects_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
     # The service checks it (future, within a year, needs expects_reply) so the panel agrees.
-    reply_due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    reply_due_at = InstantField(required=False, allow_null=True, default=None)
 
 
-class ClientMessagesApi(APIView):
+class ClientMessagesApi(ApiView):
     required_permissions = {
         "GET": MessagingPermission.VIEW_MESSAGE,
         "POST": MessagingPermission.SEND_PRIVATE_MESSAGE,
     }
+    query_parameters = {"GET": PageQuerySerializer}
 
     InputSerializer = SendInput
 
@@ -192,7 +192,7 @@ class ClientMessagesApi(APIView):
         return response
 
 
-class MessageDetailApi(APIView):
+class MessageDetailApi(ApiView):
     required_permissions = {"GET": MessagingPermission.VIEW_MESSAGE}
 
     @extend_schema(
@@ -208,7 +208,7 @@ class MessageDetailApi(APIView):
         return Response(message_representation(message, deliveries=deliveries, with_attempts=True))
 
 
-class MessagePreviewApi(APIView):
+class MessagePreviewApi(ApiView):
     required_permissions = {
         "POST": (MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
     }
@@ -273,7 +273,7 @@ _TEMPLATE_SCHEMA = inline_serializer(
 )
 
 
-class TemplateListCreateApi(APIView):
+class TemplateListCreateApi(ApiView):
     required_permissions = {
         "GET": MessagingPermission.MANAGE_TEMPLATES,
         "POST": MessagingPermission.MANAGE_TEMPLATES,
@@ -291,6 +291,8 @@ class TemplateListCreateApi(APIView):
     class QuerySerializer(PageQuerySerializer):
         search = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
         active = serializers.BooleanField(required=False, default=False)
+
+    query_parameters = {"GET": QuerySerializer}
 
     @extend_schema(
         operation_id="templates_list",
@@ -339,7 +341,7 @@ class TemplateListCreateApi(APIView):
         )
 
 
-class TemplateDetailApi(APIView):
+class TemplateDetailApi(ApiView):
     required_permissions = {
         "GET": MessagingPermission.MANAGE_TEMPLATES,
         "PATCH": MessagingPermission.MANAGE_TEMPLATES,

@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,11 +21,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from clientdesk.accounts.models import User
 from clientdesk.audit.services import audit_append
 from clientdesk.clients.models import Client
+from clientdesk.core.bounded import Refused, parse_instant, refused
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.pagination import keyset_beyond
 from clientdesk.core.time import iso_utc
@@ -34,6 +34,8 @@ from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.selectors import delivery_statuses_by_message, messages_followup_fields
 
 FORMATS = ("csv", "ndjson")
+# What an export request may say (query parameters of the API, flags of the command).
+EXPORT_FILTERS = ("format", "since", "until", "client", "sender", "direction")
 COLUMNS = (
     "id",
     "created_at",
@@ -89,23 +91,14 @@ class ExportRequest:
 
 
 def _parse_time(name: str, value: str | None) -> datetime | None:
+    """A bound of the export: an ISO 8601 date or time within the years 2 to 9998 UTC (naive:
+    UTC), checked before the first byte is written."""
     if value is None or value == "":
         return None
-    text = value.strip()
     try:
-        parsed = parse_datetime(text)
-        if parsed is None and (day := parse_date(text)) is not None:
-            parsed = datetime.combine(day, time.min)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ValidationFailed(
-            f"{name}: {value[:40]!r} is not an ISO 8601 date or time.",
-            errors={name: ["Use an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T09:00Z."]},
-        )
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return parse_instant(value, naive=UTC)
+    except Refused as error:
+        raise refused(name, error, value) from error
 
 
 def _check_text(name: str, value: str | None) -> None:

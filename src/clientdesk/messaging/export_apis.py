@@ -11,11 +11,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
+from clientdesk.core.api import ApiView
 from clientdesk.core.requests import StaffApiRequest
 from clientdesk.messaging.export import (
     CONTENT_TYPES,
+    EXPORT_FILTERS,
     FORMATS,
     ExportResult,
     check_can_export,
@@ -54,9 +55,10 @@ class _FirstRenderer(BaseContentNegotiation):
         return first, first.media_type
 
 
-class MessagesExportApi(APIView):
+class MessagesExportApi(ApiView):
     content_negotiation_class = _FirstRenderer
     required_permissions = {"GET": MessagingPermission.EXPORT_MESSAGES}
+    query_parameters = {"GET": EXPORT_FILTERS}
 
     @extend_schema(
         operation_id="messages_export",

@@ -8,10 +8,10 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.accounts.services import token_digest
+from clientdesk.core.api import ApiView, WholeNumberField
 from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
@@ -56,7 +56,7 @@ _PORTAL_MESSAGE = inline_serializer(
 )
 
 
-class PortalSessionsApi(APIView):
+class PortalSessionsApi(ApiView):
     """Staff token with *Issue client portal sessions* → a token for one client."""
 
     required_permissions = {"POST": PortalPermission.ISSUE_SESSION}
@@ -84,7 +84,7 @@ class PortalSessionsApi(APIView):
         return Response(issued.representation(), status=status.HTTP_201_CREATED)
 
 
-class PortalApiView(APIView):
+class PortalApiView(ApiView):
     authentication_classes = [PortalTokenAuthentication]
     permission_classes = [IsPortalClient]
     required_permissions = {"GET": CLIENT_SESSION, "POST": CLIENT_SESSION}
@@ -94,7 +94,7 @@ class PortalApiView(APIView):
         return request.user
 
 
-class PortalSessionExchangeApi(APIView):
+class PortalSessionExchangeApi(ApiView):
     """A one-time sign-in code (from `manage.py portal_link`) → a session token."""
 
     authentication_classes: list[Any] = []
@@ -116,8 +116,10 @@ class PortalSessionExchangeApi(APIView):
 
 class PortalMessagesApi(PortalApiView):
     class PortalInboxQuery(serializers.Serializer):
-        limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+        limit = WholeNumberField(min_value=1, max_value=100, default=20)
         before = serializers.CharField(required=False, max_length=200)
+
+    query_parameters = {"GET": PortalInboxQuery}
 
     class PortalReply(serializers.Serializer):
         body = serializers.CharField(trim_whitespace=False, allow_blank=True)

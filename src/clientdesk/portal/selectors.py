@@ -1,7 +1,5 @@
 """Reads of the client's side: the inbox, newest first, with a cursor."""
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +7,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from clientdesk.clients.models import Client
-from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.bounded import Refused, position_decode, position_encode, refused
 from clientdesk.core.live import live_event_head
 from clientdesk.messaging.models import Direction, Message
 
@@ -22,26 +20,11 @@ class Inbox:
     last_event_id: int
 
 
-def _encode(message: Message) -> str:
-    raw = f"{message.created_at.isoformat()}|{message.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _before(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        if len(cursor) > 200 or not cursor.isascii():
-            raise ValueError
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, message_id = raw.partition("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError
-        return when, uuid.UUID(message_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise ValidationFailed(
-            "before must be the `next` value of a previous page.",
-            errors={"before": ["Not a cursor this API issued."]},
-        ) from error
+        return position_decode(cursor)
+    except Refused as error:
+        raise refused("before", error) from error
 
 
 def portal_inbox(*, client: Client, limit: int, before: str | None) -> Inbox:
@@ -53,7 +36,7 @@ def portal_inbox(*, client: Client, limit: int, before: str | None) -> Inbox:
         .order_by("-created_at", "-id")
     )
     if before:
-        when, message_id = _decode(before)
+        when, message_id = _before(before)
         queryset = queryset.filter(Q(created_at__lt=when) | Q(created_at=when, id__lt=message_id))
     rows = list(queryset[: limit + 1])
     unread = Message.objects.filter(
@@ -63,6 +46,6 @@ def portal_inbox(*, client: Client, limit: int, before: str | None) -> Inbox:
     return Inbox(
         items=items,
         unread_count=unread,
-        next=_encode(items[-1]) if len(rows) > limit else None,
+        next=position_encode(items[-1].created_at, items[-1].id) if len(rows) > limit else None,
         last_event_id=head,
     )

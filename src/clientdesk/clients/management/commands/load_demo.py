@@ -13,7 +13,10 @@ from clientdesk.accounts.roles import Role
 from clientdesk.clients.demo import demo_clients
 from clientdesk.clients.models import Client
 from clientdesk.clients.services import clients_bulk_create
+from clientdesk.core.bounded import whole_number_argument
 
+# The benchmarks load a million; more is a typo.
+DEMO_CLIENTS_MAX = 10_000_000
 DEMO_USERS = {
     "admin": (Role.ADMINISTRATOR, "Ada", "Admin"),
     "manager": (Role.MANAGER, "Maya", "Manager"),
@@ -26,12 +29,14 @@ class Command(BaseCommand):
     help = "Create one demo user per role and demo clients (idempotent); print the logins."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--clients", type=int, default=300, help="How many demo clients.")
+        parser.add_argument(
+            "--clients",
+            type=whole_number_argument(minimum=0, maximum=DEMO_CLIENTS_MAX),
+            default=300,
+            help=f"How many demo clients (0-{DEMO_CLIENTS_MAX:,}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["clients"] < 0:
-            self.stderr.write("--clients must be 0 or more.")
-            raise SystemExit(2)
         logins = self._users()
         created = self._clients(options["clients"])
         self.stdout.write(f"Demo clients: {Client.objects.count()} ({created} new).")

@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from clientdesk.core.bounded import whole_number_argument
 from clientdesk.delivery.worker import Worker, install_signal_handlers
 
 
@@ -12,7 +13,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--concurrency", type=int, default=16, help="Attempts in flight at once (1-64)."
+            "--concurrency",
+            type=whole_number_argument(minimum=1, maximum=64),
+            default=16,
+            help="Attempts in flight at once (1-64).",
         )
         parser.add_argument(
             "--once", action="store_true", help="Attempt what is due now, then exit."
@@ -20,8 +24,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         concurrency = options["concurrency"]
-        if not 1 <= concurrency <= 64:
-            raise CommandError(f"--concurrency must be between 1 and 64, not {concurrency}.")
         worker = Worker(concurrency=concurrency)
         install_signal_handlers(worker)
         self.stdout.write(f"Delivery worker {worker.name} running (concurrency {concurrency}).")
