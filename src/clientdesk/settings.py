@@ -103,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "clientdesk.core.context_processors.permissions",
                 "clientdesk.delivery.context_processors.integration_alert",
+                "clientdesk.followup.context_processors.followup_alert",
             ],
         },
     },

@@ -15,6 +15,7 @@ from clientdesk.followup.clock import (
     business_between,
     is_open,
     parse_hours,
+    window_fits,
 )
 from clientdesk.followup.policy import _Holidays
 
@@ -169,3 +170,94 @@ def test_naive_and_negative_inputs_are_refused():
 def test_business_hours_that_make_no_sense_are_refused(hours, message):
     with pytest.raises(ValueError, match=message):
         parse_hours(hours)
+
+
+@st.composite
+def sparse_calendars(draw: st.DrawFn) -> BusinessCalendar:
+    """Calendars open anywhere from nothing to every day, with holidays that may close all of
+    it: window_fits must tell which windows they can meet."""
+    hours = {}
+    for day in draw(st.sets(st.integers(0, 6), max_size=7)):
+        opens = draw(st.integers(0, 22 * 4))
+        closes = draw(st.integers(opens + 1, 24 * 4 - 1))
+        hours[day] = (time(opens // 4, opens % 4 * 15), time(closes // 4, closes % 4 * 15))
+    start = date(2026, 1, 1)
+    holidays = draw(
+        st.one_of(
+            st.frozensets(st.dates(min_value=start, max_value=date(2026, 4, 30)), max_size=60),
+            # Everything for a stretch somewhere in the span: a long closure.
+            st.tuples(st.integers(0, 30), st.integers(0, 30)).map(
+                lambda span: frozenset(start + timedelta(days=span[0] + k) for k in range(span[1]))
+            ),
+        )
+    )
+    return BusinessCalendar(zone=ZoneInfo(draw(zones)), hours=hours, holidays=holidays)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    calendar=sparse_calendars(),
+    hours=st.floats(min_value=0, max_value=40, allow_nan=False),
+    offsets=st.lists(st.floats(min_value=0, max_value=30 * 24), min_size=1, max_size=40),
+)
+def test_window_fits_agrees_with_the_windows_it_promises(calendar, hours, offsets):
+    """When window_fits says a window fits, it does from every instant of the span; when it
+    names an instant, the window from there really does not end in time."""
+    start, within = datetime(2026, 1, 1, tzinfo=UTC), timedelta(days=10)
+    unmet = window_fits(calendar, hours, start=start, days=30, within=within)
+    if unmet is None:
+        for offset in offsets:
+            instant = start + timedelta(hours=offset)
+            assert business_add(calendar, instant, hours) - instant <= within
+    else:
+        assert start <= unmet <= start + timedelta(days=32)
+        try:
+            due = business_add(calendar, unmet, hours, max_days=within.days + 2)
+        except NeverOpen:
+            return
+        assert due - unmet > within
+
+
+def test_an_hour_on_sundays_meets_a_short_window_but_not_300_hours():
+    sundays = BusinessCalendar(zone=BERLIN, hours={6: (time(10), time(11))})
+    start, year = berlin(2026, 12, 1, 12, 0), timedelta(days=366)
+    assert window_fits(sundays, 40, start=start, days=366, within=year) is None
+    assert window_fits(sundays, 300, start=start, days=366, within=year) == start
+
+
+def test_hours_only_on_days_that_are_always_holidays_meet_nothing():
+    every_sunday = frozenset(date(2026, 1, 4) + timedelta(weeks=n) for n in range(52 * 7))
+    calendar = BusinessCalendar(zone=BERLIN, hours={6: (time(9), time(17))}, holidays=every_sunday)
+    start = berlin(2026, 1, 1, 0, 0)
+    assert window_fits(calendar, 0, start=start, days=366, within=timedelta(days=366)) == start
+
+
+def test_hours_in_a_dst_gap_move_with_the_clocks_or_close_that_day():
+    # 02:00 does not exist on the night clocks go forward (Sun 29 Mar 2026 in Berlin): a time in
+    # the gap reads as before the jump (PEP 495), so 02:00-02:59 is open 03:00-03:59 CEST...
+    gap = BusinessCalendar(zone=BERLIN, hours={6: (time(2), time(2, 59))})
+    assert gap.open_interval(date(2026, 3, 29)) == (
+        berlin(2026, 3, 29, 3, 0).astimezone(UTC),
+        berlin(2026, 3, 29, 3, 59).astimezone(UTC),
+    )
+    # ...and 02:30-03:10 ends (03:10 CEST) before it begins (03:30 CEST): closed that Sunday.
+    swallowed = BusinessCalendar(zone=BERLIN, hours={6: (time(2, 30), time(3, 10))})
+    assert swallowed.open_interval(date(2026, 3, 29)) is None
+    start = berlin(2026, 3, 28, 12, 0)
+    assert business_add(swallowed, start, 0.5) == berlin(2026, 4, 5, 3, 0)
+    year = timedelta(days=366)
+    for calendar in (gap, swallowed):
+        assert window_fits(calendar, 20, start=start, days=366, within=year) is None
+
+
+def test_the_walk_is_bounded_whatever_the_window():
+    with pytest.raises(NeverOpen):
+        business_add(GERMANY, berlin(2026, 1, 5, 9, 0), 80, max_days=7)
+    # Longer than every hour of the walk: refused before walking (and before timedelta
+    # overflows).
+    for hours in (24 * 366 * 6, 1e9, 1e300):
+        with pytest.raises(NeverOpen):
+            business_add(GERMANY, berlin(2026, 1, 5, 9, 0), hours)
+    for hours in (float("nan"), float("inf"), -float("inf"), -1e-9):
+        with pytest.raises(ValueError):
+            business_add(GERMANY, berlin(2026, 1, 5, 9, 0), hours)

@@ -9,8 +9,12 @@ from clientdesk.core.textcheck import MAX_JSON_DEPTH, invalid_text
 
 
 class CheckedJSONParser(JSONParser):
-    """Nesting past the decoder's recursion limit is a 400, not a crash; NUL, lone surrogates
-    and nesting past MAX_JSON_DEPTH are a 422 naming each field."""
+    """Nesting past the decoder's recursion limit is a 400, not a crash; NUL, lone surrogates,
+    NaN, Infinity and nesting past MAX_JSON_DEPTH are a 422 naming each field."""
+
+    # NaN and Infinity are not JSON (RFC 8259): read them, so that the answer names the field
+    # (invalid_text) rather than failing the whole body.
+    strict = False
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:

@@ -1,7 +1,9 @@
 """Text that can be stored and sent back: no NUL and no lone UTF-16 surrogate, checked once at
 the boundary (JSON bodies in `core/parsers.py`, query strings, forms and stored headers in
-`core/middleware.py`), so nothing downstream meets it and nothing is half-stored."""
+`core/middleware.py`), so nothing downstream meets it and nothing is half-stored. The walk of a
+JSON value also refuses NaN and Infinity, which JSON cannot carry back out."""
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +35,11 @@ def invalid_text(data: Any, *, prefix: str = "") -> Iterator[tuple[str, str]]:
         if isinstance(value, str):
             if problem := text_problem(value):
                 yield path or "non_field_errors", problem
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield (
+                path or "non_field_errors",
+                "must be a finite number (NaN and Infinity are not JSON).",
+            )
         elif isinstance(value, (dict, list)):
             if depth >= MAX_JSON_DEPTH:
                 yield path or "non_field_errors", f"is nested more than {MAX_JSON_DEPTH} deep."

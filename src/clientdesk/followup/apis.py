@@ -14,7 +14,7 @@ from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission
-from clientdesk.followup.policy import due_phrase, reply_due
+from clientdesk.followup.policy import policy_fields, policy_preview
 from clientdesk.followup.selectors import MessageFilters, messages_list, policy_get
 from clientdesk.followup.services import check_can_manage_policy, policy_update
 from clientdesk.messaging.apis import _MESSAGE_SCHEMA
@@ -94,18 +94,17 @@ class MessageListApi(ApiView):
 
 
 def policy_representation(policy: FollowUpPolicy, *, now: datetime) -> dict[str, Any]:
-    due = reply_due(policy, now)
+    preview = policy_preview(policy, now=now)
     return {
-        "reply_window_hours": policy.reply_window_hours,
-        "response_window_hours": policy.response_window_hours,
-        "timezone": policy.timezone,
-        "business_hours": policy.business_hours,
-        "holidays": policy.holidays or None,
+        **policy_fields(policy),
         "preview": {
-            "sent_at": iso_utc(now),
-            "reply_due_at": iso_utc(due),
-            "text": f"A message sent now is due {due_phrase(policy, due)}.",
+            "sent_at": iso_utc(preview.sent_at),
+            "reply_due_at": iso_utc(preview.reply_due_at),
+            "text": preview.text,
         },
+        # Set only when a stored policy cannot be met (written around the validation): no
+        # clock runs until a valid policy is saved.
+        "problem": preview.problem,
     }
 
 
@@ -120,6 +119,7 @@ _POLICY_SCHEMA = inline_serializer(
         ),
         "holidays": serializers.CharField(allow_null=True),
         "preview": serializers.DictField(read_only=True),
+        "problem": serializers.CharField(read_only=True, allow_null=True),
     },
 )
 

@@ -6,8 +6,12 @@ opening and closing instants (so a day with a DST change inside its hours is an 
 longer), local days come from the calendar's zone (zoneinfo), and closed weekdays and public
 holidays count nothing. A result always lies within a day's open hours (a window that starts
 while closed begins at the next opening), never on a holiday.
+
+Every walk over days is bounded (MAX_DAYS, or the caller's tighter bound): a calendar that is
+never open, or a window too long for its hours, ends the walk with NeverOpen instead of looping.
 """
 
+import math
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
@@ -15,14 +19,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# A calendar open at least one day a week reaches any window within a few years, even with long
-# runs of holidays; this bounds the walk for a calendar that is never open.
+# A stored policy is checked to end its windows within a year (followup/policy.py); the walk
+# allows five, so another year's holidays cannot end it early, and still ends for a calendar
+# that is never open.
 MAX_DAYS = 366 * 5
+_JUST_AFTER = timedelta(microseconds=1)
 _HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
 class NeverOpen(ValueError):
-    """The calendar has no open time within MAX_DAYS of the start."""
+    """The window does not end within the walk's bound (MAX_DAYS unless the caller says)."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +37,20 @@ class BusinessCalendar:
     # Weekday (0 = Monday) to local (opening, closing); a weekday without an entry is closed.
     hours: Mapping[int, tuple[time, time]]
     holidays: Container[date] = field(default_factory=frozenset)
+    # Days already worked out: window_fits walks the same days from hundreds of starts.
+    _intervals: dict[date, tuple[datetime, datetime] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def open_interval(self, day: date) -> tuple[datetime, datetime] | None:
         """The UTC instants `day` opens and closes, or None when it is closed."""
+        try:
+            return self._intervals[day]
+        except KeyError:
+            interval = self._intervals[day] = self._open_interval(day)
+            return interval
+
+    def _open_interval(self, day: date) -> tuple[datetime, datetime] | None:
         if day.weekday() not in self.hours or day in self.holidays:
             return None
         opens, closes = self.hours[day.weekday()]
@@ -48,19 +65,24 @@ def _local_day(calendar: BusinessCalendar, instant: datetime) -> date:
     return instant.astimezone(calendar.zone).date()
 
 
-def business_add(calendar: BusinessCalendar, start: datetime, hours: float) -> datetime:
-    """The instant `hours` business hours after `start` (timezone-aware), in UTC."""
+def business_add(
+    calendar: BusinessCalendar, start: datetime, hours: float, *, max_days: int = MAX_DAYS
+) -> datetime:
+    """The instant `hours` business hours after `start` (timezone-aware), in UTC; NeverOpen when
+    the window does not end within `max_days` local days."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    if hours < 0:
-        raise ValueError("a window cannot be negative")
+    if not 0 <= hours < math.inf:  # also refuses NaN, which compares false with everything
+        raise ValueError("a window must be a finite number of hours, not negative")
+    if hours > 24 * (max_days + 2):
+        raise NeverOpen("the window is longer than the days it may be counted in")
     remaining = timedelta(hours=hours)
     cursor = start.astimezone(UTC)
     # Start a day early: an instant just after local midnight may still be inside yesterday's
     # hours only in zones where hours cross midnight, which the calendar does not allow, but
     # starting early costs one iteration and keeps the walk obviously complete.
     day = _local_day(calendar, cursor) - timedelta(days=1)
-    for _ in range(MAX_DAYS):
+    for _ in range(max_days + 1):
         interval = calendar.open_interval(day)
         day += timedelta(days=1)
         if interval is None:
@@ -75,6 +97,35 @@ def business_add(calendar: BusinessCalendar, start: datetime, hours: float) -> d
         remaining -= available
         cursor = closes
     raise NeverOpen("the business calendar has no open hours to count the window in")
+
+
+def window_fits(
+    calendar: BusinessCalendar, hours: float, *, start: datetime, days: int, within: timedelta
+) -> datetime | None:
+    """The first instant in the `days` local days from `start` from which `hours` business hours
+    do not end within `within`, or None when the window ends in time from every instant.
+
+    The wait from an instant to its due time is longest just after a day closes: while open, the
+    due time moves on with the instant; while closed, it stands still as the instant moves. So
+    `start` and the instant just after each closing are the only instants to try (at the closing
+    itself a window of 0 is still due at once), and each try is one bounded business_add."""
+    start = start.astimezone(UTC)
+    bound = within.days + 2  # local days a walk of `within` can touch
+    day = _local_day(calendar, start)
+    candidates = [start]
+    for _ in range(days + 1):
+        interval = calendar.open_interval(day)
+        day += timedelta(days=1)
+        if interval is not None and interval[1] >= start:
+            candidates.append(interval[1] + _JUST_AFTER)
+    for candidate in candidates:
+        try:
+            due = business_add(calendar, candidate, hours, max_days=bound)
+        except NeverOpen:
+            return candidate
+        if due - candidate > within:
+            return candidate
+    return None
 
 
 def business_between(calendar: BusinessCalendar, start: datetime, end: datetime) -> timedelta:

@@ -1,6 +1,8 @@
 """Writes for follow-up: the policy, starting and answering clocks with each message, and turning
 clocks overdue when their due time passes."""
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ from clientdesk.core.live import live_event_record
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import Conversation, FollowUpDue, FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission
-from clientdesk.followup.policy import policy_check, reply_due, response_due
+from clientdesk.followup.policy import PolicyUnmet, policy_check, reply_due, response_due
 from clientdesk.followup.selectors import policy_get
 from clientdesk.messaging.models import Direction, Message, ReplyState
 from clientdesk.messaging.outbound import message_event_webhook_create
@@ -25,6 +27,8 @@ from clientdesk.messaging.outbound import message_event_webhook_create
 OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
 # Due rows a worker turns overdue in one transaction: small, so its locks are brief.
 OVERDUE_BATCH = 100
+
+log = logging.getLogger(__name__)
 
 
 def check_can_manage_policy(user: User) -> None:
@@ -35,7 +39,9 @@ def check_can_manage_policy(user: User) -> None:
 
 
 def policy_update(*, user: User, data: dict[str, Any]) -> FollowUpPolicy:
-    """Replace the policy. Clocks already running keep their due times."""
+    """Replace the policy, all fields or nothing: the whole policy is checked (each window can
+    be met) before the one transaction that saves it. Clocks already running keep their due
+    times."""
     check_can_manage_policy(user)
     checked = policy_check(data)
     with transaction.atomic():
@@ -97,16 +103,37 @@ def followup_message_written(message: Message) -> None:
     if message.direction == Direction.OUT:
         _answer(client_id=message.client_id, direction=Direction.IN, at=now)
         if message.expects_reply:
-            due = message.reply_due_at or reply_due(policy_get(), now)
-            _start(message, due)
+            due = message.reply_due_at or _policy_due(reply_due, message)
+            if due is not None:
+                _start(message, due)
     else:
         _answer(client_id=message.client_id, direction=Direction.OUT, at=now)
         already_open = Message.objects.filter(
             client_id=message.client_id, direction=Direction.IN, reply_state__in=OPEN_STATES
         ).exists()
         if not already_open:
-            _start(message, response_due(policy_get(), now))
+            due = _policy_due(response_due, message)
+            if due is not None:
+                _start(message, due)
     _conversation_refresh(message)
+
+
+def _policy_due(
+    rule: Callable[[FollowUpPolicy, datetime], datetime], message: Message
+) -> datetime | None:
+    """The policy's due time for `message`, or None when the stored policy cannot give one: the
+    message matters more than its clock, so it is kept without one. Administrators see why on
+    the follow-up pages (policy_problem)."""
+    try:
+        return rule(policy_get(), message.created_at)
+    except PolicyUnmet as problem:
+        log.warning(
+            "follow-up clock skipped for message %s (%s): %s",
+            message.pk,
+            message.direction,
+            problem,
+        )
+        return None
 
 
 def _start(message: Message, due: datetime) -> None:

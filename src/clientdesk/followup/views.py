@@ -18,9 +18,15 @@ from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
+from clientdesk.core.zones import zone_groups, zone_or_none
 from clientdesk.followup.clock import WEEKDAYS
 from clientdesk.followup.permissions import FollowupPermission
-from clientdesk.followup.policy import due_phrase, reply_due, supported_countries
+from clientdesk.followup.policy import (
+    holiday_countries,
+    policy_fields,
+    policy_preview,
+    policy_problem,
+)
 from clientdesk.followup.selectors import (
     VIEW_LABELS,
     VIEWS,
@@ -122,6 +128,8 @@ def messages_page(request: StaffRequest) -> HttpResponse:
         .distinct()
         .order_by("first_name", "last_name")[:200],
         "now": timezone.now(),
+        # Everyone reading due times here should know when none are being set.
+        "clock_problem": policy_problem(policy_get()),
         "export_url": _export_url(request)
         if request.user.has_perm(MessagingPermission.EXPORT_MESSAGES)
         else None,
@@ -156,6 +164,18 @@ def _policy_form(request: StaffRequest) -> dict[str, object]:
     }
 
 
+def _day_hours(value: object) -> tuple[str, str] | None:
+    """A day's [opening, closing] for the form's time inputs; anything else (a stored policy
+    written around the validation) shows as a closed day."""
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, str) for v in value)
+    ):
+        return value[0], value[1]
+    return None
+
+
 @requires(FollowupPermission.MANAGE_FOLLOWUP_POLICY)
 @require_http_methods(["GET", "POST"])
 def settings_page(request: StaffRequest) -> HttpResponse:
@@ -164,13 +184,7 @@ def settings_page(request: StaffRequest) -> HttpResponse:
     except ApplicationError as error:
         return render_error_page(request, error)
     policy = policy_get()
-    data: dict[str, object] = {
-        "reply_window_hours": policy.reply_window_hours,
-        "response_window_hours": policy.response_window_hours,
-        "timezone": policy.timezone,
-        "business_hours": policy.business_hours,
-        "holidays": policy.holidays,
-    }
+    data: dict[str, object] = policy_fields(policy)
     problem: ApplicationError | None = None
     if request.method == "POST":
         data = _policy_form(request)
@@ -181,21 +195,22 @@ def settings_page(request: StaffRequest) -> HttpResponse:
         else:
             messages.success(request, "Follow-up policy saved.")
             return redirect("followup:settings")
-    due = reply_due(policy, timezone.now())
     hours = data["business_hours"] if isinstance(data["business_hours"], dict) else {}
     context = {
         "form": data,
         "days": [
-            (day, label, hours.get(day))
+            (day, label, _day_hours(hours.get(day)))
             for day, label in zip(
                 WEEKDAYS,
                 ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
                 strict=True,
             )
         ],
-        "countries": supported_countries(),
+        "countries": holiday_countries(),
+        "zones": zone_groups(),
+        "zone_known": zone_or_none(data["timezone"]) is not None,
         "error": problem,
-        "preview": due_phrase(policy, due),
+        "preview": policy_preview(policy, now=timezone.now()),
     }
     status = problem.status if problem else 200
     return render(request, "followup/settings.html", context, status=status)
