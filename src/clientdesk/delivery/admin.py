@@ -1,8 +1,11 @@
 """Read-only admin for deliveries and their attempts."""
 
-from django.contrib import admin
+from typing import Any
 
-from clientdesk.audit.admin import ReadOnlyAdmin
+from django.contrib import admin
+from django.http import HttpRequest
+
+from clientdesk.core.admin import ReadOnlyAdmin
 from clientdesk.delivery.models import Delivery, DeliveryAttempt
 
 
@@ -13,7 +16,13 @@ class AttemptInline(admin.TabularInline):
     readonly_fields = ["number", "started_at", "duration_ms", "status_code", "error", "worker"]
     exclude = ["response_excerpt"]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
