@@ -34,7 +34,7 @@ run: $(RUN_STAMP)
 	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
 	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 bash -c 'trap "kill 0" EXIT; \
 		$(PY) manage.py run_worker & \
-		$(VENV)/bin/granian --interface asgi clientdesk.asgi:application --host 127.0.0.1 \
+		$(VENV)/bin/granian --interface asgi --no-ws clientdesk.asgi:application --host 127.0.0.1 \
 			--port $(PORT) --log-level warning'
 
 

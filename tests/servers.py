@@ -260,3 +260,54 @@ class SSEReader:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self.ended.wait(10)
+
+
+def procfile_command(name: str) -> str:
+    """A process's command line from the Procfile (`web`: WSGI, `events`: ASGI)."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    commands = dict(line.split(": ", 1) for line in lines if line and not line.startswith("#"))
+    return commands[name]
+
+
+@contextlib.contextmanager
+def procfile_process(name: str, log: Path, **env: str) -> Iterator[tuple[str, int]]:
+    """The Procfile's `name` process (granian) on a free loopback port, on the test database;
+    yields its URL and pid. Its output goes to `log`."""
+    port = free_port()
+    environment = child_env(
+        PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        EVENTS_PORT=str(port),
+        WEB_CONCURRENCY="1",
+        EVENTS_CONCURRENCY="1",
+        **env,
+    )
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {procfile_command(name)}"],
+            cwd=ROOT,
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

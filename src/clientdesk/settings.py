@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, to see every response: under ASGI, streams synchronous iterators chunk by chunk.
+    "clientdesk.core.streaming.async_streaming_middleware",
     "clientdesk.core.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -1,5 +1,5 @@
 """Export of message logs (docs/AUDIT.md): CSV or NDJSON, streamed in bounded chunks, with the
-sha256 of the exact bytes and a `messages.exported` ledger record at the end.
+sha256 of the exact bytes and a `messages.exported` ledger record however the export ends.
 
 Rows are read in keyset pages of (created_at, id), each page its own short query, so memory
 stays flat, no cursor or transaction stays open between chunks (a client that goes away
@@ -11,7 +11,10 @@ import csv
 import hashlib
 import io
 import json
+import logging
+import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -19,7 +22,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextChoices
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
@@ -32,6 +35,8 @@ from clientdesk.core.time import iso_utc
 from clientdesk.messaging.models import Message
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.selectors import delivery_statuses_by_message, messages_followup_fields
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("csv", "ndjson")
 # What an export request may say (query parameters of the API, flags of the command).
@@ -53,8 +58,6 @@ COLUMNS = (
     "delivery_status",
 )
 CHUNK_ROWS = 2000
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
@@ -78,16 +81,34 @@ class ExportRequest:
         return min(self.until, self.as_of) if self.until else self.as_of
 
     def filters(self) -> dict[str, Any]:
-        """The filters as the ledger records them."""
+        """The filters as the ledger records them: plain JSON text, whatever the values."""
         return {
-            "format": self.format,
-            "since": iso_utc(self.since),
-            "until": iso_utc(self.until),
-            "as_of": iso_utc(self.as_of),
+            "format": _ledger_text(self.format),
+            "since": _ledger_time(self.since),
+            "until": _ledger_time(self.until),
+            "as_of": _ledger_time(self.as_of),
             "client": str(self.client.id) if self.client else None,
-            "sender": self.sender.username if self.sender else None,
-            "direction": self.direction,
+            "sender": _ledger_text(self.sender.username) if self.sender else None,
+            "direction": _ledger_text(self.direction),
         }
+
+
+def _ledger_time(value: datetime | None) -> str | None:
+    """In UTC, as everywhere; a time whose UTC form is out of range (9999-12-31T23:00-05:00)
+    keeps its own offset instead of failing the export's record."""
+    if value is None:
+        return None
+    try:
+        return iso_utc(value)
+    except OverflowError:
+        return value.isoformat()
+
+
+def _ledger_text(value: str | None) -> str | None:
+    """Text every database stores in JSON: no NUL, no lone surrogate."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "replace").decode().replace("\x00", "\ufffd")
 
 
 def _parse_time(name: str, value: str | None) -> datetime | None:
@@ -272,23 +293,81 @@ def _rows(messages: list[SimpleNamespace]) -> Iterator[dict[str, Any]]:
         }
 
 
+# What a spreadsheet (Excel, LibreOffice Calc, Google Sheets) opening the CSV would evaluate as
+# a formula (OWASP "CSV Injection", ASVS 1.2.10): a cell that starts with TAB, CR or LF, and a
+# cell whose first visible character is = + - @ or a form that Unicode folds into one of them
+# (full-width ＝＋－＠, small ﹦﹢﹣﹫, super- and subscript ⁼⁺⁻, and the minus sign −). Such a
+# cell gets a leading ' (docs/API.md). "Visible" skips what a spreadsheet may trim and a reader
+# cannot see: white space (NBSP, ideographic space...), control and format characters
+# (zero-width characters, BOM, bidi marks), combining marks and the other code points Unicode
+# calls default-ignorable.
+_FORMULA_TRIGGERS = frozenset("=+-@\u2212")
+_CONTROL_STARTS = ("\t", "\r", "\n")
+# The Hangul fillers: letters to Unicode, yet default-ignorable (blank) like those categories.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char)[0] in "CZM" or char in _BLANK_LETTERS
+
+
+def _formula_like(value: str) -> bool:
+    first = value[:1]
+    if "!" <= first <= "~":  # printable ASCII, almost every cell: decided by that character
+        return first in _FORMULA_TRIGGERS
+    if value.startswith(_CONTROL_STARTS):
+        return True
+    for char in value:
+        if not _invisible(char):
+            return unicodedata.normalize("NFKC", char)[:1] in _FORMULA_TRIGGERS
+    return False
+
+
 def _neutralise(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if _formula_like(value) else value
 
 
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict):
-        return ";".join(f"{k}:{v}" for k, v in value.items())
+        return _neutralise(";".join(f"{k}:{v}" for k, v in value.items()))
     return _neutralise(str(value))
+
+
+class ExportOutcome(TextChoices):
+    COMPLETED = "completed"
+    FAILED = "failed"  # an error stopped it; `error` names the exception's class
+    CLIENT_DISCONNECTED = "client_disconnected"  # the reader stopped taking the bytes
 
 
 @dataclass
 class ExportResult:
+    """What the reader took (the chunks handed over: their rows, bytes and sha256) and how the
+    export ended."""
+
     rows: int = 0
-    sha256: str = ""
+    size: int = 0  # bytes
+    outcome: ExportOutcome = ExportOutcome.COMPLETED
+    error: str | None = None
     _digest: Any = field(default_factory=hashlib.sha256, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        return str(self._digest.hexdigest())
+
+    def took(self, chunk: bytes, rows: int) -> None:
+        self.rows += rows
+        self.size += len(chunk)
+        self._digest.update(chunk)
+
+    def ended_by(self, error: BaseException) -> None:
+        # GeneratorExit: the server closed the stream (its client left); a pipe's reader left.
+        if isinstance(error, GeneratorExit | BrokenPipeError | ConnectionResetError):
+            self.outcome = ExportOutcome.CLIENT_DISCONNECTED
+        else:
+            self.outcome = ExportOutcome.FAILED
+            self.error = type(error).__name__
 
 
 def _encode(text: str) -> bytes:
@@ -296,36 +375,67 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", errors="replace")
 
 
-def export_stream(request: ExportRequest, result: ExportResult) -> Iterator[bytes]:
-    """The export's bytes, one chunk per page; `result` holds rows and sha256 at the end."""
+def _chunks(request: ExportRequest) -> Iterator[tuple[bytes, int]]:
+    """The export's bytes, one chunk per page, each with the number of rows in it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if request.format == "csv":
         writer.writerow(COLUMNS)
     for page in _pages(request):
+        rows = 0
         for row in _rows(page):
             if request.format == "csv":
                 writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
             else:
                 buffer.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
                 buffer.write("\n")
-            result.rows += 1
-        chunk = _encode(buffer.getvalue())
+            rows += 1
+        yield _encode(buffer.getvalue()), rows
         buffer.seek(0)
         buffer.truncate()
-        result._digest.update(chunk)
+    if tail := buffer.getvalue():  # the header of an empty CSV
+        yield _encode(tail), 0
+
+
+def export_stream(request: ExportRequest, result: ExportResult) -> Iterator[bytes]:
+    """The export's bytes; `result` counts a chunk once the reader comes back for the next, so
+    a chunk the reader failed to take is not counted."""
+    for chunk, rows in _chunks(request):
         yield chunk
-    tail = _encode(buffer.getvalue())
-    if tail:
-        result._digest.update(tail)
-        yield tail
-    result.sha256 = result._digest.hexdigest()
+        result.took(chunk, rows)
+
+
+@contextmanager
+def export_recorded(
+    *, actor: User | None, request: ExportRequest, result: ExportResult, via: str
+) -> Iterator[None]:
+    """The `messages.exported` record of the export run in the block, however the block ends:
+    completed, failed (an exception, Ctrl-C) or left by its reader."""
+    try:
+        yield
+    except BaseException as error:
+        result.ended_by(error)
+        try:
+            export_record(actor=actor, request=request, result=result, via=via)
+        except Exception:
+            # The error that stopped the export is the one to raise; this one is logged.
+            logger.exception("export: the ledger record of an export that ended early failed")
+        raise
+    export_record(actor=actor, request=request, result=result, via=via)
+
+
+def export_run(*, actor: User | None, request: ExportRequest, via: str) -> Iterator[bytes]:
+    """The export's bytes for a server to stream; its record is written when the stream ends
+    (read to the end, an error, or the server closing it when its client left)."""
+    result = ExportResult()
+    with export_recorded(actor=actor, request=request, result=result, via=via):
+        yield from export_stream(request, result)
 
 
 def export_record(
     *, actor: User | None, request: ExportRequest, result: ExportResult, via: str
 ) -> None:
-    """The `messages.exported` ledger record of a finished export."""
+    """The `messages.exported` ledger record (docs/AUDIT.md)."""
     with transaction.atomic():
         audit_append(
             actor=actor,
@@ -336,7 +446,10 @@ def export_record(
             data={
                 "filters": request.filters(),
                 "rows": result.rows,
+                "bytes": result.size,
                 "sha256": result.sha256,
+                "outcome": result.outcome.value,
+                "error": result.error,
                 "via": via,
             },
         )

@@ -1,13 +1,12 @@
 """`GET /api/v1/messages/export`: the message log export, streamed."""
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Iterable
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -18,27 +17,11 @@ from clientdesk.messaging.export import (
     CONTENT_TYPES,
     EXPORT_FILTERS,
     FORMATS,
-    ExportResult,
     check_can_export,
     export_prepare,
-    export_record,
-    export_stream,
+    export_run,
 )
 from clientdesk.messaging.permissions import MessagingPermission
-
-
-def _stream_sync(chunks: Iterator[bytes], finish: Callable[[], None]) -> Iterator[bytes]:
-    yield from chunks
-    finish()
-
-
-async def _stream(chunks: Iterator[bytes], finish: Callable[[], None]) -> AsyncIterator[bytes]:
-    """Each chunk's queries run in Django's sync thread; the ledger record is written only
-    after the last byte went out, so a client that leaves early records nothing."""
-    take = sync_to_async(lambda: next(chunks, None), thread_sensitive=True)
-    while (chunk := await take()) is not None:
-        yield chunk
-    await sync_to_async(finish, thread_sensitive=True)()
 
 
 class _FirstRenderer(BaseContentNegotiation):
@@ -91,18 +74,15 @@ class MessagesExportApi(ApiView):
             sender=params.get("sender"),
             direction=params.get("direction"),
         )
-        result = ExportResult()
-
-        def finish() -> None:
-            export_record(actor=user, request=export, result=result, via="api")
-
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        chunks = export_stream(export, result)
-        # Under ASGI a sync iterator would be read whole into memory first, so give it an
-        # async one; a WSGI server (and the test client) reads a sync one as it goes.
-        asgi = isinstance(request._request, ASGIRequest)
+        # A session is the Messages page's Export button; a token, an integration.
+        session = isinstance(request.successful_authenticator, SessionAuthentication)
+        via = "ui" if session else "api"
+        # A synchronous iterator: a WSGI server reads it as it goes, and under ASGI
+        # core.streaming hands it over a chunk at a time. Its ledger record is written when the
+        # stream ends, however it ends (messaging.export.export_run).
         response = StreamingHttpResponse(
-            _stream(chunks, finish) if asgi else _stream_sync(chunks, finish),
+            export_run(actor=user, request=export, via=via),
             content_type=CONTENT_TYPES[export.format],
         )
         response["Content-Disposition"] = f'attachment; filename="messages-{stamp}.{export.format}"'

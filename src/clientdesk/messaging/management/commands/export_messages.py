@@ -3,8 +3,13 @@
 import io
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -15,12 +20,33 @@ from clientdesk.audit.services import LedgerBroken, audit_checkpoint_create
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.messaging.export import (
     FORMATS,
+    ExportRequest,
     ExportResult,
     export_count,
     export_prepare,
-    export_record,
+    export_recorded,
     export_stream,
 )
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the export is, so that it ends as Ctrl-C does: recorded."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set there (call_command from a thread)
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Command(BaseCommand):
@@ -55,24 +81,42 @@ class Command(BaseCommand):
             raise CommandError(error.detail, returncode=2) from error
         output = options["output"]
         result = ExportResult()
-        if output is None:
-            # The bar goes to stderr, and only when both are a terminal: never into a pipe.
-            tty = self.stdout.isatty() and sys.stderr.isatty()
-            stream: Any = self.stdout._out  # the real stream, to write bytes to its buffer
-            self._write(request, result, stream, show_progress=tty)
-        else:
-            target = Path(output)
-            partial = target.with_name(f".{target.name}.partial")
-            try:
-                with open(partial, "xb") as f:
-                    self._write(request, result, f, show_progress=sys.stderr.isatty())
-                os.replace(partial, target)
-            except FileExistsError as error:
-                raise CommandError(f"{partial} exists: is another export running?") from error
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-        export_record(actor=None, request=request, result=result, via="manage.py export_messages")
+        recorded = export_recorded(
+            actor=None, request=request, result=result, via="manage.py export_messages"
+        )
+        try:
+            with _sigterm_raises(), recorded:
+                if output is None:
+                    # The bar goes to stderr, and only when both are a terminal: never into a pipe.
+                    tty = self.stdout.isatty() and sys.stderr.isatty()
+                    stream: Any = self.stdout._out  # the real stream, to write bytes to its buffer
+                    self._write(request, result, stream, show_progress=tty)
+                else:
+                    self._write_file(request, result, Path(output))
+        except BrokenPipeError:
+            # The reader of stdout left (`| head`): recorded as client_disconnected. Python
+            # would fail again flushing stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise CommandError(
+                f"The reader of the output went away after {result.rows} rows "
+                "(recorded in the ledger).",
+                returncode=141,
+            ) from None
+        except (KeyboardInterrupt, Terminated) as stop:
+            raise CommandError(
+                f"Stopped after {result.rows} rows (recorded in the ledger as failed).",
+                returncode=130 if isinstance(stop, KeyboardInterrupt) else 143,
+            ) from None
+        except OSError as error:
+            raise CommandError(
+                f"{error.strerror or error}: {error.filename or output or 'stdout'} "
+                f"(recorded in the ledger as failed after {result.rows} rows)"
+            ) from error
+        except Exception as error:
+            raise CommandError(
+                f"The export failed after {result.rows} rows with {type(error).__name__} "
+                f"(recorded in the ledger): {error}"
+            ) from error
         if output is not None:
             try:
                 checkpoint = audit_checkpoint_create().note
@@ -82,8 +126,21 @@ class Command(BaseCommand):
             Path(f"{output}.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             self.stderr.write(f"{result.rows} rows, sha256 {result.sha256}")
 
+    def _write_file(self, request: ExportRequest, result: ExportResult, target: Path) -> None:
+        """Into a hidden partial file, renamed to `target` only once complete."""
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with open(partial, "xb") as f:
+                self._write(request, result, f, show_progress=sys.stderr.isatty())
+        except FileExistsError as error:
+            raise CommandError(f"{partial} exists: is another export running?") from error
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, target)
+
     def _write(
-        self, request: Any, result: ExportResult, out: IO[Any], *, show_progress: bool
+        self, request: ExportRequest, result: ExportResult, out: IO[Any], *, show_progress: bool
     ) -> None:
         if hasattr(out, "buffer"):
             out = out.buffer
