@@ -24,6 +24,8 @@ ADMIN = {Role.ADMINISTRATOR}
 SENDERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT}
 TEMPLATE_MANAGERS = {Role.ADMINISTRATOR, Role.MANAGER}
 COMPOSERS = SENDERS | TEMPLATE_MANAGERS
+# Active templates: who sends them and who writes them (messaging.permissions.READ_TEMPLATES).
+TEMPLATE_READERS = SENDERS | TEMPLATE_MANAGERS
 READERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.VIEWER, Role.INTEGRATION}
 CLIENT_WRITERS = {Role.ADMINISTRATOR, Role.MANAGER, Role.AGENT, Role.INTEGRATION}
 SIGNED_IN = "any signed-in user, whatever their roles"
@@ -38,17 +40,18 @@ MATRIX: dict[str, dict[str, Any]] = {
     "healthz": {"GET": PUBLIC},
     "accounts/login/": {"GET": PUBLIC},
     "accounts/logout/": {"POST": PUBLIC},
+    "accounts/profile/": {"GET": SIGNED_IN, "POST": SIGNED_IN},
     "clients/": {"GET": READERS},
     "clients/<uuid:client_id>/": {"GET": READERS},
     "clients/<uuid:client_id>/send/": {"GET": SENDERS},
     "clients/<uuid:client_id>/messages/": {"POST": SENDERS},
     "clients/<uuid:client_id>/sent/": {"GET": READERS},
     "deliveries/<uuid:delivery_id>/retry/": {"POST": SENDERS},
-    "templates/": {"GET": TEMPLATE_MANAGERS},
+    "templates/": {"GET": TEMPLATE_READERS},
     "templates/new/": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
     "templates/preview/": {"POST": COMPOSERS},
     "templates/preview-clients/": {"GET": COMPOSERS},
-    "templates/<uuid:template_id>/": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
+    "templates/<uuid:template_id>/": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
     "templates/<uuid:template_id>/active/": {"POST": TEMPLATE_MANAGERS},
     "clients/<uuid:client_id>/activity/": {"GET": READERS},
     "integrations/": {"GET": ADMIN},
@@ -64,9 +67,9 @@ MATRIX: dict[str, dict[str, Any]] = {
     "api/v1/integration/outgoing-endpoint": {"GET": ADMIN, "PUT": ADMIN},
     "api/v1/integration/outgoing-endpoint/rotate-secret": {"POST": ADMIN},
     "api/v1/integration/outgoing-endpoint/test": {"POST": ADMIN},
-    "api/v1/templates": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
+    "api/v1/templates": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
     "api/v1/templates/<str:template_id>": {
-        "GET": TEMPLATE_MANAGERS,
+        "GET": TEMPLATE_READERS,
         "PATCH": TEMPLATE_MANAGERS,
     },
     "api/v1/audit/records": {"GET": ADMIN},

@@ -1,7 +1,7 @@
 """While the outgoing endpoint is disabled (by hand, after a 410, after a day of failures)
 every message still gets its webhook delivery: it waits, visibly and with the reason, and goes
-out in order once the endpoint is enabled again. With no channel at all, staff are told the
-message was only saved."""
+out in order once the endpoint is enabled again. With no webhook or email at all, staff are told
+the message is in the client's cabinet, which holds every message."""
 
 import json
 import uuid
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
-from clientdesk.delivery.services import endpoint_configure
+from clientdesk.delivery.services.endpoints import endpoint_configure
 from clientdesk.delivery.worker import Worker
 from clientdesk.portal.services import portal_message_read, portal_reply_create
 from tests.sending import send_text
@@ -140,21 +140,23 @@ def test_the_panel_shows_why_a_delivery_waits_and_the_toast_does_not_say_sent(
     )
     answer, page = send_from_the_panel(client, agent, client_obj)
     assert answer.status_code == 200, page
-    assert "Message sent to" not in page
-    assert "waits, queued, until the outgoing endpoint is enabled again" in page
+    assert "webhook queued" not in page
+    assert "cabinet; the webhook waits until the outgoing endpoint is enabled again." in page
     panel = client.get(f"/clients/{client_obj.id}/send/").content.decode()
     assert "Waiting — the outgoing endpoint is disabled" in panel
     assert 'id="webhook-paused"' in panel
     assert "410 Gone" in panel
 
 
-def test_with_no_channel_at_all_the_toast_says_saved_not_sent(agent, client_obj, client):
+def test_with_no_notification_channel_the_message_is_in_the_cabinet(agent, client_obj, client):
     _, page = send_from_the_panel(client, agent, client_obj)
-    assert "no delivery channel is set up" in page
-    assert "Message sent to" not in page
+    assert "Sent to Zoë Müller&#x27;s cabinet." in page
+    assert "queued" not in page
     assert Delivery.objects.count() == 0
     panel = client.get(f"/clients/{client_obj.id}/send/").content.decode()
-    assert "Logged (no delivery channel)" in panel
+    assert "In Zoë's cabinet" in panel
+    assert "No webhook or email is set up" in panel
+    assert "does not reach" not in panel and "no delivery channel" not in panel
 
 
 def test_the_api_answer_lists_the_waiting_delivery(

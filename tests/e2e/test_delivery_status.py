@@ -25,7 +25,8 @@ from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.delivery.models import Delivery, DeliveryStatus, OutgoingEndpoint
-from clientdesk.delivery.services import delivery_retry_now, endpoint_configure
+from clientdesk.delivery.services.endpoints import endpoint_configure
+from clientdesk.delivery.services.queue import delivery_retry_now
 from clientdesk.delivery.worker import Worker
 from tests.e2e.helpers import (
     message_box,
@@ -209,7 +210,9 @@ def test_status_chip_turns_delivered_without_a_reload_and_the_receiver_verifies_
     dialog = open_send_panel(page, client_obj)
     message_box(dialog).fill("Hello {{firstName}}, your documents are approved.")
     send_button(dialog).click()
-    expect(toasts(page, "status").filter(has_text="Message sent to Zoë Müller.")).to_be_visible()
+    expect(
+        toasts(page, "status").filter(has_text="Sent to Zoë Müller's cabinet; webhook queued.")
+    ).to_be_visible()
 
     chip = webhook_chip(sent_items(dialog).first)
     expect(chip).to_contain_text(re.compile(r"Webhook:\s+Delivered \d\d:\d\d:\d\d"))
@@ -293,7 +296,9 @@ def test_refused_then_gone_shows_retrying_then_a_failure_alert_and_retry_now_del
     dialog = open_send_panel(page, client_obj)
     message_box(dialog).fill("Your appointment is confirmed.")
     send_button(dialog).click()
-    expect(toasts(page, "status").filter(has_text="Message sent to Zoë Müller.")).to_be_visible()
+    expect(
+        toasts(page, "status").filter(has_text="Sent to Zoë Müller's cabinet; webhook queued.")
+    ).to_be_visible()
 
     chip = webhook_chip(sent_items(dialog).first)
     expect(chip).to_contain_text(
@@ -370,7 +375,9 @@ def test_a_dead_endpoint_exhausts_the_shortened_schedule_then_retry_now_delivers
     dialog = open_send_panel(page, client_obj)
     message_box(dialog).fill("Your appointment is confirmed.")
     send_button(dialog).click()
-    expect(toasts(page, "status").filter(has_text="Message sent to Zoë Müller.")).to_be_visible()
+    expect(
+        toasts(page, "status").filter(has_text="Sent to Zoë Müller's cabinet; webhook queued.")
+    ).to_be_visible()
     [message] = stored(client_obj)
     delivery = Delivery.objects.get(subject_id=message.id)
 

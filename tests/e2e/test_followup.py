@@ -26,7 +26,7 @@ def test_send_with_expects_a_reply_is_listed_under_awaiting_reply(
     compose(dialog, "Please send us a copy of your passport.")
     dialog.get_by_label("Expects a reply").check()
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text("Saved to")
+    expect(toasts(page, "status")).to_contain_text("Sent to")
     message = Message.objects.get()
     assert message.expects_reply and message.reply_state == ReplyState.AWAITING
 
@@ -124,7 +124,7 @@ def test_every_staff_page_fits_a_phone_and_sending_works_there(
         compose(dialog, "Sent from a phone")
         expect(send_button(dialog)).to_be_in_viewport()
         send_button(dialog).click()
-        expect(toasts(page, "status")).to_contain_text("Saved to")
+        expect(toasts(page, "status")).to_contain_text("Sent to")
         screenshot(page, "phone-panel")
         assert Message.objects.filter(client=target, body="Sent from a phone").count() == 1
     finally:

@@ -73,9 +73,7 @@ def test_agent_sends_a_personalised_message_and_finds_it_in_the_activity_log(
     expect(preview(dialog)).to_contain_text("Hello Zoë, your documents are approved.")
     send_button(dialog).click()
 
-    toast = toasts(page, "status").filter(
-        has_text="Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    toast = toasts(page, "status").filter(has_text="Sent to Zoë Müller's cabinet.")
     expect(toast).to_be_visible()
     expect(sent_items(dialog)).to_have_count(1)
     sent = sent_items(dialog).first
@@ -202,9 +200,7 @@ def test_unknown_variable_is_refused_with_an_alert_and_the_text_is_kept(
     # Fix the text; Send works and the error goes away.
     compose(dialog, "Hi {{firstName}}, see you soon.")
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     expect(sent_items(dialog)).to_have_count(1)
     expect(sent_items(dialog).first).to_contain_text("Hi Zoë, see you soon.")
     expect(dialog.locator("#compose-error")).to_be_hidden()
@@ -222,9 +218,7 @@ def test_double_click_on_send_stores_one_message(
     compose(dialog, "Only once, {{firstName}}.")
     send_button(dialog).dblclick()
 
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     assert tracker.wait_until_idle() >= 1  # the second click may or may not get through...
     expect(sent_items(dialog)).to_have_count(1)  # ...either way there is one message
     expect(toasts(page, "status")).to_have_count(1)
@@ -253,9 +247,7 @@ def test_send_shows_a_loading_indicator_and_ignores_sends_while_busy(
     assert len(held) == 1
 
     held[0].continue_()
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     expect(send_button(dialog).locator(".spinner")).to_be_hidden()
     expect(box).to_have_value("")
     assert tracker.wait_until_idle() == 1
@@ -311,9 +303,7 @@ def test_send_after_a_network_failure_retries_without_duplicating(
     assert stored(client_obj) == []
 
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     expect(sent_items(dialog)).to_have_count(1)
     assert [m.body for m in stored(client_obj)] == ["Network test for Zoë."]
 
@@ -344,9 +334,7 @@ def test_retry_after_a_lost_response_replays_instead_of_sending_twice(
     assert len(stored(client_obj)) == 1  # it did arrive
 
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     expect(sent_items(dialog)).to_have_count(1)
     assert [m.body for m in stored(client_obj)] == ["Lost answer for Zoë."]
 
@@ -391,9 +379,7 @@ def test_send_from_the_details_drawer_returns_focus_to_the_client_link(
     compose(dialog, "From the details, {{firstName}}.")
     send_button(dialog).click()
     expect(sent_items(dialog)).to_have_count(1)
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(link).to_be_focused()
@@ -461,9 +447,7 @@ def test_actions_menu_and_panel_work_from_the_keyboard(
     page.keyboard.type("Sent from the keyboard, {{firstName}}.")
     expect(send_button(dialog)).to_be_enabled()  # once the preview has checked the text
     page.keyboard.press("Control+Enter")
-    expect(toasts(page, "status")).to_contain_text(
-        "Saved to Zoë Müller's history — no delivery channel is set up."
-    )
+    expect(toasts(page, "status")).to_contain_text("Sent to Zoë Müller's cabinet.")
     expect(sent_items(dialog)).to_have_count(1)
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
@@ -499,9 +483,9 @@ def test_send_page_without_the_drawer_shows_an_announced_toast(
     page.get_by_placeholder("Type your message...").fill("Full page, {{firstName}}.")
     page.get_by_role("button", name="Send", exact=True).click()
     toast = toasts(page, "status")
-    expect(toast).to_contain_text("Saved to Zoë Müller's history — no delivery channel is set up.")
+    expect(toast).to_contain_text("Sent to Zoë Müller's cabinet.")
     assert covered_by(toast) is None
-    assert "Saved to Zoë Müller's history — no delivery channel is set up." in exposed_text(page)
+    assert "Sent to Zoë Müller's cabinet." in exposed_text(page)
     assert [m.body for m in stored(client_obj)] == ["Full page, Zoë."]
 
 
@@ -515,11 +499,9 @@ def test_toasts_are_seen_and_announced_while_the_panel_is_open(
     compose(dialog, "Can you see the toast, {{firstName}}?")
     send_button(dialog).click()
     status = toasts(page, "status")
-    expect(status).to_contain_text("Saved to Zoë Müller's history — no delivery channel is set up.")
+    expect(status).to_contain_text("Sent to Zoë Müller's cabinet.")
     assert covered_by(status) is None, "the success toast is hidden under the panel"
-    assert "Saved to Zoë Müller's history — no delivery channel is set up." in exposed_text(page), (
-        "the toast is not announced"
-    )
+    assert "Sent to Zoë Müller's cabinet." in exposed_text(page), "the toast is not announced"
 
     page.route(SEND_URL, lambda route: route.abort())
     compose(dialog, "And the alert, {{firstName}}?")

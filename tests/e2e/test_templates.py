@@ -195,34 +195,35 @@ def test_agent_sends_the_template_in_each_clients_language_exactly_as_previewed(
             "de",
             "Hallo Jo! Jürgen, bitte laden Sie Ihren Ausweis hoch. — Alex Agent",
             {"nickname": "Jo", "firstName": "Jürgen", "sender.fullName": "Alex Agent"},
+            "German (de) variant — the client's language is de.",
         ),
         english: (
             "en",
             "Hi there! Ana, please upload your ID. — Alex Agent",
             {"firstName": "Ana", "sender.fullName": "Alex Agent"},
+            "English (en) variant — the client's language is en.",
         ),
     }
-    for client, (language, text, variables) in expected.items():
+    for client, (language, text, variables, reason) in expected.items():
         dialog = open_send_panel(page, client)
         expect(send_button(dialog)).to_be_disabled()  # nothing typed or chosen yet
         picker = dialog.get_by_placeholder("Use a template (search)…")
         picker.fill(NAME)
         expect(dialog.locator("#template-id")).to_have_value(str(two_language_template.id))
-        expect(message_box(dialog)).to_be_disabled()
+        # The template's text for this client lands in the box, ready to send or to edit.
+        expect(message_box(dialog)).to_have_value(text)
+        expect(message_box(dialog)).to_be_editable()
 
         preview = compose_preview(dialog)
         expect(preview_text(preview)).to_have_text(text)
-        expect(preview).to_contain_text(
-            f"What {client.full_name} receives (template v2, {language})"
-        )
+        expect(preview.locator(".template-note")).to_have_text(f"Template “{NAME}” v2.")
+        expect(preview.locator(".variant-note")).to_have_text(reason)
         expect_sendable(dialog)
         shown = preview_text(preview).text_content()
 
         send_button(dialog).click()
         expect(
-            toasts(page, "status").filter(
-                has_text=f"Saved to {client.full_name}'s history — no delivery channel is set up."
-            )
+            toasts(page, "status").filter(has_text=f"Sent to {client.full_name}'s cabinet.")
         ).to_be_visible()
         expect(sent_items(dialog)).to_have_count(1)
         expect(sent_items(dialog).first.locator(".message-body")).to_have_text(text)
@@ -236,6 +237,7 @@ def test_agent_sends_the_template_in_each_clients_language_exactly_as_previewed(
         assert message.template_id == two_language_template.id
         assert message.template_version == 2
         assert message.template_language == language
+        assert not message.template_edited
         assert message.variables == variables
         assert message.source == (DE_BODY if language == "de" else EN_BODY)
         assert message.sender == agent_user
@@ -244,6 +246,75 @@ def test_agent_sends_the_template_in_each_clients_language_exactly_as_previewed(
         expect(dialog).to_be_hidden()
     assert tracker.wait_until_idle() == 2
     assert Message.objects.count() == 2
+
+
+def test_agent_edits_a_templates_text_before_sending_and_the_message_says_so(
+    page: Page,
+    login: Login,
+    agent_user: User,
+    make_client: MakeClient,
+    two_language_template: MessageTemplate,
+    screenshot: Screenshot,
+) -> None:
+    """A French client gets the English default variant (there is no French one), and the panel
+    says why; the agent changes the text; the message keeps the template, its version and that
+    it was edited."""
+    client = make_client(first_name="Léa", last_name="Roux", language="fr")
+    login(agent_user)
+    dialog = open_send_panel(page, client)
+    box = message_box(dialog)
+    box.fill("A draft of my own")
+    dialog.get_by_placeholder("Use a template (search)…").fill(NAME)
+    unedited = "Hi there! Léa, please upload your ID. — Alex Agent"
+    expect(box).to_have_value(unedited)
+    preview = compose_preview(dialog)
+    expect(preview.locator(".variant-note")).to_have_text(
+        "English (en) variant, the template's default — no French (fr) variant exists for this "
+        "template; the client's language is fr."
+    )
+    screenshot(page, "template-chosen")
+
+    box.fill(unedited.replace("your ID.", "your ID by Friday, {{ firstName }}."))
+    expect(preview.locator(".template-note")).to_contain_text(f"Template “{NAME}” v2, edited")
+    expect(preview_text(preview)).to_have_text(
+        "Hi there! Léa, please upload your ID by Friday, Léa. — Alex Agent"
+    )
+    expect_sendable(dialog)
+    screenshot(page, "template-edited")
+    send_button(dialog).click()
+    expect(toasts(page, "status").filter(has_text="Sent to Léa Roux's cabinet.")).to_be_visible()
+    expect(sent_items(dialog).first).to_contain_text("template v2, edited")
+    # The draft set aside for the template is back for the next message.
+    expect(box).to_have_value("A draft of my own")
+
+    [message] = stored(client)
+    assert message.body == "Hi there! Léa, please upload your ID by Friday, Léa. — Alex Agent"
+    assert message.variables == {"firstName": "Léa"}  # the edited text is rendered as typed
+    assert (message.template_id, message.template_version, message.template_language) == (
+        two_language_template.id,
+        2,
+        "en",
+    )
+    assert message.template_edited
+
+
+def test_clearing_an_unedited_template_gives_the_box_back_to_the_draft(
+    page: Page,
+    login: Login,
+    agent_user: User,
+    german: Client,
+    two_language_template: MessageTemplate,
+) -> None:
+    login(agent_user)
+    dialog = open_send_panel(page, german)
+    box = message_box(dialog)
+    box.fill("Mein Entwurf")
+    picker = dialog.get_by_placeholder("Use a template (search)…")
+    picker.fill(NAME)
+    expect(box).to_have_value(re.compile(r"^Hallo Jo!"))
+    picker.fill("")
+    expect(box).to_have_value("Mein Entwurf")
+    expect(dialog.locator("#template-id")).to_have_value("")
 
 
 # --- Insert variable ---------------------------------------------------------------------
@@ -271,11 +342,7 @@ def test_insert_variable_menu_puts_the_variable_at_the_caret_and_the_preview_fil
     expect(preview_text(compose_preview(dialog))).to_have_text("Hello Zoë, welcome aboard.")
     expect_sendable(dialog)
     send_button(dialog).click()
-    expect(
-        toasts(page, "status").filter(
-            has_text="Saved to Zoë Müller's history — no delivery channel is set up."
-        )
-    ).to_be_visible()
+    expect(toasts(page, "status").filter(has_text="Sent to Zoë Müller's cabinet.")).to_be_visible()
     expect(sent_items(dialog).first.locator(".message-body")).to_have_text(
         "Hello Zoë, welcome aboard."
     )
@@ -373,9 +440,7 @@ def test_markup_in_client_data_and_messages_is_shown_as_literal_text(
     assert_nothing_ran()
     send_button(dialog).click()
     expect(
-        toasts(page, "status").filter(
-            has_text=f"Saved to {full_name}'s history — no delivery channel is set up."
-        )
+        toasts(page, "status").filter(has_text=f"Sent to {full_name}'s cabinet.")
     ).to_be_visible()
     expect(sent_items(dialog).first.locator(".message-body")).to_have_text(rendered)
     screenshot(page, "panel")

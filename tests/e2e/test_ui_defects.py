@@ -22,7 +22,7 @@ def test_counter_counts_characters_as_the_server_does(page, login, agent_user, c
     expect(counter).not_to_have_class(re.compile(r"\bis-over\b"))
     expect(send_button(dialog)).to_be_enabled()
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text("Saved to")
+    expect(toasts(page, "status")).to_contain_text("Sent to")
     assert len(Message.objects.get().body) == 2_600
 
     message_box(dialog).fill("a" * 5_001)
@@ -42,7 +42,7 @@ def test_a_success_clears_the_earlier_errors_of_the_form(page, login, agent_user
     expect(toasts(page, "alert")).to_have_count(1)
     page.unroute("**/messages/")
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text("Saved to")
+    expect(toasts(page, "status")).to_contain_text("Sent to")
     expect(toasts(page, "alert")).to_have_count(0)
 
 
@@ -66,19 +66,27 @@ def test_a_template_over_a_draft_keeps_the_draft(page, login, make_staff, client
     picker.fill("KYC request")
     expect(dialog.locator("#compose-preview [data-preview-ok=true]")).to_be_visible()
     send_button(dialog).click()
-    expect(toasts(page, "status")).to_contain_text("Saved to")
+    expect(toasts(page, "status")).to_contain_text("Sent to")
     expect(message_box(dialog)).to_have_value("My long, careful draft")
     assert Message.objects.get().body == "Please send your ID."
 
 
-def test_the_panel_says_what_send_does_without_a_channel(page, login, agent_user, client_obj):
+def test_the_panel_says_where_a_message_goes(page, login, agent_user, client_obj):
     login(agent_user)
     dialog = open_send_panel(page, client_obj)
-    expect(dialog.locator("#no-channel")).to_contain_text("No delivery channel is set up")
+    route = dialog.locator("#message-route")
+    expect(route).to_have_text(
+        "Goes to Zoë's online cabinet. No webhook or email is set up to tell Zoë it is there: "
+        "Zoë sees it on signing in."
+    )
     dialog.get_by_role("button", name="Close").click()
-    OutgoingEndpoint.objects.create(pk=1, url="https://example.invalid/hook", enabled=True)
+    OutgoingEndpoint.objects.create(
+        pk=1, url="https://example.invalid/hook", enabled=True, email_enabled=True
+    )
     dialog = open_send_panel(page, client_obj)
-    expect(dialog.locator("#no-channel")).to_have_count(0)
+    expect(route).to_have_text(
+        f"Goes to Zoë's online cabinet, to the outgoing webhook and by email to {client_obj.email}."
+    )
 
 
 def test_ctrl_enter_sends(page, login, agent_user, client_obj):
@@ -86,7 +94,7 @@ def test_ctrl_enter_sends(page, login, agent_user, client_obj):
     dialog = open_send_panel(page, client_obj)
     compose(dialog, "Sent from the keyboard")
     message_box(dialog).press("Control+Enter")
-    expect(toasts(page, "status")).to_contain_text("Saved to")
+    expect(toasts(page, "status")).to_contain_text("Sent to")
     assert Message.objects.get().body == "Sent from the keyboard"
 
 

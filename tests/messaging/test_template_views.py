@@ -1,7 +1,11 @@
 import pytest
 
 from clientdesk.messaging.models import MessageTemplate, MessageTemplateVersion
-from clientdesk.messaging.services.templates import template_create
+from clientdesk.messaging.services.templates import (
+    template_create,
+    template_set_active,
+    template_set_variant,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -17,14 +21,77 @@ def as_manager(client, manager):
     return client
 
 
-def test_templates_page_is_for_template_managers_only(client, agent, manager):
+@pytest.fixture
+def active_and_retired(manager):
+    active = template_create(
+        author=manager, name="Welcome", body="Hi {{ firstName }}", language="en"
+    )
+    template_set_variant(
+        author=manager, template_id=active.template_id, language="de", body="Hallo <b>du</b>"
+    )
+    retired = template_create(author=manager, name="Retired", body="Old text", language="en")
+    template_set_active(author=manager, template_id=retired.template_id, active=False)
+    return active.template, retired.template
+
+
+def test_senders_read_the_active_templates_and_change_nothing(client, agent, active_and_retired):
+    active, retired = active_and_retired
     client.force_login(agent)
-    assert client.get("/templates/").status_code == 403
-    assert client.get("/templates/new/").status_code == 403
-    assert "Templates</a>" not in client.get("/clients/").content.decode()
-    client.force_login(manager)
-    assert client.get("/templates/").status_code == 200
     assert "Templates</a>" in client.get("/clients/").content.decode()
+    listing = client.get("/templates/").content.decode()
+    assert "Welcome" in listing and "Retired" not in listing
+    assert "New template" not in listing
+    page = client.get(f"/templates/{active.id}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "German (de)" in html and "English (en)" in html
+    assert "Hallo &lt;b&gt;du&lt;/b&gt;" in html  # a body is text, never markup
+    assert "<textarea" not in html and "Deactivate" not in html
+    assert client.get(f"/templates/{retired.id}/").status_code == 404  # as if it did not exist
+    before = active.versions.count()
+    assert client.post(f"/templates/{active.id}/", {"name": "X", "body": "Y"}).status_code == 403
+    assert client.post(f"/templates/{active.id}/active/", {"active": "0"}).status_code == 403
+    assert client.get("/templates/new/").status_code == 403
+    assert client.post("/templates/new/", {"name": "N", "body": "B"}).status_code == 403
+    assert active.versions.count() == before
+    assert MessageTemplate.objects.get(pk=active.pk).is_active
+
+
+def test_viewers_see_no_templates(client, viewer, active_and_retired):
+    active, _ = active_and_retired
+    client.force_login(viewer)
+    assert "Templates</a>" not in client.get("/clients/").content.decode()
+    assert client.get("/templates/").status_code == 403
+    assert client.get(f"/templates/{active.id}/").status_code == 403
+
+
+def test_managers_see_every_template_and_edit(client, manager, active_and_retired):
+    _, retired = active_and_retired
+    client.force_login(manager)
+    listing = client.get("/templates/").content.decode()
+    assert "Welcome" in listing and "Retired" in listing and "New template" in listing
+    assert "<textarea" in client.get(f"/templates/{retired.id}/").content.decode()
+
+
+def test_the_panel_offers_the_active_templates_only(client, agent, client_obj, active_and_retired):
+    client.force_login(agent)
+    panel = client.get(f"/clients/{client_obj.id}/send/").content.decode()
+    assert 'value="Welcome"' in panel and "Retired" not in panel
+
+
+def test_one_rule_gates_every_read_of_templates():
+    """The Templates page, the template API and the panel's `can.read_templates` use the same
+    named rule, so they cannot drift apart."""
+    from clientdesk.core.permissions import all_access_rules
+    from clientdesk.messaging.apis import TemplateDetailApi, TemplateListCreateApi
+    from clientdesk.messaging.permissions import READ_TEMPLATES
+    from clientdesk.messaging.template_views import template_detail, template_list
+
+    assert all_access_rules()["read_templates"] is READ_TEMPLATES
+    assert TemplateListCreateApi.required_permissions["GET"] is READ_TEMPLATES
+    assert TemplateDetailApi.required_permissions["GET"] is READ_TEMPLATES
+    assert template_list.required_permissions == READ_TEMPLATES
+    assert template_detail.required_permissions == READ_TEMPLATES
 
 
 def test_create_from_the_form(as_manager):

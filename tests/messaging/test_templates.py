@@ -143,7 +143,12 @@ def test_language_variants_pick_the_client_language_then_the_default(
     assert results["de"]["body"] == "Hallo zusammen"
     assert results["en"]["body"] == "Hi there"
     assert results["fr"]["body"] == "Hi there"
-    assert results["de"]["template"] == {"id": created["id"], "version": 2, "language": "de"}
+    assert results["de"]["template"] == {
+        "id": created["id"],
+        "version": 2,
+        "language": "de",
+        "edited": False,
+    }
     assert results["fr"]["template"]["language"] == "en"
 
 
@@ -217,9 +222,9 @@ def test_preview_renders_or_names_missing_variables(agent, api_for, make_client,
     assert templated["body"].startswith("Dear Ana")
     assert templated["template"]["version"] == 1
     _problem(api.post(url, {}, format="json"), 422)
-    _problem(
-        api.post(url, {"body": "x", "template_id": str(version.template_id)}, format="json"), 422
-    )
+    edited = api.post(url, {"body": "x", "template_id": str(version.template_id)}, format="json")
+    assert edited.json()["template"]["edited"] is True
+    assert edited.json()["body"] == "x"
     _problem(api.post(url, {"template_id": str(uuid.uuid4())}, format="json"), 404)
     assert Message.objects.count() == 0
 

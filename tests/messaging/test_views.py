@@ -60,7 +60,7 @@ def test_htmx_send_stores_message_and_returns_fresh_form_list_and_status_toast(
     assert '<ol id="sent-list"' in html
     assert 'hx-swap-oob="true"' in html
     assert 'role="status"' in html
-    assert "history — no delivery channel is set up." in html  # the apostrophe is escaped
+    assert "Sent to Zoë Müller&#x27;s cabinet." in html  # the apostrophe is escaped
     assert "Hello Zoë" in html
 
 
@@ -117,7 +117,7 @@ def test_without_javascript_send_redirects_back_to_the_panel_with_a_toast(
     )
     html = response.content.decode()
     assert response.redirect_chain[-1][0] == f"/clients/{client_obj.id}/send/"
-    assert "history — no delivery channel is set up." in html  # the apostrophe is escaped
+    assert "Sent to Zoë Müller&#x27;s cabinet." in html  # the apostrophe is escaped
     assert "Plain form" in html
 
 

@@ -1,5 +1,10 @@
 """Permissions by name: each app declares its own in `<app>/permissions.py`; this module reads
-them for the role sync, the URL gate and the templates' `can` helper."""
+them for the role sync, the URL gate and the templates' `can` helper.
+
+An app may also name an access rule that several permissions satisfy (any of them) in its
+`ACCESS_RULES`: `{"read_templates": (SEND_PRIVATE_MESSAGE, MANAGE_TEMPLATES)}`. The same tuple
+gates pages (`@requires(*rule)`) and API views (`required_permissions`), and templates ask
+`{% if can.read_templates %}`, so the rule is written once."""
 
 import functools
 import importlib
@@ -92,12 +97,28 @@ def all_permissions() -> dict[str, AppPermission]:
     return found
 
 
+@functools.cache
+def all_access_rules() -> dict[str, tuple[AppPermission, ...]]:
+    """Every app's named access rules (`ACCESS_RULES` in its permissions module)."""
+    found: dict[str, tuple[AppPermission, ...]] = {}
+    for app_config in apps.get_app_configs():
+        rules: Mapping[str, tuple[AppPermission, ...]] = getattr(
+            permissions_module(app_config), "ACCESS_RULES", {}
+        )
+        for name, perms in rules.items():
+            if name in found or name in all_permissions():
+                raise ImproperlyConfigured(f"The access rule {name!r} is declared twice.")
+            found[name] = tuple(perms)
+    return found
+
+
 class UnknownPermission(Exception):
     """Raised (not silenced by the template engine) for a misspelt `can.<name>`."""
 
 
 class PermissionFlags:
-    """`can.send_private_message` in templates: whether the request's user holds it."""
+    """`can.send_private_message` in templates: whether the request's user holds it;
+    `can.read_templates`: whether they hold any permission of that access rule."""
 
     def __init__(self, user: Any) -> None:
         self._user = user
@@ -105,7 +126,10 @@ class PermissionFlags:
     def __getattr__(self, name: str) -> bool:
         if name.startswith("_"):
             raise AttributeError(name)
-        perm = all_permissions().get(name)
-        if perm is None:
-            raise UnknownPermission(f"No permission is declared as {name!r}.")
-        return bool(self._user is not None and self._user.has_perm(perm))
+        perms: tuple[AppPermission, ...] | None = all_access_rules().get(name)
+        if perms is None:
+            perm = all_permissions().get(name)
+            if perm is None:
+                raise UnknownPermission(f"No permission or access rule is declared as {name!r}.")
+            perms = (perm,)
+        return self._user is not None and any(self._user.has_perm(p) for p in perms)

@@ -16,15 +16,15 @@ from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.requests import StaffApiRequest
 from clientdesk.delivery.models import Delivery
-from clientdesk.messaging.permissions import MessagingPermission
+from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 from clientdesk.messaging.representations import message_representation, template_representation
 from clientdesk.messaging.selectors import (
     client_messages,
     deliveries_by_message,
     message_get,
     template_current_version,
-    template_get,
-    template_search,
+    template_get_readable,
+    templates_readable,
     templates_with_current_versions,
 )
 from clientdesk.messaging.services.sending import message_preview, message_send
@@ -65,6 +65,7 @@ _MESSAGE_SCHEMA = inline_serializer(
                 "id": serializers.UUIDField(),
                 "version": serializers.IntegerField(),
                 "language": serializers.CharField(),
+                "edited": serializers.BooleanField(),
             },
             allow_null=True,
         ),
@@ -73,6 +74,21 @@ _MESSAGE_SCHEMA = inline_serializer(
         "reply_state": serializers.ChoiceField(["none", "awaiting", "overdue", "answered"]),
         "reply_due_at": serializers.DateTimeField(allow_null=True),
         "answered_at": serializers.DateTimeField(allow_null=True),
+        "channels": serializers.ListField(
+            child=inline_serializer(
+                "MessageChannel",
+                {
+                    "channel": serializers.ChoiceField(["cabinet", "webhook", "email"]),
+                    "status": serializers.CharField(),
+                    "delivery_id": serializers.UUIDField(required=False),
+                },
+            ),
+            help_text=(
+                "Where the message went: the client's cabinet (`available`, `read`, "
+                "`client_deactivated`, or `from_client` for the client's own message), then each "
+                "delivery with its status (`pending`, `sending`, `delivered`, `failed`)."
+            ),
+        ),
         "deliveries": serializers.ListField(child=serializers.DictField()),
     },
 )
@@ -90,16 +106,17 @@ _IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 class ComposeInput(serializers.Serializer):
-    """A message body or a template, for sending and for previews."""
+    """A message body, a template, or both: the template's text as the sender edited it (checked
+    as any typed text is), for sending and for previews."""
 
     # Length and blankness are checked by the service, so the API and the panel agree.
     body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False)
     template_id = serializers.UUIDField(required=False)
 
     def validate(self, attrs: dict[str, object]) -> dict[str, object]:
-        if ("body" in attrs) == ("template_id" in attrs):
+        if "body" not in attrs and "template_id" not in attrs:
             raise serializers.ValidationError(
-                {"body": ["Give either body or template_id (exactly one)."]}
+                {"body": ["Give body, template_id, or both (the template's text edited)."]}
             )
         return attrs
 
@@ -248,6 +265,7 @@ class MessagePreviewApi(ApiView):
                         "id": str(version.template_id),
                         "version": version.version,
                         "language": composed.template_language,
+                        "edited": composed.template_edited,
                     }
                     if version
                     else None
@@ -275,7 +293,7 @@ _TEMPLATE_SCHEMA = inline_serializer(
 
 class TemplateListCreateApi(ApiView):
     required_permissions = {
-        "GET": MessagingPermission.MANAGE_TEMPLATES,
+        "GET": READ_TEMPLATES,
         "POST": MessagingPermission.MANAGE_TEMPLATES,
     }
 
@@ -313,8 +331,10 @@ class TemplateListCreateApi(ApiView):
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = paginate(
-            template_search(
-                query=query.validated_data["search"], active_only=query.validated_data["active"]
+            templates_readable(
+                user=request.user,
+                query=query.validated_data["search"],
+                with_inactive=not query.validated_data["active"],
             ),
             page=query.validated_data["page"],
             size=query.validated_data["page_size"],
@@ -343,7 +363,7 @@ class TemplateListCreateApi(ApiView):
 
 class TemplateDetailApi(ApiView):
     required_permissions = {
-        "GET": MessagingPermission.MANAGE_TEMPLATES,
+        "GET": READ_TEMPLATES,
         "PATCH": MessagingPermission.MANAGE_TEMPLATES,
     }
 
@@ -365,7 +385,7 @@ class TemplateDetailApi(ApiView):
         responses={200: _TEMPLATE_SCHEMA},
     )
     def get(self, request: StaffApiRequest, template_id: str) -> Response:
-        template = template_get(template_id=template_id)
+        template = template_get_readable(user=request.user, template_id=template_id)
         return Response(
             template_representation(template, template_current_version(template=template))
         )

@@ -25,6 +25,16 @@ class ReplyState(models.TextChoices):
     ANSWERED = "answered", "Answered"
 
 
+class CabinetStatus(models.TextChoices):
+    """Where a message stands in the client's online cabinet, which holds every message: the
+    client reads it there after signing in, notified or not by a webhook or email."""
+
+    AVAILABLE = "available", "In the cabinet"
+    READ = "read", "Read in the cabinet"
+    CLIENT_DEACTIVATED = "client_deactivated", "Not visible: the client is deactivated"
+    FROM_CLIENT = "from_client", "Written in the cabinet"
+
+
 class MessageTemplate(models.Model):
     """A reusable message. Its text lives in immutable versions, so editing never changes what
     was already sent."""
@@ -103,6 +113,10 @@ class Message(models.Model):
     )
     template_version = models.PositiveIntegerField(null=True, blank=True)
     template_language = models.CharField(max_length=8, blank=True)
+    template_edited = models.BooleanField(
+        default=False,
+        help_text="The sender changed the template's text for this client before sending.",
+    )
     idempotency_key = models.CharField(max_length=255, blank=True)
     request_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
@@ -135,6 +149,15 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message to {self.client} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def cabinet_status(self, client: Client) -> CabinetStatus:
+        """This message in the cabinet of `client` (its own client, passed in because lists
+        already hold it). A deactivated client cannot sign in, so sees nothing there."""
+        if self.direction == Direction.IN:
+            return CabinetStatus.FROM_CLIENT
+        if not client.is_active:
+            return CabinetStatus.CLIENT_DEACTIVATED
+        return CabinetStatus.READ if self.read_at else CabinetStatus.AVAILABLE
 
 
 class IdempotencyKey(models.Model):

@@ -22,3 +22,10 @@ ROLE_GRANTS = {
     Role.VIEWER: [MessagingPermission.VIEW_MESSAGE],
     Role.INTEGRATION: [MessagingPermission.VIEW_MESSAGE],
 }
+
+# Reading the active templates: senders pick them, template managers write them (and alone also
+# read the inactive ones). The Templates page, the panel's template search and the templates API
+# all use this rule; templates ask `can.read_templates`.
+READ_TEMPLATES = (MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
+
+ACCESS_RULES = {"read_templates": READ_TEMPLATES}

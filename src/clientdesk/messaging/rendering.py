@@ -8,6 +8,7 @@ a fallback: `{{ nickname | default: "there" }}`.
 """
 
 import functools
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -344,6 +345,17 @@ def render_message(*, source: str, client: Client, sender: User) -> Rendered:
     return Rendered(
         body=body, variables={p: values[p] for p in used if p in values and _has_value(values[p])}
     )
+
+
+# A `{` that opens an output or a tag; alone or before anything else it is plain text.
+_OPENING_BRACE = re.compile(r"\{(?=[{%])")
+
+
+def literal_source(text: str) -> str:
+    """Liquid source that renders to exactly `text`, so rendered text (a template's, for one
+    client) can be edited and sent again as source without a value being read as markup: each
+    opening `{` is written as the output `{{ "{" }}`. Text without `{{` or `{%` is unchanged."""
+    return _OPENING_BRACE.sub('{{ "{" }}', text)
 
 
 def check_renders_within_bounds(source: str) -> None:

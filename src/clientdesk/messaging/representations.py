@@ -58,6 +58,7 @@ def message_representation(
                 "id": str(message.template_id),
                 "version": message.template_version,
                 "language": message.template_language,
+                "edited": message.template_edited,
             }
             if message.template_id
             else None
@@ -69,11 +70,21 @@ def message_representation(
         "reply_state": message.reply_state,
         "reply_due_at": iso_utc(message.reply_due_at),
         "answered_at": iso_utc(message.answered_at),
+        "channels": message_channels(message, deliveries or []),
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
             for d in deliveries or []
         ],
     }
+
+
+def message_channels(message: Message, deliveries: list[Delivery]) -> list[dict[str, Any]]:
+    """Where the message went: the client's cabinet, which holds every message, then each
+    delivery (webhook, email) with its status."""
+    return [
+        {"channel": "cabinet", "status": message.cabinet_status(message.client)},
+        *({"channel": d.channel, "status": d.status, "delivery_id": str(d.id)} for d in deliveries),
+    ]
 
 
 def message_client_representation(message: Message) -> dict[str, Any]:

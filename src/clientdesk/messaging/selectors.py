@@ -11,7 +11,7 @@ from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
-from clientdesk.messaging.permissions import MessagingPermission
+from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 
 
 def check_can_view(user: User) -> None:
@@ -23,7 +23,7 @@ def client_messages(*, user: User, client: Client) -> QuerySet[Message]:
     check_can_view(user)
     return (
         Message.objects.filter(client=client)
-        .select_related("sender")
+        .select_related("sender", "client")
         .order_by("-created_at", "-id")
     )
 
@@ -57,6 +57,33 @@ def template_search(*, query: str = "", active_only: bool = False) -> QuerySet[M
     if active_only:
         templates = templates.filter(is_active=True)
     return templates.order_by("name")
+
+
+def check_can_read_templates(user: User) -> None:
+    if not any(user.has_perm(perm) for perm in READ_TEMPLATES):
+        raise PermissionDenied(
+            "You need the 'Send a private message' or 'Manage message templates' permission "
+            "to read message templates."
+        )
+
+
+def templates_readable(
+    *, user: User, query: str = "", with_inactive: bool = False
+) -> QuerySet[MessageTemplate]:
+    """The templates `user` may read (READ_TEMPLATES): the active ones, and for template
+    managers who ask, the inactive ones too."""
+    check_can_read_templates(user)
+    manager = user.has_perm(MessagingPermission.MANAGE_TEMPLATES)
+    return template_search(query=query, active_only=not (with_inactive and manager))
+
+
+def template_get_readable(*, user: User, template_id: Any) -> MessageTemplate:
+    """One template `user` may read; an inactive one is "not found" to all but its managers."""
+    check_can_read_templates(user)
+    template = template_get(template_id=template_id)
+    if not template.is_active and not user.has_perm(MessagingPermission.MANAGE_TEMPLATES):
+        raise NotFound("No such template.")
+    return template
 
 
 def templates_with_current_versions(

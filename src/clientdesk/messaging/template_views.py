@@ -1,4 +1,5 @@
-"""The Templates page: list, search, create, edit with a live preview, deactivate."""
+"""The Templates page: list, search, create, edit with a live preview, deactivate; for senders
+who do not manage templates, the same list and a read-only page per template."""
 
 from typing import Any
 
@@ -14,15 +15,16 @@ from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
 from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
-from clientdesk.messaging.permissions import MessagingPermission
+from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE
 from clientdesk.messaging.selectors import (
     template_current_version,
     template_get,
-    template_search,
+    template_get_readable,
+    templates_readable,
     templates_with_current_versions,
 )
-from clientdesk.messaging.services.sending import message_compose
+from clientdesk.messaging.services.sending import message_compose, message_template_text
 from clientdesk.messaging.services.templates import (
     Rename,
     SetActive,
@@ -35,12 +37,14 @@ from clientdesk.messaging.services.templates import (
 PAGE_SIZE = 25
 
 
-@requires(MessagingPermission.MANAGE_TEMPLATES)
+@requires(*READ_TEMPLATES)
 @require_GET
 def template_list(request: StaffRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:120]
     page = paginate(
-        template_search(query=query), page=parse_page(request.GET.get("page")), size=PAGE_SIZE
+        templates_readable(user=request.user, query=query, with_inactive=True),
+        page=parse_page(request.GET.get("page")),
+        size=PAGE_SIZE,
     )
     context = {
         "query": query,
@@ -76,15 +80,42 @@ def template_new(request: StaffRequest) -> HttpResponse:
             context = _editor_context(form=form, error=error, creating=True)
             return render(request, "messaging/templates/edit.html", context, status=error.status)
         messages.success(request, f"Template “{version.template.name}” created (version 1).")
-        return redirect("messaging:template-edit", template_id=version.template_id)
+        return redirect("messaging:template-detail", template_id=version.template_id)
     return render(
         request, "messaging/templates/edit.html", _editor_context(form=form, creating=True)
     )
 
 
-@requires(MessagingPermission.MANAGE_TEMPLATES)
+@requires(*READ_TEMPLATES)
 @require_http_methods(["GET", "POST"])
-def template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
+def template_detail(request: StaffRequest, template_id: str) -> HttpResponse:
+    """Template managers get the editor; other readers the template read-only."""
+    if request.method == "GET" and not request.user.has_perm(MessagingPermission.MANAGE_TEMPLATES):
+        return _template_read_only(request, template_id)
+    return _template_edit(request, template_id)
+
+
+def _template_read_only(request: StaffRequest, template_id: str) -> HttpResponse:
+    try:
+        template = template_get_readable(user=request.user, template_id=template_id)
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    version = template_current_version(template=template)
+    names = dict(LANGUAGE_CHOICES)
+    context = {
+        "nav": "templates",
+        "template": template,
+        "version": version,
+        "variants": [
+            (code, names.get(code, code), body, code == version.default_language)
+            for code, body in sorted(version.variants.items())
+        ],
+    }
+    return render(request, "messaging/templates/detail.html", context)
+
+
+@requires(MessagingPermission.MANAGE_TEMPLATES)
+def _template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
     try:
         template = template_get(template_id=template_id)
     except ApplicationError as error:
@@ -145,7 +176,7 @@ def template_set_active(request: StaffRequest, template_id: str) -> HttpResponse
         return render_error_page(request, error)
     state = "reactivated" if active else "deactivated"
     messages.success(request, f"Template “{version.template.name}” {state}.")
-    return redirect("messaging:template-edit", template_id=version.template_id)
+    return redirect("messaging:template-detail", template_id=version.template_id)
 
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.MANAGE_TEMPLATES)
@@ -160,7 +191,7 @@ def preview_clients(request: StaffRequest) -> HttpResponse:
 @require_POST
 def preview(request: StaffRequest) -> HttpResponse:
     """Render posted text for the chosen client: the live preview of the editor and the panel."""
-    body = request.POST.get("body", "")
+    body = request.POST.get("body", "").replace("\r\n", "\n")
     client_id = request.POST.get("preview_client") or request.POST.get("client_id", "")
     template_id = request.POST.get("template_id") or None
     context: dict[str, object] = {}
@@ -171,13 +202,18 @@ def preview(request: StaffRequest) -> HttpResponse:
             context["hint"] = "Type a message to see exactly what the client will receive."
         else:
             client = client_get(client_id=client_id)
-            composed = message_compose(
+            context["client"] = client
+            if template_id and not body.strip():
+                # A template just chosen: its text for this client goes into the box to edit.
+                context["template_text"] = message_template_text(
+                    sender=request.user, client=client, template_id=template_id
+                )
+            context["composed"] = message_compose(
                 sender=request.user,
                 client=client,
-                body=None if template_id else body,
+                body=body if body.strip() else None,
                 template_id=template_id,
             )
-            context.update(client=client, composed=composed)
     except ApplicationError as error:
         context["error"] = error
     return render(request, "messaging/templates/preview.html", context)

@@ -14,7 +14,7 @@ urlpatterns = [
     path("templates/new/", template_views.template_new, name="template-new"),
     path("templates/preview/", template_views.preview, name="preview"),
     path("templates/preview-clients/", template_views.preview_clients, name="preview-clients"),
-    path("templates/<uuid:template_id>/", template_views.template_edit, name="template-edit"),
+    path("templates/<uuid:template_id>/", template_views.template_detail, name="template-detail"),
     path(
         "templates/<uuid:template_id>/active/",
         template_views.template_set_active,

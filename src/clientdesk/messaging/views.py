@@ -15,17 +15,14 @@ from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.models import Channel
 from clientdesk.delivery.selectors import delivery_get
-from clientdesk.delivery.services import (
-    active_channels,
-    delivery_retry_now,
-    webhook_paused_reason,
-)
+from clientdesk.delivery.services.endpoints import active_channels, webhook_paused_reason
+from clientdesk.delivery.services.queue import delivery_retry_now
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
     client_messages,
     deliveries_by_message,
-    template_search,
+    templates_readable,
 )
 from clientdesk.messaging.services.idempotency import new_idempotency_key
 from clientdesk.messaging.services.sending import check_can_send, message_send
@@ -53,7 +50,7 @@ def _panel_context(request: StaffRequest, client: Client, **extra: object) -> di
             for name in variable_values(client=client, sender=request.user)
             if name not in CATALOGUE
         ),
-        "templates": list(template_search(active_only=True)[:500]),
+        "templates": list(templates_readable(user=request.user)[:500]),
         "channels": active_channels(client=client),
         "idempotency_key": new_idempotency_key(),
         "body": "",
@@ -95,7 +92,10 @@ def sent_list(request: StaffRequest, client_id: str) -> HttpResponse:
 def send_message(request: StaffRequest, client_id: str) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
     # A browser posting the form without htmx sends newlines as CRLF; the counter counts LF.
-    body = None if template_id else request.POST.get("body", "").replace("\r\n", "\n")
+    typed = request.POST.get("body", "").replace("\r\n", "\n")
+    # With a template, the box holds its text for this client, maybe edited; empty, the
+    # template as it is (its text had not reached the box yet).
+    body = typed if typed.strip() or not template_id else None
     key = request.POST.get("idempotency_key", "")
     expects_reply = request.POST.get("expects_reply") == "1"
     try:
@@ -140,21 +140,19 @@ def send_message(request: StaffRequest, client_id: str) -> HttpResponse:
 
 
 def _sent_notice(client: Client) -> str:
-    """What the toast says after a send: only "sent" when something is on its way."""
+    """What the toast says after a send: the message is in the client's cabinet at once; each
+    notification channel is named with what it does now."""
+    where = f"Sent to {client.full_name}'s cabinet"
     channels = active_channels(client=client)
-    if not channels:
-        return f"Saved to {client.full_name}'s history — no delivery channel is set up."
-    if webhook_paused_reason() is None:
-        return f"Message sent to {client.full_name}."
-    if Channel.EMAIL in channels:
-        return (
-            f"Message sent to {client.full_name} by email; its webhook delivery waits until "
-            "the outgoing endpoint is enabled again."
-        )
-    return (
-        f"Saved for {client.full_name}: it waits, queued, until the outgoing endpoint is "
-        "enabled again."
-    )
+    paused = Channel.WEBHOOK in channels and webhook_paused_reason() is not None
+    queued = [
+        channel.label.lower() for channel in channels if not (paused and channel == Channel.WEBHOOK)
+    ]
+    if queued:
+        where += f"; {' and '.join(queued)} queued"
+    if paused:
+        where += "; the webhook waits until the outgoing endpoint is enabled again"
+    return where + "."
 
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)

@@ -27,7 +27,7 @@ from clientdesk.messaging.models import (
 )
 from clientdesk.messaging.outbound import message_deliveries_create
 from clientdesk.messaging.permissions import MessagingPermission
-from clientdesk.messaging.rendering import Rendered, render_message
+from clientdesk.messaging.rendering import Rendered, RenderFailed, literal_source, render_message
 from clientdesk.messaging.representations import (
     message_client_representation,
     message_representation,
@@ -44,13 +44,15 @@ from clientdesk.messaging.services.idempotency import (
 
 @dataclass(frozen=True)
 class Composed:
-    """What a send would deliver: the source, the rendered text and the template it came from."""
+    """What a send would deliver: the source, the rendered text and the template it came from
+    (`template_edited`: the sender changed the template's text for this client first)."""
 
     client: Client
     source: str
     rendered: Rendered
     template_version: MessageTemplateVersion | None = None
     template_language: str = ""
+    template_edited: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,26 +126,19 @@ def _check_body(body: str) -> None:
         )
 
 
-def _check_one_source(body: str | None, template_id: Any) -> None:
-    if (body is None) == (template_id is None):
+def _check_a_source(body: str | None, template_id: Any) -> None:
+    if body is None and template_id is None:
         raise ValidationFailed(
-            "Give either a message body or a template_id, not both and not neither.",
+            "Give a message body, a template_id, or both (the template's text as edited).",
             errors={"body": ["Give body or template_id."]},
         )
 
 
-def message_compose(
-    *, sender: User, client: Client, body: str | None = None, template_id: Any = None
-) -> Composed:
-    """Render a body, or the client's variant of a template, exactly as a send would."""
-    _check_one_source(body, template_id)
-    if body is not None:
-        _check_body(body)
-        return Composed(
-            client=client,
-            source=body,
-            rendered=render_message(source=body, client=client, sender=sender),
-        )
+def _template_variant(
+    *, client: Client, template_id: Any
+) -> tuple[MessageTemplateVersion, str, str]:
+    """The current version of an active template, and the language and source of the variant
+    `client` gets."""
     template = template_get(template_id=template_id)
     if not template.is_active:
         raise ValidationFailed(
@@ -152,13 +147,50 @@ def message_compose(
         )
     version = template_current_version(template=template)
     language, source = version.variant_for(client.language)
-    return Composed(
-        client=client,
-        source=source,
-        rendered=render_message(source=source, client=client, sender=sender),
-        template_version=version,
-        template_language=language,
-    )
+    return version, language, source
+
+
+def message_compose(
+    *, sender: User, client: Client, body: str | None = None, template_id: Any = None
+) -> Composed:
+    """Render a body, or the client's variant of a template, exactly as a send would.
+
+    Both: the template's text as the sender edited it. The body is checked and rendered as any
+    typed text is; only when it comes out different from what the template gives this client
+    is the message an edited one, else it is an ordinary send of the template.
+    """
+    _check_a_source(body, template_id)
+    if template_id is None:
+        assert body is not None  # _check_a_source
+        return Composed(client=client, source=body, rendered=_render_typed(body, client, sender))
+    version, language, source = _template_variant(client=client, template_id=template_id)
+    if body is None:
+        rendered = render_message(source=source, client=client, sender=sender)
+        return Composed(client, source, rendered, version, language)
+    typed = _render_typed(body, client, sender)
+    try:
+        unedited: Rendered | None = render_message(source=source, client=client, sender=sender)
+    except RenderFailed:
+        unedited = None  # the template lacks a value for this client; the edit may supply it
+    if unedited is not None and unedited.body == typed.body:
+        return Composed(client, source, unedited, version, language)
+    return Composed(client, body, typed, version, language, template_edited=True)
+
+
+def _render_typed(body: str, client: Client, sender: User) -> Rendered:
+    _check_body(body)
+    return render_message(source=body, client=client, sender=sender)
+
+
+def message_template_text(*, sender: User, client: Client, template_id: Any) -> str:
+    """The text to edit a template's message in: the template rendered for `client`, written so
+    that sending it unchanged renders the same; or, when the template lacks a value for this
+    client, its source, for the sender to complete."""
+    _, _, source = _template_variant(client=client, template_id=template_id)
+    try:
+        return literal_source(render_message(source=source, client=client, sender=sender).body)
+    except RenderFailed:
+        return source
 
 
 def message_preview(
@@ -192,7 +224,7 @@ def message_send_prepare(
     check_can_send(sender)
     client = client_get(client_id=client_id)
     idempotency_key_check(idempotency_key)
-    _check_one_source(body, template_id)
+    _check_a_source(body, template_id)
     if expects_reply is None:
         expects_reply = (
             template_id is not None and template_get(template_id=template_id).expects_reply
@@ -268,6 +300,7 @@ def _send_write(request: SendRequest) -> SendResult:
             template=version.template if version else None,
             template_version=version.version if version else None,
             template_language=composed.template_language,
+            template_edited=composed.template_edited,
             idempotency_key=request.idempotency_key,
             request_ip=request.meta.ip,
             user_agent=request.meta.user_agent,
@@ -283,7 +316,11 @@ def _send_write(request: SendRequest) -> SendResult:
             actor=request.sender,
             created_at=now,
             subject_id=message.id,
-            data={"message_id": str(message.id), "body": message.body},
+            data={
+                "message_id": str(message.id),
+                "body": message.body,
+                **({"template": _template_summary(message)} if version else {}),
+            },
         )
         deliveries = message_deliveries_create(message)
         response = message_representation(message, deliveries=deliveries)
@@ -305,6 +342,7 @@ def _send_write(request: SendRequest) -> SendResult:
                 "client_id": str(composed.client.id),
                 "template_id": str(version.template_id) if version else None,
                 "template_version": version.version if version else None,
+                "template_edited": message.template_edited,
                 "body_sha256": hashlib.sha256(message.body.encode()).hexdigest(),
                 "ip": request.meta.ip,
                 "user_agent": request.meta.user_agent,
@@ -318,6 +356,18 @@ def _send_write(request: SendRequest) -> SendResult:
             data=message_client_representation(message),
         )
     return SendResult(message.id, response, replayed=False)
+
+
+def _template_summary(message: Message) -> dict[str, Any]:
+    """The template a message came from, as its timeline entry names it."""
+    assert message.template is not None
+    return {
+        "id": str(message.template_id),
+        "name": message.template.name,
+        "version": message.template_version,
+        "language": message.template_language,
+        "edited": message.template_edited,
+    }
 
 
 def message_send(

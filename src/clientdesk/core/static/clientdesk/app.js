@@ -207,9 +207,11 @@
   function composeFingerprint(form) {
     const box = form.querySelector("textarea");
     const template = form.querySelector("#template-id");
-    return (template && template.value ? "template:" + template.value : "body:" + box.value);
+    return "template:" + (template ? template.value : "") + "\nbody:" + box.value;
   }
 
+  // Choosing a template puts its text for this client in the box, to send as it is or edited
+  // (the server records which). The sender's own text is set aside first.
   function chooseTemplate(input) {
     const form = input.form;
     const hidden = form.querySelector("#template-id");
@@ -219,17 +221,43 @@
     const id = option ? option.dataset.id : "";
     if (hidden.value === id) return;
     if (!id && input.value.trim()) return;  // still typing a search
+    const untouched = box.value === form.dataset.templateText;
+    if (!hidden.value && box.value.trim()) {
+      rememberDraft(form, box.value);
+      const kept = document.getElementById("draft-kept");
+      if (kept) kept.hidden = false;
+    }
     hidden.value = id;
-    box.disabled = Boolean(id);
+    delete form.dataset.templateText;
+    if (id) {
+      box.value = "";  // the template's text arrives with the preview (fillFromTemplate)
+      form.dataset.templateFill = id;
+    } else if (untouched) {
+      box.value = "";  // the template's text, unedited: nothing of it to keep
+      takeBackDraft(form);
+      return;
+    }
+    updateCounter(box);
     // A template that expects a reply (a KYC request, say) ticks "Expects a reply"; the sender
     // may untick it before sending.
     const expects = form.querySelector("#expects-reply");
     if (expects && option && option.dataset.expectsReply) expects.checked = true;
-    const kept = document.getElementById("draft-kept");
-    if (kept) kept.hidden = !(id && box.value.trim());
-    if (id && box.value.trim()) rememberDraft(form, box.value);
     composeChanged(form);
     form.dispatchEvent(new CustomEvent("template-changed", { bubbles: true }));
+  }
+
+  function fillFromTemplate() {
+    const form = document.getElementById("compose");
+    const marker = document.querySelector("#compose-preview [data-template-text]");
+    if (!form || !marker) return;
+    const box = form.querySelector("textarea");
+    if (form.dataset.templateFill !== form.querySelector("#template-id").value) return;
+    delete form.dataset.templateFill;
+    if (box.value.trim()) return;  // the sender typed while it was on its way
+    box.value = marker.dataset.templateText;
+    form.dataset.templateText = box.value;
+    updateCounter(box);
+    composeChanged(form);
   }
 
   // A draft set aside for a template is kept (in this tab) until it is taken back or sent.
@@ -249,7 +277,8 @@
     try { text = sessionStorage.getItem(draftKey(form)) || text; sessionStorage.removeItem(draftKey(form)); } catch (e) { /* keep the box */ }
     if (input) input.value = "";
     form.querySelector("#template-id").value = "";
-    box.disabled = false;
+    delete form.dataset.templateText;
+    delete form.dataset.templateFill;
     box.value = text;
     const kept = document.getElementById("draft-kept");
     if (kept) kept.hidden = true;
@@ -341,7 +370,7 @@
   }
 
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target.id === "compose-preview") previewState();
+    if (event.detail.target.id === "compose-preview") { fillFromTemplate(); previewState(); }
     const list = document.getElementById("sent-list");
     if (list) noteFailures(list, event.detail.target.id !== "drawer-host");
     if (event.detail.target.id === "drawer-host") openDrawer(event.detail.target);
