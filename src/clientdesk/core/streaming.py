@@ -33,10 +33,10 @@ def async_streaming_middleware(
 async def _in_thread(chunks: Iterator[bytes], response: HttpResponseBase) -> AsyncIterator[bytes]:
     """Each chunk is made in the request's sync thread (where its database connection lives).
 
-    When the stream ends early (the client left: Django cancels the task; or an error), the
-    response is closed here, in that thread: Django's handler closes a response only after a
-    stream that ran to its end, and the iterator's own clean-up (the export's ledger record)
-    must not wait for the garbage collector, which would run it on the event loop's thread.
+    When the stream ends early the response is closed here, in that thread: Django's handler
+    closes it after a disconnect but not when sending fails or the iterator raises, and the
+    iterator's own clean-up (the export's ledger record) must not be left to the garbage
+    collector, which would run it on the event loop's thread. Closing twice does nothing more.
     """
     take = sync_to_async(_next, thread_sensitive=True)
     try:
