@@ -54,7 +54,8 @@ from clientdesk.delivery.models import (
     DeliveryStatus,
     OutgoingEndpoint,
 )
-from clientdesk.delivery.services import delivery_create, endpoint_configure
+from clientdesk.delivery.services.endpoints import endpoint_configure
+from clientdesk.delivery.services.queue import delivery_create
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import webhook_payload
 from clientdesk.messaging.services.sending import message_send

@@ -51,7 +51,7 @@ from clientdesk.accounts.services import api_token_create
 from clientdesk.audit.selectors import audit_verify
 from clientdesk.audit.services import audit_sequence
 from clientdesk.clients.models import Client
-from clientdesk.delivery.services import endpoint_configure
+from clientdesk.delivery.services.endpoints import endpoint_configure
 from clientdesk.messaging.models import Message
 
 WEB = "granian --interface wsgi clientdesk.wsgi:application --workers 2 --blocking-threads 8"

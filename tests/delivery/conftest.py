@@ -111,7 +111,7 @@ def administrator(make_user: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def endpoint(receiver: Receiver, administrator: Any, allow_loopback: None) -> OutgoingEndpoint:
-    from clientdesk.delivery.services import endpoint_configure
+    from clientdesk.delivery.services.endpoints import endpoint_configure
 
     configured, _ = endpoint_configure(user=administrator, url=receiver.url, enabled=True)
     receiver.secrets = [configured.secret]

@@ -17,8 +17,8 @@ from django.utils import timezone
 from clientdesk.audit.models import ActivityEvent, ActivityType
 from clientdesk.core.models import LiveEvent
 from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus, OutgoingEndpoint
-from clientdesk.delivery.services import attempts_record
-from clientdesk.delivery.worker import Worker, attempt, claim
+from clientdesk.delivery.services.queue import attempts_record, deliveries_claim, delivery_attempt
+from clientdesk.delivery.worker import Worker
 from tests.sending import send_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,9 +31,9 @@ def send(agent, client, body="Hello {{firstName}}"):
 def claimed_and_attempted(count, agent, client_obj):
     for n in range(count):
         send(agent, client_obj, body=f"Message {n}")
-    claimed = claim(worker="w1", limit=count)
+    claimed = deliveries_claim(worker="w1", limit=count)
     assert len(claimed.deliveries) == count
-    return [attempt(d, claimed.endpoint) for d in claimed.deliveries]
+    return [delivery_attempt(delivery=d, endpoint=claimed.endpoint) for d in claimed.deliveries]
 
 
 def recording_statements(attempted):
@@ -142,7 +142,7 @@ def test_a_lost_lease_in_a_batch_is_left_to_its_new_holder(endpoint, receiver, a
     attempted = claimed_and_attempted(2, agent, client_obj)
     lost = attempted[0].delivery
     Delivery.objects.filter(pk=lost.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    (taken,) = claim(worker="w2", limit=5).deliveries
+    (taken,) = deliveries_claim(worker="w2", limit=5).deliveries
     assert taken.pk == lost.pk
 
     attempts_record(worker="w1", attempted=attempted)

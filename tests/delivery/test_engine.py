@@ -8,7 +8,8 @@ from clientdesk.audit.models import ActivityEvent
 from clientdesk.delivery import policy
 from clientdesk.delivery.models import Delivery, DeliveryAttempt, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.selectors import endpoint_get
-from clientdesk.delivery.services import delivery_retry_now, endpoint_rotate_secret
+from clientdesk.delivery.services.endpoints import endpoint_rotate_secret
+from clientdesk.delivery.services.queue import deliveries_claim, delivery_retry_now
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Message
 from tests.sending import send_text
@@ -192,11 +193,10 @@ def test_secret_rotation_signs_with_both_for_the_overlap(
 
 
 def test_lost_lease_is_taken_over_and_recorded(endpoint, receiver, agent, client_obj):
-    from clientdesk.delivery.worker import claim
-
     send(agent, client_obj)
-    assert len(claim(worker="crashed-worker", limit=5).deliveries) == 1
-    assert claim(worker="other", limit=5).deliveries == []  # leased: nobody else takes it
+    assert len(deliveries_claim(worker="crashed-worker", limit=5).deliveries) == 1
+    # Leased: nobody else takes it.
+    assert deliveries_claim(worker="other", limit=5).deliveries == []
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     step()
     delivery = Delivery.objects.get()

@@ -17,10 +17,14 @@ from django.utils import timezone
 
 from clientdesk.clients.models import Client
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.delivery import worker
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
 from clientdesk.delivery.outcomes import Outcome
-from clientdesk.delivery.services import Attempted, attempts_record, delivery_retry_now
+from clientdesk.delivery.services.queue import (
+    Attempted,
+    attempts_record,
+    deliveries_claim,
+    delivery_retry_now,
+)
 from clientdesk.followup.services import followup_overdue_run
 from clientdesk.messaging.models import Message
 from clientdesk.messaging.services.sending import message_send
@@ -81,7 +85,7 @@ def test_nothing_waits_behind_the_order_lock_in_any_flow(endpoint, agent, client
         ("attempt delivered", Outcome(ok=True, duration_ms=3, status_code=200)),
     ]:
         (leased,) = [
-            d for d in worker.claim(worker="w1", limit=10).deliveries if d.subject_id == sent
+            d for d in deliveries_claim(worker="w1", limit=10).deliveries if d.subject_id == sent
         ]
         with CaptureQueriesContext(connection) as q:
             attempts_record(worker="w1", attempted=[Attempted(leased, timezone.now(), outcome)])

@@ -357,7 +357,7 @@ def test_read_and_reply_queue_signed_webhooks_when_the_endpoint_is_on(
 
 @pytest.fixture
 def endpoint_on(make_user, settings) -> None:
-    from clientdesk.delivery.services import endpoint_configure
+    from clientdesk.delivery.services.endpoints import endpoint_configure
 
     settings.ALLOW_PRIVATE_WEBHOOK_URLS = True
     endpoint_configure(user=make_user("Administrator"), url="http://127.0.0.1:9/hook", enabled=True)

@@ -13,7 +13,7 @@ from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.selectors import endpoint_get
-from clientdesk.delivery.services import (
+from clientdesk.delivery.services.endpoints import (
     endpoint_configure,
     endpoint_rotate_secret,
     endpoint_send_test,

@@ -10,6 +10,6 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         from clientdesk.audit.services import checkpoint_created_hook_register
-        from clientdesk.delivery.services import checkpoint_webhook_create
+        from clientdesk.delivery.services.checkpoints import checkpoint_webhook_create
 
         checkpoint_created_hook_register(name="delivery.webhook", hook=checkpoint_webhook_create)

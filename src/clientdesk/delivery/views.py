@@ -12,7 +12,7 @@ from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.selectors import endpoint_get, recent_deliveries
-from clientdesk.delivery.services import (
+from clientdesk.delivery.services.endpoints import (
     endpoint_configure,
     endpoint_rotate_secret,
     endpoint_send_test,

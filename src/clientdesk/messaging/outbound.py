@@ -9,7 +9,8 @@ from django.utils.html import escape, linebreaks
 
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
-from clientdesk.delivery.services import active_channels, delivery_create
+from clientdesk.delivery.services.endpoints import active_channels
+from clientdesk.delivery.services.queue import delivery_create
 from clientdesk.messaging.models import Message
 
 

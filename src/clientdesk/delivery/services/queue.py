@@ -1,5 +1,11 @@
-"""Writes for delivery: endpoint settings, creating deliveries, recording attempts."""
+"""The delivery queue: each delivery's way from queued, through leased attempts, to delivered or
+failed.
 
+The lease lifecycle lives here whole: `deliveries_claim` sets a lease, `delivery_attempt` carries
+the delivery under it (no database), `attempts_record` clears it with the outcome. A lease that
+runs out (its worker died) is taken over by the next claim."""
+
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -8,14 +14,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityEvent, ActivityType, AuditCheckpoint
+from clientdesk.audit.models import ActivityEvent, ActivityType
 from clientdesk.audit.services import activity_build, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
-from clientdesk.core.errors import PermissionDenied, ValidationFailed
+from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.live import live_events_record
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery import channels, policy
@@ -25,106 +32,16 @@ from clientdesk.delivery.models import (
     DeliveryAttempt,
     DeliveryStatus,
     OutgoingEndpoint,
-    new_signing_secret,
 )
 from clientdesk.delivery.outcomes import Outcome
-from clientdesk.delivery.permissions import DeliveryPermission
-from clientdesk.delivery.selectors import endpoint_get, endpoint_get_for_update
-from clientdesk.delivery.ssrf import validate_webhook_url
+from clientdesk.delivery.selectors import endpoint_get
+from clientdesk.delivery.services.endpoints import endpoint_health_update
 
-SECRET_OVERLAP = timedelta(hours=24)
+log = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
 
 
-def check_can_manage_integration(user: User) -> None:
-    if not user.has_perm(DeliveryPermission.MANAGE_INTEGRATION):
-        raise PermissionDenied("You need the 'Manage integration settings' permission.")
-
-
-# --- Endpoint settings ---------------------------------------------------------------------
-
-
-def endpoint_configure(
-    *, user: User, url: str, enabled: bool, email_enabled: bool | None = None
-) -> tuple[OutgoingEndpoint, bool]:
-    """Set the outgoing endpoint; returns it and whether it was created (its secret is new)."""
-    check_can_manage_integration(user)
-    url = url.strip()
-    validate_webhook_url(url, allow_private=settings.ALLOW_PRIVATE_WEBHOOK_URLS)
-    with transaction.atomic():
-        endpoint = endpoint_get_for_update()
-        created = endpoint is None
-        if endpoint is None:
-            endpoint = OutgoingEndpoint(pk=1)
-        was_enabled = endpoint.enabled and not created
-        endpoint.url = url
-        endpoint.enabled = enabled
-        if email_enabled is not None:
-            endpoint.email_enabled = email_enabled
-        if enabled and not was_enabled:
-            endpoint.disabled_reason = ""
-            endpoint.disabled_at = None
-            endpoint.failing_since = None
-        endpoint.updated_by = user
-        endpoint.save()
-        audit_append(
-            actor=user,
-            action="endpoint.created" if created else "endpoint.updated",
-            object_type="outgoing_endpoint",
-            object_id=endpoint.pk,
-            created_at=timezone.now(),
-            data={"url": url, "enabled": enabled, "email_enabled": endpoint.email_enabled},
-        )
-        if enabled:
-            notify.work_due()  # deliveries paused while it was disabled may go now
-    return endpoint, created
-
-
-def endpoint_rotate_secret(*, user: User) -> OutgoingEndpoint:
-    """A new signing secret; the previous one stays valid (both sign) for 24 hours."""
-    check_can_manage_integration(user)
-    with transaction.atomic():
-        endpoint = endpoint_get_for_update()
-        if endpoint is None:
-            raise ValidationFailed("Configure the outgoing endpoint before rotating its secret.")
-        endpoint.previous_secret = endpoint.secret
-        endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
-        endpoint.secret = new_signing_secret()
-        endpoint.updated_by = user
-        endpoint.save()
-        audit_append(
-            actor=user,
-            action="endpoint.secret_rotated",
-            object_type="outgoing_endpoint",
-            object_id=endpoint.pk,
-            created_at=timezone.now(),
-            data={"previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
-        )
-    return endpoint
-
-
-def active_channels(*, client: Client) -> list[Channel]:
-    """The channels a message to `client` is queued on. The webhook is one whenever an endpoint
-    is configured, enabled or not: while it is disabled its deliveries wait (the worker leaves
-    them alone) and go out, oldest first, once it is enabled again."""
-    endpoint = endpoint_get()
-    queued_on = []
-    if endpoint is not None:
-        queued_on.append(Channel.WEBHOOK)
-    if endpoint is not None and endpoint.email_enabled and client.email:
-        queued_on.append(Channel.EMAIL)
-    return queued_on
-
-
-def webhook_paused_reason() -> str | None:
-    """Why webhook deliveries wait right now, or None when they go out (or none are made)."""
-    endpoint = endpoint_get()
-    if endpoint is None or endpoint.enabled:
-        return None
-    return endpoint.disabled_reason or "An administrator disabled it."
-
-
-# --- Deliveries ------------------------------------------------------------------------------
+# --- Queueing --------------------------------------------------------------------------------
 
 
 def delivery_create(
@@ -211,6 +128,86 @@ def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
     return delivery
 
 
+# --- The lease: claimed, attempted, recorded -------------------------------------------------
+
+
+def _workable(endpoint: OutgoingEndpoint | None) -> Q:
+    """Deliveries a worker may take at all: webhook ones wait, untouched, while the endpoint is
+    disabled (enabling it wakes the workers)."""
+    if endpoint is None or not endpoint.enabled:
+        return ~Q(channel=Channel.WEBHOOK)
+    return Q()
+
+
+def _due(endpoint: OutgoingEndpoint | None) -> Q:
+    now = timezone.now()
+    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=DeliveryStatus.SENDING, lease_until__lt=now
+    )
+    return due & _workable(endpoint)
+
+
+def deliveries_next_due_at(*, endpoint: OutgoingEndpoint | None) -> datetime | None:
+    """When the next queued delivery a worker may take is due; None when none waits.
+    `endpoint`: as the worker's last claim read it."""
+    return (
+        Delivery.objects.filter(_workable(endpoint))
+        .filter(status=DeliveryStatus.PENDING, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Leased deliveries, and the endpoint as it was when they were claimed: every attempt of
+    the batch posts to that URL with those secrets, and no attempt reads the database."""
+
+    deliveries: list[Delivery]
+    endpoint: OutgoingEndpoint | None
+
+
+def deliveries_claim(*, worker: str, limit: int) -> Claimed:
+    """Lease up to `limit` due deliveries. On PostgreSQL, SKIP LOCKED lets workers claim side by
+    side; on SQLite the IMMEDIATE transaction makes claims take turns."""
+    endpoint = endpoint_get()
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    with transaction.atomic():
+        claimed = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(_due(endpoint))
+            .order_by("next_attempt_at")[:limit]
+        )
+        for delivery in claimed:
+            if delivery.status == DeliveryStatus.SENDING:
+                # The previous holder died mid-attempt; say so on the record.
+                DeliveryAttempt.objects.get_or_create(
+                    delivery_id=delivery.pk,
+                    number=delivery.attempt_count,
+                    defaults={
+                        "started_at": now,
+                        "duration_ms": 0,
+                        "error": f"worker {delivery.leased_by} stopped during the attempt",
+                        "worker": delivery.leased_by,
+                    },
+                )
+        if claimed:
+            Delivery.objects.filter(id__in=[d.pk for d in claimed]).update(
+                status=DeliveryStatus.SENDING,
+                lease_until=lease_until,
+                leased_by=worker,
+                attempt_count=F("attempt_count") + 1,
+            )
+    for delivery in claimed:  # as the UPDATE left them
+        delivery.status = DeliveryStatus.SENDING
+        delivery.lease_until = lease_until
+        delivery.leased_by = worker
+        delivery.attempt_count += 1
+    return Claimed(claimed, endpoint)
+
+
 @dataclass(frozen=True)
 class Attempted:
     """One finished attempt, not yet recorded: the delivery as claimed, when the attempt
@@ -219,6 +216,18 @@ class Attempted:
     delivery: Delivery
     started_at: datetime
     outcome: Outcome
+
+
+def delivery_attempt(*, delivery: Delivery, endpoint: OutgoingEndpoint | None) -> Attempted:
+    """Carry one claimed delivery over its channel. No database access: safe in any thread.
+    `endpoint`: as its claim read it."""
+    started_at = timezone.now()
+    try:
+        outcome = channels.perform(delivery, endpoint)
+    except Exception as error:  # a bug in a channel must not kill the worker or lose the row
+        log.exception("delivery %s: attempt crashed", delivery.pk)
+        outcome = Outcome(ok=False, duration_ms=0, error=f"internal error: {error}"[:1000])
+    return Attempted(delivery, started_at, outcome)
 
 
 _MOVED_FIELDS = [
@@ -298,7 +307,7 @@ def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Deli
         if timeline:
             ActivityEvent.objects.bulk_create(timeline)
         if webhook_outcomes:
-            _endpoint_note(webhook_outcomes, now=now)
+            endpoint_health_update(outcomes=webhook_outcomes, now=now)
         if any(d.status == DeliveryStatus.PENDING for d in moved):
             notify.work_due()  # sleeping workers recompute when to wake
         live_events_record(_changed_events(moved))  # last: see live_event_record
@@ -317,6 +326,7 @@ def _save_moved(moved: Sequence[Delivery]) -> None:
 
 
 def _move_on(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
+    """The lease ends with the attempt's outcome."""
     delivery.lease_until = None
     delivery.leased_by = ""
     delivery.last_status_code = outcome.status_code
@@ -363,105 +373,3 @@ def _outcome_activity(delivery: Delivery, now: datetime) -> ActivityEvent:
             "error": delivery.last_error,
         },
     )
-
-
-def _endpoint_note(outcomes: Sequence[Outcome], *, now: datetime) -> None:
-    """Track the endpoint's health from a batch of webhook outcomes, in the order the attempts
-    finished: 410 Gone disables it at once, a day of failures too; a success stops the clock,
-    and a failure after a success starts it again."""
-    last = outcomes[-1]
-    gone = next((o for o in outcomes if o.gone), None)
-    if gone is None and last.ok:
-        if all(o.endpoint_failing is False for o in outcomes):
-            return  # no clock was running when the attempts began: nothing to clear
-        # The common case takes no row lock: only clear a failing clock that is running.
-        OutgoingEndpoint.objects.filter(pk=1, failing_since__isnull=False).update(
-            failing_since=None
-        )
-        return
-    outcome = gone or last
-    endpoint = endpoint_get_for_update()
-    if endpoint is None:
-        return
-    if endpoint.failing_since is None or any(o.ok for o in outcomes):
-        endpoint.failing_since = now
-    limit = timedelta(hours=settings.ENDPOINT_DISABLE_AFTER_HOURS)
-    reason = ""
-    if outcome.gone:
-        reason = "The endpoint answered 410 Gone: it asked not to receive more messages."
-    elif now - endpoint.failing_since >= limit:
-        reason = (
-            f"Every attempt has failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
-            f"(last: {outcome.error or outcome.status_code})."
-        )
-    if reason and endpoint.enabled:
-        endpoint.enabled = False
-        endpoint.disabled_reason = reason
-        endpoint.disabled_at = now
-        audit_append(
-            actor=None,
-            action="endpoint.disabled",
-            object_type="outgoing_endpoint",
-            object_id=endpoint.pk,
-            created_at=now,
-            data={"reason": reason},
-        )
-    endpoint.save()
-
-
-# Its webhook's subject id is derived from the tree size: one per checkpoint.
-_CHECKPOINT_NAMESPACE = uuid.UUID("5c1e7d2a-3b4f-4f0e-9a61-0c6d8e2f7a10")
-
-
-def checkpoint_webhook_create(checkpoint: AuditCheckpoint) -> Delivery | None:
-    """Queue a new signed ledger checkpoint as an `audit.checkpoint` webhook (docs/WEBHOOKS.md), so
-    the integrated system keeps its own copy to verify the ledger against later. Runs in the
-    transaction that stores the checkpoint; waits like any webhook while the endpoint is
-    disabled."""
-    if endpoint_get() is None:
-        return None
-    return delivery_create(
-        channel=Channel.WEBHOOK,
-        client=None,
-        subject_id=uuid.uuid5(_CHECKPOINT_NAMESPACE, str(checkpoint.tree_size)),
-        payload={
-            "type": "audit.checkpoint",
-            "timestamp": iso_utc(checkpoint.created_at),
-            "data": {
-                "checkpoint": checkpoint.note,
-                "tree_size": checkpoint.tree_size,
-                "key_name": checkpoint.key_name,
-            },
-        },
-    )
-
-
-def endpoint_send_test(*, user: User) -> Outcome:
-    """Send a signed `test.ping` event now and report what the receiver said. Not queued, not
-    retried: it is for the administrator watching the settings page."""
-
-    check_can_manage_integration(user)
-    endpoint = endpoint_get()
-    if endpoint is None:
-        raise ValidationFailed("Configure the outgoing endpoint before sending a test event.")
-    now = timezone.now()
-    probe = Delivery(
-        channel=Channel.WEBHOOK,
-        payload={
-            "type": "test.ping",
-            "timestamp": iso_utc(now),
-            "data": {"sent_by": user.display_name},
-        },
-        created_at=now,
-    )
-    outcome = channels.send_webhook(probe, endpoint)
-    with transaction.atomic():
-        audit_append(
-            actor=user,
-            action="endpoint.tested",
-            object_type="outgoing_endpoint",
-            object_id=endpoint.pk,
-            created_at=now,
-            data={"status_code": outcome.status_code, "error": outcome.error},
-        )
-    return outcome
