@@ -82,6 +82,11 @@ class UnknownParameters(ValidationFailed):
         )
 
 
+def query_names(declaration: QueryDeclaration) -> frozenset[str]:
+    """The parameter names a declaration accepts."""
+    return _names(declaration if isinstance(declaration, type) else tuple(declaration))
+
+
 @functools.cache
 def _names(declaration: type[serializers.Serializer] | tuple[str, ...]) -> frozenset[str]:
     if isinstance(declaration, type):
@@ -91,7 +96,7 @@ def _names(declaration: type[serializers.Serializer] | tuple[str, ...]) -> froze
 
 def check_query(request: HttpRequest | Request, accepted: QueryDeclaration) -> None:
     """UnknownParameters naming every query parameter not in `accepted`."""
-    names = _names(accepted if isinstance(accepted, type) else tuple(accepted))
+    names = query_names(accepted)
     unknown = sorted(name for name in request.GET if name not in names)
     if unknown:
         raise UnknownParameters(unknown)

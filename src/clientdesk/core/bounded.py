@@ -19,7 +19,7 @@ import binascii
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final
 
 from django.utils.dateparse import parse_date, parse_datetime
@@ -137,16 +137,18 @@ def position_encode(at: datetime, key: uuid.UUID) -> str:
 
 def position_decode(token: str) -> tuple[datetime, uuid.UUID]:
     """The (instant, id) of a cursor `position_encode` gave out; Refused for anything else
-    (garbage, another shape, an instant out of range), without recursion or large work."""
+    (garbage, another shape, an instant not in UTC), without recursion or large work."""
     rule = "must be the cursor of a previous page, unchanged; start again without it"
     if not isinstance(token, str) or not 0 < len(token) <= _CURSOR_TEXT or not token.isascii():
         raise Refused(rule)
     try:
         raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
         at_text, separator, key_text = raw.decode("ascii").partition(_CURSOR_SEPARATOR)
-        if not separator:
+        at = datetime.fromisoformat(at_text)
+        # Written in UTC by position_encode, from a stored row: any year a database holds
+        # pages on (the comparison happens in UTC, nothing converts it to another zone).
+        if not separator or at.utcoffset() != timedelta(0):
             raise Refused(rule)
-        at = parse_instant(at_text, naive=None)
         key = uuid.UUID(key_text)
     except (Refused, ValueError, binascii.Error) as error:
         raise Refused(rule) from error
