@@ -17,10 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from clientdesk.delivery import transport
 from clientdesk.delivery.models import new_signing_secret, new_webhook_id
 from clientdesk.delivery.transport import HttpResult, parse_retry_after, post, sign_headers
 
@@ -349,6 +351,15 @@ def test_connects_to_the_checked_address_keeping_the_host_name(
     assert arrived.headers["host"] == f"hooks.example:{loopback.port}"
     # Resolved once, by the guard: the connection did not ask DNS again (no rebinding window).
     assert fake_dns.lookups["hooks.example"] == 1
+
+
+def test_the_shared_connections_go_only_where_a_post_checked(loopback: LoopbackServer) -> None:
+    """The pool under `post()` connects to the address `post()` checked for the request in
+    hand, and to nothing else: a request sent past it reaches no server."""
+    with pytest.raises(httpx.ConnectError, match="not the address checked"):
+        transport._CLIENT.post(loopback.url("/"), content=BODY.encode())
+    assert loopback.received == []
+    assert send(loopback.url("/")).ok
 
 
 def test_tries_the_next_address_when_one_refuses(

@@ -1,13 +1,15 @@
 """One HTTP POST of a signed webhook to a checked address, reported as an HttpResult."""
 
+import contextlib
 import contextvars
 import email.utils
 import errno
+import ipaddress
 import math
 import re
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,24 +66,38 @@ class HttpResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-# --- A total deadline on every socket operation ---------------------------------------------
+# --- The connection pool -------------------------------------------------------------------
 #
-# httpx's timeouts apply to each read separately, so a server sending one byte a second (in the
-# headers as much as in the body) could hold a worker thread for hours. Each socket operation
-# below is given at most what is left of the current request's deadline. The deadline lives in a
-# context variable because the pool's sockets are shared, while each request runs in its
-# caller's thread from start to end.
+# httpx's own transport has no parameter for httpcore's network backend, so this is an httpx
+# transport (its documented extension point) over an httpcore connection pool (its public API)
+# built with our backend. The backend keeps two promises for every connection:
+#
+# - It connects only to the address `post()` checked for this request: the URL names that
+#   address, so nothing resolves the host again, and any other host is refused here.
+# - httpx's timeouts apply to each read separately, so a server sending one byte a second (in
+#   the headers as much as in the body) could hold a worker thread for hours. Each socket
+#   operation is given at most what is left of the request's total deadline.
+#
+# Both live in a context variable because the pool's sockets are shared, while each request
+# runs in its caller's thread from start to end.
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "webhook_deadline", default=None
+
+@dataclass(frozen=True)
+class _Exchange:
+    address: IPAddress
+    deadline: float
+
+
+_exchange_now: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
+    "webhook_exchange", default=None
 )
 
 
 def _time_left(timeout: float | None, timeout_error: type[Exception]) -> float | None:
-    deadline = _deadline.get()
-    if deadline is None:
+    exchange = _exchange_now.get()
+    if exchange is None:
         return timeout
-    left = deadline - time.monotonic()
+    left = exchange.deadline - time.monotonic()
     if left <= 0:
         raise timeout_error("the total time for the request ran out")
     return left if timeout is None else min(timeout, left)
@@ -113,7 +129,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
+class _CheckedBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
 
@@ -125,31 +141,106 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        exchange = _exchange_now.get()
+        if exchange is None or _address(host) != exchange.address:
+            raise httpcore.ConnectError(f"{host} is not the address checked for this request")
         timeout = _time_left(timeout, httpcore.ConnectTimeout)
         return _DeadlineStream(
             self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         )
 
 
-class _DeadlineTransport(httpx.HTTPTransport):
+def _address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+# httpcore's errors as httpx's, most specific first: the callers below speak httpx.
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        for core_error, httpx_error in _HTTPX_ERRORS:
+            if isinstance(error, core_error):
+                raise httpx_error(str(error)) from error
+        raise
+
+
+class _ResponseBody(httpx.SyncByteStream):
+    def __init__(self, response: httpcore.Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_errors():
+            yield from self._response.iter_stream()
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class _CheckedTransport(httpx.BaseTransport):
     def __init__(self, *, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx has no parameter for the network backend, so its pool is rebuilt with the same
-        # settings and ours; handle_request() and close() only use it through httpcore's API.
-        self._pool = httpcore.ConnectionPool(
+        self._connections = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+            network_backend=_CheckedBackend(),
         )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        with _as_httpx_errors():
+            response = self._connections.handle_request(
+                httpcore.Request(
+                    method=request.method,
+                    url=httpcore.URL(
+                        scheme=request.url.raw_scheme,
+                        host=request.url.raw_host,
+                        port=request.url.port,
+                        target=request.url.raw_path,
+                    ),
+                    headers=request.headers.raw,
+                    content=request.stream,
+                    extensions=request.extensions,
+                )
+            )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseBody(response),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._connections.close()
 
 
 # Shared by the worker threads (httpx.Client is thread-safe): a worker's attempts in flight
 # (`run_worker --concurrency`, 16 by default, at most 64) each hold one connection, kept alive
 # for the next; the cap keeps a runaway from opening hundreds.
 _CLIENT = httpx.Client(
-    transport=_DeadlineTransport(
+    transport=_CheckedTransport(
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=5)
     ),
     trust_env=False,
@@ -182,29 +273,29 @@ def post(
     except UnsafeUrl as refused:
         return _result(started, error=refused.detail[:1].lower() + refused.detail[1:].rstrip("."))
 
-    token = _deadline.set(started + total_timeout)
-    try:
-        failures: list[tuple[IPAddress, str]] = []
-        for address in addresses:
-            try:
-                return _exchange(
-                    target,
-                    address,
-                    body=body,
-                    headers=headers,
-                    connect_timeout=min(connect_timeout, total_timeout),
-                    total_timeout=total_timeout,
-                    max_response_bytes=max_response_bytes,
-                    started=started,
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                # Nothing reached the server, so the next address may be tried safely.
-                failures.append((address, _describe(error, connect_timeout, total_timeout)))
-            except (httpx.HTTPError, httpx.InvalidURL) as error:
-                return _result(started, error=_describe(error, connect_timeout, total_timeout))
-        return _result(started, error=_summarise(failures))
-    finally:
-        _deadline.reset(token)
+    deadline = started + total_timeout
+    failures: list[tuple[IPAddress, str]] = []
+    for address in addresses:
+        token = _exchange_now.set(_Exchange(address=address, deadline=deadline))
+        try:
+            return _exchange(
+                target,
+                address,
+                body=body,
+                headers=headers,
+                connect_timeout=min(connect_timeout, total_timeout),
+                total_timeout=total_timeout,
+                max_response_bytes=max_response_bytes,
+                started=started,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            # Nothing reached the server, so the next address may be tried safely.
+            failures.append((address, _describe(error, connect_timeout, total_timeout)))
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            return _result(started, error=_describe(error, connect_timeout, total_timeout))
+        finally:
+            _exchange_now.reset(token)
+    return _result(started, error=_summarise(failures))
 
 
 def _exchange(
@@ -354,8 +445,8 @@ _ERRNO_WORDS = {
 
 
 def _deadline_left() -> bool:
-    deadline = _deadline.get()
-    return deadline is not None and time.monotonic() < deadline
+    exchange = _exchange_now.get()
+    return exchange is not None and time.monotonic() < exchange.deadline
 
 
 def _root_cause(error: BaseException) -> BaseException:
