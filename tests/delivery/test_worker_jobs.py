@@ -114,7 +114,9 @@ def test_each_new_checkpoint_goes_to_the_endpoint_signed(
     # The Integrations page lists it without a client; the staff retry refuses it.
     client.force_login(administrator)
     page = client.get("/integrations/")
-    assert page.status_code == 200 and "Audit ledger checkpoint" in page.content.decode()
+    assert page.status_code == 200
+    assert '<code class="event-type">audit.checkpoint</code>' in page.content.decode()
+    assert "— (the audit ledger)" in page.content.decode()
     client.force_login(agent)
     refused = client.post(f"/deliveries/{delivery.id}/retry/", HTTP_HX_REQUEST="true")
     assert refused.status_code == 404

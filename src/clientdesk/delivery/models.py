@@ -104,6 +104,14 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.channel} {self.subject_id} {self.status}"
 
+    @property
+    def event_type(self) -> str:
+        """What it carries: a webhook's envelope names it (`message.sent`, `message.read`,
+        `audit.checkpoint`, ...); an email is always a message to the client."""
+        if self.channel == Channel.EMAIL:
+            return "message.sent"
+        return str(self.payload.get("type", "")) if isinstance(self.payload, dict) else ""
+
 
 class DeliveryAttempt(models.Model):
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
