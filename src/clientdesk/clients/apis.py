@@ -94,11 +94,16 @@ class ClientListCreateApi(ApiView):
         external_id = serializers.CharField(
             required=False,
             max_length=64,
+            trim_whitespace=False,
             help_text="exactly this external id (the business's own id): at most one result",
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            if attrs.get("external_id") is not None and attrs["search"]:
+            # A query string's empty value reads as absent to DRF; for an exact lookup that
+            # would list every client instead of none.
+            if "external_id" in self.initial_data and not attrs.get("external_id"):
+                raise serializers.ValidationError({"external_id": ["This field may not be blank."]})
+            if "external_id" in attrs and attrs["search"]:
                 raise serializers.ValidationError(
                     {"external_id": ["Give search or external_id, not both."]}
                 )
