@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from clientdesk.accounts.selectors import user_for_api_token
+from clientdesk.core.bearer import bearer_token
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -13,13 +14,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
-        if not header:
-            return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != self.keyword.lower():
-            return None
-        token = token.strip()
-        if not token or " " in token:
+        token = bearer_token(header)
+        if token is None:
+            return None  # another scheme, or none: another authentication may take it
+        if not token:
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: use 'Bearer <token>'."
             )

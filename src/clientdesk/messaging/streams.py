@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from clientdesk.accounts.models import User
 from clientdesk.accounts.selectors import user_for_api_token
 from clientdesk.core.api import check_query
+from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import enforced_in_view
 from clientdesk.core.live import (
     StreamSpec,
@@ -25,15 +26,11 @@ from clientdesk.messaging.permissions import MessagingPermission
 
 
 def _bearer(request: HttpRequest) -> str | None:
-    """The token of an `Authorization: Bearer` header, "" for a malformed one, None without."""
+    """The token of an `Authorization: Bearer` header, "" for any other value, None without."""
     header = request.headers.get("Authorization")
     if header is None:
         return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        return ""
-    return token
+    return bearer_token(header) or ""
 
 
 def _staff_user(request: HttpRequest, token: str | None) -> User | None:

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.accounts.services import token_digest
 from clientdesk.core.api import ApiView, WholeNumberField
+from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
@@ -20,7 +21,6 @@ from clientdesk.portal.authentication import (
     IsPortalClient,
     PortalClient,
     PortalTokenAuthentication,
-    bearer_token,
 )
 from clientdesk.portal.permissions import PortalPermission
 from clientdesk.portal.selectors import portal_inbox

@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from clientdesk.clients.models import Client
+from clientdesk.core.bearer import bearer_token
 from clientdesk.portal.models import PortalSession
 from clientdesk.portal.services import portal_session_authenticate
 
@@ -19,14 +20,6 @@ class PortalClient:
     def __init__(self, session: PortalSession) -> None:
         self.session = session
         self.client: Client = session.client
-
-
-def bearer_token(header: str) -> str | None:
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        return None
-    return token
 
 
 class PortalTokenAuthentication(authentication.BaseAuthentication):

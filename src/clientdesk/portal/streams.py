@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from clientdesk.core.api import check_query
+from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, declared
 from clientdesk.core.live import (
     Event,
@@ -18,7 +19,6 @@ from clientdesk.core.live import (
     stream_declined,
 )
 from clientdesk.core.problems import problem_response
-from clientdesk.portal.authentication import bearer_token
 from clientdesk.portal.services import portal_session_authenticate
 
 PORTAL_TYPES = frozenset({"message.created", "message.read"})
