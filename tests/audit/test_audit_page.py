@@ -74,8 +74,9 @@ def test_records_newest_first_with_a_readable_summary_and_escaped_text(client, a
         < page.index("message.sent")
         < page.index("template.created")
     )
-    assert "Exported 3 messages (api), sha256 abababababab…" in page
-    assert "Sent message to client c-1" in page
+    exported = "Ada Admin</bdi> exported <bdi>3</bdi> messages as <bdi>a file</bdi> (<bdi>api</bdi>)"
+    assert exported in page
+    assert "Clientdesk</bdi> sent a message to client <bdi>c-1</bdi>" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
     assert "Ada Admin" in page and "Clientdesk" in page
 

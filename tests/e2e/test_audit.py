@@ -37,8 +37,16 @@ def test_send_then_verify_now_on_the_audit_page(
     expect(page).to_have_url(re.compile(r"/audit/$"))
     expect(page.get_by_role("heading", name="Audit", level=1)).to_be_visible()
     records = page.get_by_role("region", name="Audit records")
-    expect(records.get_by_role("row").nth(1)).to_contain_text("message.sent")
-    expect(records).to_contain_text("Ada Admin")
+    newest = records.get_by_role("row").nth(1)
+    expect(newest).to_contain_text(
+        f"Ada Admin sent a message to Zoë Audit ({client.external_id})", use_inner_text=True
+    )
+    # The raw record is one click away.
+    raw = newest.locator("details")
+    expect(raw.get_by_text(str(client.id))).to_be_hidden()
+    raw.get_by_text("Details").click()
+    expect(raw.get_by_text(str(client.id))).to_be_visible()
+    expect(raw).to_contain_text("message.sent")
     # The ledger holds the client's creation, then the send.
     expect(page.locator("pre.note")).to_contain_text("\n2\n")
 

@@ -17,6 +17,7 @@ from clientdesk.audit.models import (
     AuditTreeNode,
 )
 from clientdesk.audit.permissions import AuditPermission
+from clientdesk.audit.sentences import activity_details, activity_sentence
 from clientdesk.audit.services import GENESIS_HASH, record_hash, tree_nodes
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import PermissionDenied
@@ -49,6 +50,14 @@ class TimelineCard:
 
     event: ActivityEvent
     outcomes: list[ActivityEvent]
+
+    @property
+    def sentence(self) -> str:
+        return activity_sentence(self.event)
+
+    @property
+    def details(self) -> str:
+        return activity_details(self.event)
 
     @property
     def deliveries(self) -> list[ActivityEvent]:
@@ -329,25 +338,3 @@ def audit_actions() -> list[str]:
 
 def audit_waiting_count() -> int:
     return AuditEntry.objects.count()
-
-
-_SUMMARIES = {
-    "message.sent": "Sent message to client {client_id}",
-    "messages.exported": "Exported {rows} messages ({via}), sha256 {sha256:.12}…",
-    "template.created": "Created template “{name}”",
-    "template.updated": "Changed a template",
-}
-
-
-def record_summary(record: AuditRecord) -> str:
-    """One readable line for the Audit page; the full data stays in the API and the export."""
-    data = record.data if isinstance(record.data, dict) else {}
-    template = _SUMMARIES.get(record.action)
-    if template:
-        try:
-            return template.format(**{k: ("" if v is None else v) for k, v in data.items()})
-        except (KeyError, ValueError, IndexError):
-            pass
-    keys = ", ".join(sorted(data)[:5])
-    label = record.action.replace(".", " ").replace("_", " ").capitalize()
-    return f"{label} ({keys})" if keys else label

@@ -22,9 +22,9 @@ from clientdesk.audit.selectors import (
     check_can_view_ledger,
     client_timeline,
     latest_checkpoint,
-    record_summary,
     timeline_cards,
 )
+from clientdesk.audit.sentences import action_label, record_rows
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError, NotFound
@@ -97,9 +97,9 @@ def _page_context(request: StaffRequest, query: QueryDict) -> dict[str, Any]:
     params.pop("page", None)
     return {
         "filters": filters,
-        "actions": audit_actions(),
+        "actions": [(action, action_label(action)) for action in audit_actions()],
         "page": page,
-        "rows": [(record, record_summary(record)) for record in page.items],
+        "rows": record_rows(list(page.items)),
         "query": params.urlencode(),
         "checkpoint": latest_checkpoint(),
         "waiting": audit_waiting_count(),
