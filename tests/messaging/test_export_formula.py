@@ -97,7 +97,7 @@ def test_values_that_are_no_formula_are_left_as_they_are(value):
 
 
 def test_the_contract_cases():
-    """CONTRACT.md: a cell that starts with = + - @ TAB or CR gets a leading '; so does LF."""
+    """docs/API.md: a cell that starts with = + - @ TAB or CR gets a leading '; so does LF."""
     for first in "=+-@\t\r\n":
         assert _csv_cell(first + "x") == "'" + first + "x"
     assert _csv_cell({"webhook": "=delivered"}) == "webhook:=delivered"

@@ -14,7 +14,7 @@ _CHECKPOINT_NAMESPACE = uuid.UUID("5c1e7d2a-3b4f-4f0e-9a61-0c6d8e2f7a10")
 
 
 def checkpoint_webhook_create(checkpoint: AuditCheckpoint) -> Delivery | None:
-    """Queue a new signed ledger checkpoint as an `audit.checkpoint` webhook (CONTRACT.md), so
+    """Queue a new signed ledger checkpoint as an `audit.checkpoint` webhook (docs/WEBHOOKS.md), so
     the integrated system keeps its own copy to verify the ledger against later. Runs in the
     transaction that stores the checkpoint; waits like any webhook while the endpoint is
     disabled."""
