@@ -409,7 +409,8 @@ def test_a_client_leaving_mid_stream_leaves_no_open_transaction(
         assert time.monotonic() < deadline, "no ledger record of the abandoned export"
         time.sleep(0.2)
     assert record.data["outcome"] == "client_disconnected"
-    assert 0 < record.data["rows"] < 20_000
+    # Gone within the first chunk: none of its rows count (tests/messaging/test_export_recording).
+    assert record.data["rows"] < 20_000
     # And the database takes writes at once (on SQLite: no write lock left behind).
     with connection.cursor() as cursor:
         cursor.execute(
