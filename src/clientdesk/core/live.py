@@ -43,6 +43,7 @@ from django.utils import timezone
 from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole, refused
 from clientdesk.core.models import LiveEvent
 from clientdesk.core.notify import datagram_poke
+from clientdesk.core.postgres import listen_connection_params
 
 log = logging.getLogger(__name__)
 
@@ -352,17 +353,7 @@ class Hub:
     async def _listen_postgres(self) -> None:
         import psycopg
 
-        params = {
-            k: v
-            for k, v in {
-                "dbname": connection.settings_dict["NAME"],
-                "user": connection.settings_dict["USER"],
-                "password": connection.settings_dict["PASSWORD"],
-                "host": connection.settings_dict["HOST"],
-                "port": connection.settings_dict["PORT"],
-            }.items()
-            if v
-        }
+        params = listen_connection_params()
         async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             self._listening.set()

@@ -11,10 +11,11 @@ import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+
+from clientdesk.core.postgres import listen_connection_params
 
 CHANNEL = "clientdesk_work"
 
@@ -84,18 +85,7 @@ class _PostgresWaiter(Waiter):
         import psycopg
 
         super().__init__()
-        params: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "dbname": connection.settings_dict["NAME"],
-                "user": connection.settings_dict["USER"],
-                "password": connection.settings_dict["PASSWORD"],
-                "host": connection.settings_dict["HOST"],
-                "port": connection.settings_dict["PORT"],
-            }.items()
-            if v
-        }
-        self._conn = psycopg.connect(**params, autocommit=True)
+        self._conn = psycopg.connect(**listen_connection_params(), autocommit=True)
         self._conn.execute(f"LISTEN {CHANNEL}")
 
     def wait(self, timeout: float) -> bool:
