@@ -28,10 +28,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client as DjangoClient
+from django.utils.html import strip_tags
 
 from clientdesk.accounts.services import api_token_create
 from clientdesk.audit.models import AuditEntry, AuditRecord
-from clientdesk.messaging.export import ExportRequest, export_record, export_run
+from clientdesk.audit.sentences import record_sentences
+from clientdesk.audit.services import audit_sequence
+from clientdesk.messaging.export import ExportRequest, export_record, export_recorded, export_run
 from clientdesk.messaging.export import ExportResult as Result
 from clientdesk.messaging.models import Message
 from tests.servers import ROOT, child_env, procfile_process
@@ -330,3 +333,26 @@ def test_a_chunk_counts_once_the_reader_comes_back_for_the_next(db, agent, make_
     data = b"".join(export_run(actor=agent, request=request, via="api"))
     record = _record("api")
     assert (record["outcome"], record["rows"], record["bytes"]) == ("completed", 3, len(data))
+
+
+def test_the_audit_page_says_how_an_export_ended(db, agent):
+    request = ExportRequest(
+        format="csv", since=None, until=None, as_of=datetime.now(UTC), client=None, sender=None
+    )
+    for via, error in [("api", ZeroDivisionError), ("ui", GeneratorExit), ("cli", None)]:
+        recorded = export_recorded(actor=agent, request=request, result=Result(), via=via)
+        if error is None:
+            with recorded:
+                pass
+        else:
+            with pytest.raises(error), recorded:
+                raise error
+    audit_sequence()
+    said = [
+        strip_tags(str(s)) for s in record_sentences(list(AuditRecord.objects.order_by("sequence")))
+    ]
+    assert said[-3:] == [
+        "Alex Agent exported 0 messages as csv (api); it failed (ZeroDivisionError)",
+        "Alex Agent exported 0 messages as csv (ui); the client left before the end",
+        "Alex Agent exported 0 messages as csv (cli)",
+    ]

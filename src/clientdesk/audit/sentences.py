@@ -207,6 +207,11 @@ def _exported(r: AuditRecord, n: Names, actor: SafeString, d: dict[str, Any]) ->
         sentence = format_html(
             "{}, {}", sentence, format_html_join(", ", "{}", ((s,) for s in said))
         )
+    # An export that ended early is recorded too: say so (docs/API.md, the record's outcome).
+    if d.get("outcome") == "failed":
+        sentence = format_html("{}; it failed ({})", sentence, _named(d.get("error") or "?", 40))
+    elif d.get("outcome") == "client_disconnected":
+        sentence = format_html("{}; the client left before the end", sentence)
     return sentence
 
 
