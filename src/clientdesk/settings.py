@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "clientdesk.core.middleware.ApiRouteMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: the user's own time zone comes first.
+    "clientdesk.core.local_time.LocalTimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -106,6 +108,7 @@ TEMPLATES = [
                 "clientdesk.core.context_processors.permissions",
                 "clientdesk.delivery.context_processors.integration_alert",
                 "clientdesk.followup.context_processors.followup_alert",
+                "clientdesk.core.local_time.local_time",
             ],
         },
     },

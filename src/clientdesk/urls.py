@@ -9,6 +9,7 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from clientdesk.accounts.views import profile_page
 from clientdesk.core.gate import authenticated, public
 from clientdesk.core.problems import problem_response
 from clientdesk.core.views import healthz
@@ -38,6 +39,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", public(auth_views.LogoutView.as_view()), name="logout"),
+    path("accounts/profile/", profile_page, name="profile"),
     path("clients/", include("clientdesk.clients.urls")),
     path("", include("clientdesk.messaging.urls")),
     path("", include("clientdesk.audit.urls")),

@@ -6,11 +6,21 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from clientdesk.core.zones import zone_name_validate
+
 
 class User(AbstractUser):
     """A member of staff. Ids exposed outside are UUIDs."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    timezone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        validators=[zone_name_validate],
+        help_text="IANA name (e.g. Europe/Berlin) the staff pages show times in for this user; "
+        "empty: their browser's.",
+    )
 
     @property
     def display_name(self) -> str:

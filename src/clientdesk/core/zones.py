@@ -4,6 +4,8 @@ picker."""
 import functools
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from django.core.exceptions import ValidationError
+
 # Files in the zone database that are not places: the host's own setting, the POSIX rules
 # template, and the placeholder for "not set yet".
 _NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
@@ -23,6 +25,16 @@ def zone_or_none(name: object) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def zone_name_validate(value: str) -> None:
+    """A model field's validator: empty, or one of zone_names()."""
+    if value and zone_or_none(value) is None:
+        raise ValidationError(
+            "%(value)s is not a time zone; use an IANA name such as Europe/Berlin.",
+            params={"value": value},
+            code="invalid_zone",
+        )
 
 
 @functools.cache

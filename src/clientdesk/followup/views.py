@@ -17,6 +17,7 @@ from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.requests import StaffRequest
+from clientdesk.core.time import iso_utc
 from clientdesk.core.ui import render_error_page
 from clientdesk.core.zones import zone_groups, zone_or_none
 from clientdesk.followup.clock import WEEKDAYS
@@ -60,11 +61,13 @@ def _export_url(request: StaffRequest) -> str:
     included), the sender and the direction. The view and the client search pick
     conversations, not messages, so they do not narrow it."""
     query = {"format": "csv"}
-    since, until = _date(request, "since"), _date(request, "until")
+    # The days are the reader's, in their time zone; the export reads instants (a bare date is
+    # a UTC day there), so it gets the instants those days begin and end.
+    since, until = _date(request, "since"), _date(request, "until", end=True)
     if since:
-        query["since"] = since.date().isoformat()
+        query["since"] = iso_utc(since)
     if until:
-        query["until"] = (until + timedelta(days=1)).date().isoformat()
+        query["until"] = iso_utc(until)
     sender_id = _uuid(request.GET.get("sender", ""))
     if sender_id:
         username = User.objects.filter(pk=sender_id).values_list("username", flat=True).first()

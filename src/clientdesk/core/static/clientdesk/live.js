@@ -45,8 +45,9 @@
   function noticeOverdue(data) {
     if (!data.sender_id || data.sender_id !== me() || data.direction !== "out") return;
     if (typeof window.clientdeskToast !== "function") return;
-    const due = data.reply_due_at ? new Date(data.reply_due_at) : null;
-    const when = due ? " (due " + due.toLocaleString([], {dateStyle: "medium", timeStyle: "short"}) + ")" : "";
+    // In the page's time zone (zone.js), like the times the server rendered.
+    const due = data.reply_due_at && window.clientdeskTime ? window.clientdeskTime(data.reply_due_at) : "";
+    const when = due ? " (due " + due + ")" : "";
     window.clientdeskToast(
       "No reply from " + (data.client_name || "a client") + " yet: your message is overdue" + when + ".",
       "error",
