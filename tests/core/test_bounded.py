@@ -231,3 +231,20 @@ def test_cursors_this_server_did_not_write_are_refused(cursor):
 def test_numeric_flags_of_commands_are_usage_errors(command, args, message):
     with pytest.raises(CommandError, match=message):
         call_command(command, *args)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("portal_link", ["\udcff"]),  # the byte 0xff in argv, as Python reads it
+        ("portal_link", ["CRM-\x00"]),
+        ("create_api_token", ["\udcffadmin"]),
+        ("create_api_token", ["admin", "--name", "a\x00b"]),
+        ("export_messages", ["--format", "csv", "--client", "\udcff"]),
+        ("export_messages", ["--format", "csv", "--sender", "\x00"]),
+    ],
+)
+def test_text_arguments_of_commands_that_cannot_be_text_are_usage_errors(command, args):
+    with pytest.raises(CommandError, match="NUL|surrogate"):
+        call_command(command, *args)

@@ -286,3 +286,13 @@ def test_numbers_in_attributes_are_stored_safely_or_refused(world, number):
     export = api.get("/api/v1/messages/export?format=ndjson")
     assert export.status_code == 200
     assert _body(export)
+
+
+@pytest.mark.parametrize("length", ["١٢", "-5", "9" * 5000, "1e3", str(2**63)])
+def test_a_content_length_that_is_not_a_length_is_a_400_problem(world, length):
+    response = world["staff"].generic(
+        "POST", "/api/v1/clients", b"{}", content_type="application/json", CONTENT_LENGTH=length
+    )
+    assert response.status_code == 400, response.content[:200]
+    assert response["Content-Type"] == PROBLEM
+    assert "Content-Length" in response.json()["detail"]

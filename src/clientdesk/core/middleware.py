@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from clientdesk.core.api import allowed_methods
+from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole
 from clientdesk.core.errors import ApplicationError, ValidationFailed
 from clientdesk.core.problems import (
     application_problem,
@@ -55,10 +56,12 @@ class ApiProblemMiddleware:
         if not is_api_path(request.path_info):
             return self.get_response(request)
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
+            length = parse_whole(
+                request.META.get("CONTENT_LENGTH") or "0", minimum=0, maximum=BIGINT_MAX
+            )
+        except Refused as error:
             return problem_response(
-                status_code=400, detail="Content-Length is not a number.", type_slug="bad-request"
+                status_code=400, detail=f"Content-Length {error}.", type_slug="bad-request"
             )
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return body_too_large()

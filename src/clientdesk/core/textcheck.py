@@ -3,6 +3,7 @@ the boundary (JSON bodies in `core/parsers.py`, query strings, forms and stored 
 `core/middleware.py`), so nothing downstream meets it and nothing is half-stored. The walk of a
 JSON value also refuses NaN and Infinity, which JSON cannot carry back out."""
 
+import argparse
 import math
 import re
 from collections.abc import Iterator
@@ -54,3 +55,12 @@ def invalid_text(data: Any, *, prefix: str = "") -> Iterator[tuple[str, str]]:
             else:
                 for index, item in enumerate(value):
                     stack.append((f"{path}[{index}]", item, depth + 1))
+
+
+def text_argument(value: str) -> str:
+    """An argparse `type` for a command's text argument: bytes that are not UTF-8 reach Python as
+    lone surrogates, and those or a NUL are a usage error naming the rule, not a traceback from
+    the database."""
+    if problem := text_problem(value):
+        raise argparse.ArgumentTypeError(problem)
+    return value

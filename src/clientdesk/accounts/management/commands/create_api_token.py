@@ -6,14 +6,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clientdesk.accounts.models import User
 from clientdesk.accounts.services import api_token_create
+from clientdesk.core.textcheck import text_argument
 
 
 class Command(BaseCommand):
     help = "Print a new API token for USERNAME (shown once; only its hash is stored)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("username")
-        parser.add_argument("--name", default="", help="A label to tell this token apart.")
+        parser.add_argument("username", type=text_argument)
+        parser.add_argument(
+            "--name", type=text_argument, default="", help="A label to tell this token apart."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         username = options["username"]

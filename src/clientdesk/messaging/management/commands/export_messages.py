@@ -18,6 +18,7 @@ from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from clientdesk.audit.services import LedgerBroken, audit_checkpoint_create
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.textcheck import text_argument
 from clientdesk.messaging.export import (
     FORMATS,
     ExportRequest,
@@ -60,8 +61,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--since", help="ISO 8601 date or time, inclusive")
         parser.add_argument("--until", help="ISO 8601 date or time, exclusive")
-        parser.add_argument("--client", help="client UUID or external id")
-        parser.add_argument("--sender", help="username of the staff sender")
+        parser.add_argument("--client", type=text_argument, help="client UUID or external id")
+        parser.add_argument("--sender", type=text_argument, help="username of the staff sender")
         parser.add_argument(
             "--direction", choices=("in", "out"), help="in: clients' replies; out: sent"
         )

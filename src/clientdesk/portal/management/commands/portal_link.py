@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from clientdesk.clients.models import Client
+from clientdesk.core.textcheck import text_argument
 from clientdesk.portal.services import portal_link_create
 
 
@@ -13,7 +14,9 @@ class Command(BaseCommand):
     help = "Print a one-time sign-in link to the client's online cabinet (last line)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("client", help="the client's id (UUID) or external id")
+        parser.add_argument(
+            "client", type=text_argument, help="the client's id (UUID) or external id"
+        )
         parser.add_argument(
             "--base-url",
             default=os.environ.get("CLIENTDESK_BASE_URL", "http://127.0.0.1:8000"),
