@@ -36,7 +36,7 @@ CHECKER = ROOT / "docs" / "audit" / "rfc9162.py"
 AWKWARD_DATA = {
     "z": 1,
     "é": "e\u0301 (decomposed) and é",
-    "😀": ["\x00\x1f\x7f", '"quoted" \\ back', "line\u2028sep", "\t\n\r\b\f"],
+    "😀": ["\x01\x1f\x7f", '"quoted" \\ back', "line\u2028sep", "\t\n\r\b\f"],
     "\uffff": {"nested": {"deeper": [1.5, 100.0, 1e-07, 1e16, -0.0, 2**70, True, None]}},
     "": "",
     "A": [],
