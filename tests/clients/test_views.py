@@ -57,8 +57,11 @@ def test_pages_of_clients(logged_in, agent, make_client):
     second = logged_in(agent).get("/clients/", {"page": "2"}).content.decode()
     assert "Hansen26" in second
     assert 'rel="next"' not in second
-    nonsense = logged_in(agent).get("/clients/", {"page": "banana"})
-    assert nonsense.status_code == 200
+    for nonsense in ("banana", "0", "-1", "١٢", "9" * 5000):
+        refused = logged_in(agent).get("/clients/", {"page": nonsense})
+        assert refused.status_code == 422
+        assert "page" in refused.content.decode()
+        assert "must be a whole number from 1 to 100000" in refused.content.decode()
 
 
 def test_details_drawer_shows_client_and_activity_section(logged_in, agent, client_obj):
