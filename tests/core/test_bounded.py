@@ -246,5 +246,5 @@ def test_numeric_flags_of_commands_are_usage_errors(command, args, message):
     ],
 )
 def test_text_arguments_of_commands_that_cannot_be_text_are_usage_errors(command, args):
-    with pytest.raises(CommandError, match="NUL|surrogate"):
+    with pytest.raises(CommandError, match=r"NUL|surrogate"):
         call_command(command, *args)
