@@ -27,8 +27,20 @@ from clientdesk.accounts.services import api_token_create
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-EVENT_PATHS = ["/api/v1/events", "/portal/api/v1/events", "/api/v1/events/anything"]
-WEB_PATHS = ["/healthz", "/api/v1/clients", "/accounts/login/", "/api/v1/eventsx"]
+EVENT_PATHS = [
+    "/api/v1/events",
+    "/portal/api/v1/events",
+    "/api/v1/events/anything",
+    "/api/v1/messages/export",
+]
+WEB_PATHS = [
+    "/healthz",
+    "/api/v1/clients",
+    "/accounts/login/",
+    "/api/v1/eventsx",
+    "/api/v1/messages",
+    "/api/v1/messages/exportx",
+]
 
 
 def _free_port() -> int:
