@@ -5,11 +5,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.accounts.services import user_timezone_set
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import authenticated
 from clientdesk.core.local_time import browser_zone
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.zones import zone_groups
 
 

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.audit import merkle, signing
 from clientdesk.audit.models import AuditRecord
 from clientdesk.audit.permissions import AuditPermission
@@ -23,7 +24,6 @@ from clientdesk.audit.selectors import (
 )
 from clientdesk.core.api import ApiView, WholeNumberField
 from clientdesk.core.errors import NotFound, ValidationFailed
-from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 
 _MAX = 2**62

@@ -9,6 +9,7 @@ from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.audit import signing
 from clientdesk.audit.permissions import AuditPermission
 from clientdesk.audit.selectors import (
@@ -30,7 +31,6 @@ from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 
 ACTIVITY_PAGE_SIZE = 20

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.clients.models import Client
 from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search, client_with_external_id
@@ -19,7 +20,6 @@ from clientdesk.clients.validators import (
 )
 from clientdesk.core.api import ApiView, PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
-from clientdesk.core.requests import StaffApiRequest
 
 
 def _django_validator(func: Any) -> Any:

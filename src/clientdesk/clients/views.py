@@ -5,12 +5,12 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.core.errors import NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import parse_page
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 
 

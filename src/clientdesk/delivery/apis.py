@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.core.api import ApiView
 from clientdesk.core.errors import NotFound
-from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.delivery.permissions import DeliveryPermission

@@ -6,9 +6,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.permissions import DeliveryPermission
 from clientdesk.delivery.selectors import endpoint_get, recent_deliveries

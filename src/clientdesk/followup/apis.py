@@ -8,9 +8,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.core.api import ApiView, InstantField, WholeNumberField
 from clientdesk.core.errors import ValidationFailed
-from clientdesk.core.requests import StaffApiRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission

@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clientdesk.accounts.models import User
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.core.bounded import Refused, parse_day, refused
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.time import iso_utc
 from clientdesk.core.ui import render_error_page
 from clientdesk.core.zones import zone_groups, zone_or_none

@@ -9,12 +9,12 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.api import ApiView, InstantField, PageQuerySerializer, page_links
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.pagination import paginate
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.core.requests import StaffApiRequest
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 from clientdesk.messaging.representations import message_representation, template_representation

@@ -11,8 +11,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
+from clientdesk.accounts.requests import StaffApiRequest
 from clientdesk.core.api import ApiView
-from clientdesk.core.requests import StaffApiRequest
 from clientdesk.messaging.export import (
     CONTENT_TYPES,
     EXPORT_FILTERS,

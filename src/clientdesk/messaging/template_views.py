@@ -8,12 +8,12 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.clients.selectors import client_get, client_search
 from clientdesk.clients.validators import LANGUAGE_CHOICES
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.pagination import paginate, parse_page
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE

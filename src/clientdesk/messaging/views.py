@@ -6,12 +6,12 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from clientdesk.accounts.requests import StaffRequest
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError, NotFound
 from clientdesk.core.gate import requires
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.core.requests import StaffRequest
 from clientdesk.core.ui import render_error_page
 from clientdesk.delivery.models import Channel
 from clientdesk.delivery.selectors import delivery_get

@@ -1,4 +1,4 @@
-"""Request types for annotations: what a view receives once the URL gate let it through."""
+"""Request types for annotations: what a staff view receives once the URL gate admitted a `User`."""
 
 from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
