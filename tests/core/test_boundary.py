@@ -164,8 +164,28 @@ def test_a_body_over_the_size_limit_is_a_413_problem(agent, api_for, client_obj,
         content_type="application/json",
         HTTP_IDEMPOTENCY_KEY="big",
     )
-    assert "over the limit" in _problem(response, 413)["detail"]
+    problem = _problem(response, 413)
+    assert problem["type"] == "https://clientdesk.dev/problems/body-too-large"
+    assert f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes" in problem["detail"]
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/clients", "/portal/api/v1/messages"])
+def test_a_body_found_too_large_while_read_is_the_same_413(path, agent, api_for):
+    """Django refuses a body while a view reads it (RequestDataTooBig) when the size check
+    before the view did not see it coming: the answer is the one 413 problem, not a second
+    type for the same refusal."""
+    from django.core.exceptions import RequestDataTooBig
+
+    from clientdesk.core.problems import problem_exception_handler
+
+    announced = api_for(agent).post(
+        path, b"x" * 3_000_000, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    read = problem_exception_handler(RequestDataTooBig("too big"), {})
+    assert read is not None
+    assert read.status_code == 413 and read.content_type == PROBLEM
+    assert read.data == _problem(announced, 413)
 
 
 def test_a_bad_host_is_a_400_problem(agent, api_for):

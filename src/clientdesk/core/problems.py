@@ -64,13 +64,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         )
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, RequestDataTooBig):
-        body = problem_body(
-            status_code=413,
-            title=status_title(413),
-            detail="The request body is too large.",
-            type_slug="payload-too-large",
-        )
-        return Response(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
+        return Response(_too_large(), status=413, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)
@@ -156,13 +150,19 @@ def is_problem(response: Any) -> bool:
     return str(response.get("Content-Type", "")).startswith(PROBLEM_CONTENT_TYPE)
 
 
-def body_too_large() -> JsonResponse:
+def _too_large() -> dict[str, Any]:
+    """The one 413: announced too large (the middleware), or found so while read (a view)."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return problem_response(
+    return problem_body(
         status_code=413,
+        title=status_title(413),
         detail=f"The request body is over the limit of {limit:,} bytes.",
         type_slug="body-too-large",
     )
+
+
+def body_too_large() -> JsonResponse:
+    return JsonResponse(_too_large(), status=413, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def validation_problem(errors: dict[str, list[str]]) -> JsonResponse:
