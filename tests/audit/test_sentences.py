@@ -43,7 +43,7 @@ from clientdesk.delivery.services.endpoints import endpoint_configure, endpoint_
 from clientdesk.delivery.services.queue import delivery_retry_now
 from clientdesk.followup.services import policy_update
 from clientdesk.messaging.services.sending import message_send
-from clientdesk.messaging.services.templates import template_create, template_rename
+from clientdesk.messaging.services.templates import Rename, template_change, template_create
 from clientdesk.portal.services import (
     portal_link_create,
     portal_message_read,
@@ -123,7 +123,9 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
         idempotency_key=str(uuid.uuid4()),
         meta=RequestMeta(),
     )
-    template_rename(author=administrator, template_id=version.template_id, name="Hello again")
+    template_change(
+        author=administrator, template_id=version.template_id, actions=[Rename("Hello again")]
+    )
     send_text(agent, target, "Plain")
     delivery_retry_now(
         delivery_id=Delivery.objects.filter(subject_id=sent.message_id).first().pk,

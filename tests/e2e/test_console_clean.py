@@ -21,9 +21,10 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import OutgoingEndpoint
 from clientdesk.messaging.models import MessageTemplate
 from clientdesk.messaging.services.templates import (
+    SetActive,
+    SetVariant,
+    template_change,
     template_create,
-    template_set_active,
-    template_set_variant,
 )
 from clientdesk.portal.services import portal_reply_create
 from tests.e2e.conftest import PASSWORD, VIEWPORT
@@ -118,14 +119,13 @@ def world(make_staff: Any, make_client: Any) -> dict[str, Any]:
     version = template_create(
         author=admin, name="Documents", body="Hi {{ firstName }}, your ID please.", language="en"
     )
-    template_set_variant(
+    template_change(
         author=admin,
         template_id=version.template_id,
-        language="de",
-        body="Hallo {{ firstName }}, Ihren Ausweis bitte.",
+        actions=[SetVariant("Hallo {{ firstName }}, Ihren Ausweis bitte.", "de")],
     )
     retired = template_create(author=admin, name="Retired", body="Old", language="en")
-    template_set_active(author=admin, template_id=retired.template_id, active=False)
+    template_change(author=admin, template_id=retired.template_id, actions=[SetActive(False)])
     sent = send_text(agent, client, "Hello {{ firstName }}")
     portal_reply_create(
         client=client,

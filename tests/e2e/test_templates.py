@@ -15,7 +15,7 @@ from playwright.sync_api import Dialog, Locator, Page, expect
 from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
 from clientdesk.messaging.models import Message, MessageTemplate
-from clientdesk.messaging.services.templates import template_create, template_set_variant
+from clientdesk.messaging.services.templates import SetVariant, template_change, template_create
 from tests.e2e.helpers import (
     SendTracker,
     actions_button,
@@ -173,8 +173,8 @@ def test_manager_creates_a_template_with_a_fallback_then_adds_a_german_variant(
 @pytest.fixture
 def two_language_template(manager: User) -> MessageTemplate:
     v1 = template_create(author=manager, name=NAME, body=EN_BODY, language="en")
-    v2 = template_set_variant(
-        author=manager, template_id=v1.template_id, language="de", body=DE_BODY
+    v2 = template_change(
+        author=manager, template_id=v1.template_id, actions=[SetVariant(DE_BODY, "de")]
     )
     assert v2.version == 2
     return v1.template

@@ -17,9 +17,10 @@ from clientdesk.messaging.models import Message
 from clientdesk.messaging.rendering import literal_source, render_message
 from clientdesk.messaging.services.sending import message_send, message_template_text
 from clientdesk.messaging.services.templates import (
+    SetActive,
+    SetVariant,
+    template_change,
     template_create,
-    template_set_active,
-    template_set_variant,
 )
 from clientdesk.messaging.templatetags.messaging_labels import variant_reason
 
@@ -37,7 +38,7 @@ def manager(make_user):
 @pytest.fixture
 def template(manager):
     version = template_create(author=manager, name="ID request", body=EN, language="en")
-    template_set_variant(author=manager, template_id=version.template_id, language="de", body=DE)
+    template_change(author=manager, template_id=version.template_id, actions=[SetVariant(DE, "de")])
     return version.template
 
 
@@ -172,7 +173,7 @@ def test_a_template_lacking_a_value_can_be_completed_by_editing(
 
 
 def test_a_deactivated_template_is_refused_even_edited(agent, manager, client_obj, template):
-    template_set_active(author=manager, template_id=template.id, active=False)
+    template_change(author=manager, template_id=template.id, actions=[SetActive(False)])
     with pytest.raises(ValidationFailed, match="deactivated"):
         send(agent, client_obj, template=template, body="Anything")
     assert Message.objects.count() == 0

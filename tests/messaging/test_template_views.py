@@ -2,9 +2,10 @@ import pytest
 
 from clientdesk.messaging.models import MessageTemplate, MessageTemplateVersion
 from clientdesk.messaging.services.templates import (
+    SetActive,
+    SetVariant,
+    template_change,
     template_create,
-    template_set_active,
-    template_set_variant,
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,11 +27,13 @@ def active_and_retired(manager):
     active = template_create(
         author=manager, name="Welcome", body="Hi {{ firstName }}", language="en"
     )
-    template_set_variant(
-        author=manager, template_id=active.template_id, language="de", body="Hallo <b>du</b>"
+    template_change(
+        author=manager,
+        template_id=active.template_id,
+        actions=[SetVariant("Hallo <b>du</b>", "de")],
     )
     retired = template_create(author=manager, name="Retired", body="Old text", language="en")
-    template_set_active(author=manager, template_id=retired.template_id, active=False)
+    template_change(author=manager, template_id=retired.template_id, actions=[SetActive(False)])
     return active.template, retired.template
 
 

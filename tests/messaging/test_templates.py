@@ -154,10 +154,12 @@ def test_language_variants_pick_the_client_language_then_the_default(
 
 def test_base_language_variant_serves_regional_clients(manager, make_client, agent):
     from clientdesk.messaging.services.sending import message_compose
-    from clientdesk.messaging.services.templates import template_set_variant
+    from clientdesk.messaging.services.templates import SetVariant, template_change
 
     version = template_create(author=manager, name="Hello", body="Hello", language="en")
-    template_set_variant(author=manager, template_id=version.template_id, language="pt", body="Olá")
+    template_change(
+        author=manager, template_id=version.template_id, actions=[SetVariant("Olá", "pt")]
+    )
     composed = message_compose(
         sender=agent, client=make_client(language="pt-br"), template_id=version.template_id
     )
@@ -392,7 +394,7 @@ def test_a_retry_replays_its_answer_after_the_template_was_deactivated(manager, 
     """The key's answer stands even when the same request would now be refused."""
     from clientdesk.core.errors import ValidationFailed
     from clientdesk.messaging.models import Message
-    from clientdesk.messaging.services.templates import template_set_active
+    from clientdesk.messaging.services.templates import SetActive, template_change
 
     version = template_create(author=manager, name="Notice", body="Notice", language="en")
 
@@ -406,7 +408,7 @@ def test_a_retry_replays_its_answer_after_the_template_was_deactivated(manager, 
         )
 
     first = send("notice-1")
-    template_set_active(author=manager, template_id=version.template_id, active=False)
+    template_change(author=manager, template_id=version.template_id, actions=[SetActive(False)])
     again = send("notice-1")
     assert again.replayed
     assert again.message_id == first.message_id

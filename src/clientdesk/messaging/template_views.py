@@ -164,7 +164,8 @@ def _template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
-def template_set_active(request: StaffRequest, template_id: str) -> HttpResponse:
+def template_activation(request: StaffRequest, template_id: str) -> HttpResponse:
+    """Deactivate a template (`active` other than "1") or reactivate it; its versions stay."""
     active = request.POST.get("active") == "1"
     try:
         version = template_change(

@@ -17,7 +17,7 @@ urlpatterns = [
     path("templates/<uuid:template_id>/", template_views.template_detail, name="template-detail"),
     path(
         "templates/<uuid:template_id>/active/",
-        template_views.template_set_active,
+        template_views.template_activation,
         name="template-active",
     ),
 ]

@@ -281,35 +281,3 @@ def template_change(
         raise _name_taken(draft.name) from error
     current.template = template
     return current
-
-
-def template_rename(*, author: User, template_id: Any, name: str) -> MessageTemplateVersion:
-    return template_change(author=author, template_id=template_id, actions=[Rename(name)])
-
-
-def template_set_active(*, author: User, template_id: Any, active: bool) -> MessageTemplateVersion:
-    return template_change(author=author, template_id=template_id, actions=[SetActive(active)])
-
-
-def template_set_variant(
-    *, author: User, template_id: Any, body: str, language: str | None = None
-) -> MessageTemplateVersion:
-    return template_change(
-        author=author, template_id=template_id, actions=[SetVariant(body, language)]
-    )
-
-
-def template_remove_variant(
-    *, author: User, template_id: Any, language: str
-) -> MessageTemplateVersion:
-    return template_change(
-        author=author, template_id=template_id, actions=[RemoveVariant(language)]
-    )
-
-
-def template_set_default_language(
-    *, author: User, template_id: Any, language: str
-) -> MessageTemplateVersion:
-    return template_change(
-        author=author, template_id=template_id, actions=[SetDefaultLanguage(language)]
-    )
