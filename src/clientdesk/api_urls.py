@@ -28,25 +28,25 @@ urlpatterns = [
     path("events", staff_events, name="api-events"),
     path("portal/sessions", PortalSessionsApi.as_view(), name="api-portal-sessions"),
     path("clients", ClientListCreateApi.as_view(), name="api-clients"),
-    path("clients/<str:client_id>", ClientDetailApi.as_view(), name="api-client"),
+    path("clients/<id:client_id>", ClientDetailApi.as_view(), name="api-client"),
     path(
-        "clients/<str:client_id>/messages",
+        "clients/<id:client_id>/messages",
         ClientMessagesApi.as_view(),
         name="api-client-messages",
     ),
     path(
-        "clients/<str:client_id>/activity",
+        "clients/<id:client_id>/activity",
         ClientActivityApi.as_view(),
         name="api-client-activity",
     ),
     path(
-        "clients/<str:client_id>/messages/preview",
+        "clients/<id:client_id>/messages/preview",
         MessagePreviewApi.as_view(),
         name="api-client-messages-preview",
     ),
     path("messages", MessageListApi.as_view(), name="api-messages"),
     path("messages/export", MessagesExportApi.as_view(), name="api-messages-export"),
-    path("messages/<str:message_id>", MessageDetailApi.as_view(), name="api-message"),
+    path("messages/<id:message_id>", MessageDetailApi.as_view(), name="api-message"),
     path("settings/follow-up", FollowUpSettingsApi.as_view(), name="api-followup-settings"),
     path("integration/outgoing-endpoint", OutgoingEndpointApi.as_view(), name="api-endpoint"),
     path(
@@ -67,5 +67,5 @@ urlpatterns = [
     path("audit/public-key", AuditPublicKeyApi.as_view(), name="api-audit-public-key"),
     path("audit/consistency", AuditConsistencyProofApi.as_view(), name="api-audit-consistency"),
     path("templates", TemplateListCreateApi.as_view(), name="api-templates"),
-    path("templates/<str:template_id>", TemplateDetailApi.as_view(), name="api-template"),
+    path("templates/<id:template_id>", TemplateDetailApi.as_view(), name="api-template"),
 ]

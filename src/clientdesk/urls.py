@@ -5,14 +5,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clientdesk.accounts.views import profile_page
+from clientdesk.core.converters import IdConverter
 from clientdesk.core.gate import authenticated, public
 from clientdesk.core.problems import problem_response
 from clientdesk.core.views import healthz
+
+register_converter(IdConverter, "id")  # before the includes below read their routes
 
 
 @authenticated

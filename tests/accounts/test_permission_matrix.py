@@ -42,33 +42,33 @@ MATRIX: dict[str, dict[str, Any]] = {
     "accounts/logout/": {"POST": PUBLIC},
     "accounts/profile/": {"GET": SIGNED_IN, "POST": SIGNED_IN},
     "clients/": {"GET": READERS},
-    "clients/<uuid:client_id>/": {"GET": READERS},
-    "clients/<uuid:client_id>/send/": {"GET": SENDERS},
-    "clients/<uuid:client_id>/messages/": {"POST": SENDERS},
-    "clients/<uuid:client_id>/sent/": {"GET": READERS},
-    "deliveries/<uuid:delivery_id>/retry/": {"POST": SENDERS},
+    "clients/<id:client_id>/": {"GET": READERS},
+    "clients/<id:client_id>/send/": {"GET": SENDERS},
+    "clients/<id:client_id>/messages/": {"POST": SENDERS},
+    "clients/<id:client_id>/sent/": {"GET": READERS},
+    "deliveries/<id:delivery_id>/retry/": {"POST": SENDERS},
     "templates/": {"GET": TEMPLATE_READERS},
     "templates/new/": {"GET": TEMPLATE_MANAGERS, "POST": TEMPLATE_MANAGERS},
     "templates/preview/": {"POST": COMPOSERS},
     "templates/preview-clients/": {"GET": COMPOSERS},
-    "templates/<uuid:template_id>/": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
-    "templates/<uuid:template_id>/active/": {"POST": TEMPLATE_MANAGERS},
-    "clients/<uuid:client_id>/activity/": {"GET": READERS},
+    "templates/<id:template_id>/": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
+    "templates/<id:template_id>/active/": {"POST": TEMPLATE_MANAGERS},
+    "clients/<id:client_id>/activity/": {"GET": READERS},
     "integrations/": {"GET": ADMIN},
     "integrations/save/": {"POST": ADMIN},
     "integrations/rotate-secret/": {"POST": ADMIN},
     "integrations/test/": {"POST": ADMIN},
     "api/v1/clients": {"GET": READERS, "POST": CLIENT_WRITERS},
-    "api/v1/clients/<str:client_id>": {"GET": READERS, "PATCH": CLIENT_WRITERS},
-    "api/v1/clients/<str:client_id>/messages": {"GET": READERS, "POST": SENDERS},
-    "api/v1/clients/<str:client_id>/activity": {"GET": READERS},
-    "api/v1/clients/<str:client_id>/messages/preview": {"POST": COMPOSERS},
-    "api/v1/messages/<str:message_id>": {"GET": READERS},
+    "api/v1/clients/<id:client_id>": {"GET": READERS, "PATCH": CLIENT_WRITERS},
+    "api/v1/clients/<id:client_id>/messages": {"GET": READERS, "POST": SENDERS},
+    "api/v1/clients/<id:client_id>/activity": {"GET": READERS},
+    "api/v1/clients/<id:client_id>/messages/preview": {"POST": COMPOSERS},
+    "api/v1/messages/<id:message_id>": {"GET": READERS},
     "api/v1/integration/outgoing-endpoint": {"GET": ADMIN, "PUT": ADMIN},
     "api/v1/integration/outgoing-endpoint/rotate-secret": {"POST": ADMIN},
     "api/v1/integration/outgoing-endpoint/test": {"POST": ADMIN},
     "api/v1/templates": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
-    "api/v1/templates/<str:template_id>": {
+    "api/v1/templates/<id:template_id>": {
         "GET": TEMPLATE_READERS,
         "PATCH": TEMPLATE_MANAGERS,
     },
@@ -86,7 +86,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/": {"GET": PUBLIC},
     "portal/api/v1/session": {"POST": PUBLIC},
     "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
-    "portal/api/v1/messages/<str:message_id>/read": {"POST": CLIENT},
+    "portal/api/v1/messages/<id:message_id>/read": {"POST": CLIENT},
     "portal/api/v1/events": {"GET": CLIENT},
     "portal/api/<path:path>": {"GET": PUBLIC},
     "api/v1/messages/export": {"GET": EXPORTERS},
@@ -165,7 +165,7 @@ def objects(make_user, make_client):
 def _url(route: str, objects: dict[str, str]) -> str:
     url = "/" + route
     for name, value in objects.items():
-        for converter in ("uuid", "str", "path", "int"):
+        for converter in ("id", "path", "int"):
             url = url.replace(f"<{converter}:{name}>", value)
     assert "<" not in url, f"no test object for {route}"
     return url

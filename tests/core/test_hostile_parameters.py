@@ -127,7 +127,7 @@ def world(make_user, make_client, api_for):
 
 def _path(route: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
-        for converter in ("str", "int", "uuid"):
+        for converter in ("id", "int"):
             route = route.replace(f"<{converter}:{name}>", value)
     assert "<" not in route, route
     return route

@@ -140,8 +140,8 @@ def world(make_staff: Any, make_client: Any) -> dict[str, Any]:
 def _url(route: str, world: dict[str, Any]) -> str:
     template: MessageTemplate = world["template"]
     client: Client = world["client"]
-    url = "/" + route.replace("<uuid:client_id>", str(client.id))
-    url = url.replace("<uuid:template_id>", str(template.id))
+    url = "/" + route.replace("<id:client_id>", str(client.id))
+    url = url.replace("<id:template_id>", str(template.id))
     return url
 
 

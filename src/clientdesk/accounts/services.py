@@ -4,6 +4,7 @@ user (None: the system, e.g. a management command)."""
 
 import hashlib
 import secrets
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -141,7 +142,7 @@ def user_create(*, actor: User | None, username: str, password: str | None, **fi
     return user
 
 
-def user_change(*, actor: User | None, user_id: Any, changes: Mapping[str, Any]) -> User:
+def user_change(*, actor: User | None, user_id: uuid.UUID, changes: Mapping[str, Any]) -> User:
     """Change the given fields (`is_active`, `is_staff`, `is_superuser` among them); records
     the before and after of what really changed."""
     unknown = set(changes) - set(user_editable_fields())
@@ -221,7 +222,7 @@ def role_create(*, actor: User | None, name: str) -> Group:
     return group
 
 
-def role_rename(*, actor: User | None, group_id: Any, name: str) -> Group:
+def role_rename(*, actor: User | None, group_id: int, name: str) -> Group:
     with transaction.atomic():
         group = Group.objects.select_for_update().get(pk=group_id)
         if group.name != name:

@@ -1,6 +1,8 @@
 """Staff API for a client's activity timeline."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+import uuid
+
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,7 +36,7 @@ class ClientActivityApi(ApiView):
 
     @extend_schema(
         operation_id="client_activity_list",
-        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH), PageQuerySerializer],
+        parameters=[PageQuerySerializer],
         responses={
             200: inline_serializer(
                 "ActivityPage",
@@ -47,7 +49,7 @@ class ClientActivityApi(ApiView):
             )
         },
     )
-    def get(self, request: Request, client_id: str) -> Response:
+    def get(self, request: Request, client_id: uuid.UUID) -> Response:
         query = PageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = paginate(

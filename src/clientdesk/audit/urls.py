@@ -6,7 +6,7 @@ from clientdesk.audit import views
 
 app_name = "audit"
 urlpatterns = [
-    path("clients/<uuid:client_id>/activity/", views.activity_log, name="client-activity"),
+    path("clients/<id:client_id>/activity/", views.activity_log, name="client-activity"),
     path("audit/", views.audit_page, name="audit"),
     path("audit/verify/", views.audit_verify_now, name="audit-verify"),
     path("audit/checkpoint.txt", views.audit_checkpoint_download, name="audit-checkpoint"),

@@ -1,5 +1,6 @@
 """The Activity log section of the client details drawer, and the Audit page."""
 
+import uuid
 from datetime import date
 from typing import Any
 
@@ -38,7 +39,7 @@ ACTIVITY_PAGE_SIZE = 20
 
 @requires(AuditPermission.VIEW_ACTIVITY)
 @require_GET
-def activity_log(request: StaffRequest, client_id: str) -> HttpResponse:
+def activity_log(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     try:
         client = client_get(client_id=client_id)
         check_can_view_activity(request.user)

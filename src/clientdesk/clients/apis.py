@@ -1,9 +1,10 @@
 """Staff API for clients: create, search, read, change (and deactivate)."""
 
+import uuid
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -202,18 +203,16 @@ class ClientDetailApi(ApiView):
     @extend_schema(
         operation_id="clients_read",
         responses={200: ClientOutput},
-        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
     )
-    def get(self, request: StaffApiRequest, client_id: str) -> Response:
+    def get(self, request: StaffApiRequest, client_id: uuid.UUID) -> Response:
         return Response(ClientOutput(client_get(client_id=client_id)).data)
 
     @extend_schema(
         operation_id="clients_change",
         request=ChangeSerializer,
         responses={200: ClientOutput},
-        parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH)],
     )
-    def patch(self, request: StaffApiRequest, client_id: str) -> Response:
+    def patch(self, request: StaffApiRequest, client_id: uuid.UUID) -> Response:
         """Change the given fields; `"is_active": false` deactivates the client."""
         if not isinstance(request.data, dict):
             raise ValidationFailed("The body must be a JSON object of the fields to change.")

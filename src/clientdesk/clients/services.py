@@ -97,7 +97,9 @@ def client_create(
     return client
 
 
-def client_update(*, actor: User | None, client_id: Any, changes: Mapping[str, Any]) -> Client:
+def client_update(
+    *, actor: User | None, client_id: uuid.UUID, changes: Mapping[str, Any]
+) -> Client:
     """Change the given fields; the search fields follow. Records only what really changed."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:

@@ -7,5 +7,5 @@ from clientdesk.clients import views
 app_name = "clients"
 urlpatterns = [
     path("", views.client_list, name="list"),
-    path("<uuid:client_id>/", views.client_detail, name="detail"),
+    path("<id:client_id>/", views.client_detail, name="detail"),
 ]

@@ -1,5 +1,7 @@
 """The Clients page and the client details drawer."""
 
+import uuid
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -33,7 +35,7 @@ def client_list(request: StaffRequest) -> HttpResponse:
 
 @requires(ClientsPermission.VIEW_CLIENT)
 @require_GET
-def client_detail(request: StaffRequest, client_id: str) -> HttpResponse:
+def client_detail(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     try:
         client = client_get(client_id=client_id)
     except NotFound as error:

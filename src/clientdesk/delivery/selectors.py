@@ -1,8 +1,7 @@
 """Reads for delivery."""
 
-from typing import Any
+import uuid
 
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from clientdesk.core.errors import NotFound
@@ -24,10 +23,10 @@ def endpoint_banner() -> OutgoingEndpoint | None:
     return OutgoingEndpoint.objects.filter(pk=1).only("enabled", "disabled_reason").first()
 
 
-def delivery_get(*, delivery_id: Any) -> Delivery:
+def delivery_get(*, delivery_id: uuid.UUID) -> Delivery:
     try:
         return Delivery.objects.select_related("client").get(pk=delivery_id)
-    except (Delivery.DoesNotExist, ValidationError, ValueError) as error:
+    except Delivery.DoesNotExist as error:
         raise NotFound("No such delivery.") from error
 
 

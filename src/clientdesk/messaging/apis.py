@@ -1,5 +1,7 @@
 """Staff API for messages: send to a client, list a client's messages, read one."""
 
+import uuid
+
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -92,7 +94,6 @@ _MESSAGE_SCHEMA = inline_serializer(
         "deliveries": serializers.ListField(child=serializers.DictField()),
     },
 )
-_CLIENT_ID = OpenApiParameter("client_id", str, OpenApiParameter.PATH)
 _IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -139,7 +140,7 @@ class ClientMessagesApi(ApiView):
 
     @extend_schema(
         operation_id="client_messages_list",
-        parameters=[_CLIENT_ID, PageQuerySerializer],
+        parameters=[PageQuerySerializer],
         responses={
             200: inline_serializer(
                 "MessagePage",
@@ -152,7 +153,7 @@ class ClientMessagesApi(ApiView):
             )
         },
     )
-    def get(self, request: StaffApiRequest, client_id: str) -> Response:
+    def get(self, request: StaffApiRequest, client_id: uuid.UUID) -> Response:
         query = PageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         client = client_get(client_id=client_id)
@@ -174,7 +175,7 @@ class ClientMessagesApi(ApiView):
 
     @extend_schema(
         operation_id="client_messages_send",
-        parameters=[_CLIENT_ID, _IDEMPOTENCY_KEY],
+        parameters=[_IDEMPOTENCY_KEY],
         request=InputSerializer,
         responses={
             201: _MESSAGE_SCHEMA,
@@ -183,7 +184,7 @@ class ClientMessagesApi(ApiView):
             422: OpenApiResponse(description="Invalid input, or variables without a value"),
         },
     )
-    def post(self, request: StaffApiRequest, client_id: str) -> Response:
+    def post(self, request: StaffApiRequest, client_id: uuid.UUID) -> Response:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             raise ValidationFailed(
@@ -214,10 +215,9 @@ class MessageDetailApi(ApiView):
 
     @extend_schema(
         operation_id="messages_read",
-        parameters=[OpenApiParameter("message_id", str, OpenApiParameter.PATH)],
         responses={200: _MESSAGE_SCHEMA},
     )
-    def get(self, request: StaffApiRequest, message_id: str) -> Response:
+    def get(self, request: StaffApiRequest, message_id: uuid.UUID) -> Response:
         message = message_get(user=request.user, message_id=message_id)
         deliveries = list(
             Delivery.objects.filter(subject_id=message.id).prefetch_related("attempts")
@@ -232,7 +232,6 @@ class MessagePreviewApi(ApiView):
 
     @extend_schema(
         operation_id="client_messages_preview",
-        parameters=[_CLIENT_ID],
         request=ComposeInput,
         responses={
             200: inline_serializer(
@@ -246,7 +245,7 @@ class MessagePreviewApi(ApiView):
             422: OpenApiResponse(description="Invalid input, or variables without a value"),
         },
     )
-    def post(self, request: StaffApiRequest, client_id: str) -> Response:
+    def post(self, request: StaffApiRequest, client_id: uuid.UUID) -> Response:
         data = ComposeInput(data=request.data)
         data.is_valid(raise_exception=True)
         composed = message_preview(
@@ -381,10 +380,9 @@ class TemplateDetailApi(ApiView):
 
     @extend_schema(
         operation_id="templates_read",
-        parameters=[OpenApiParameter("template_id", str, OpenApiParameter.PATH)],
         responses={200: _TEMPLATE_SCHEMA},
     )
-    def get(self, request: StaffApiRequest, template_id: str) -> Response:
+    def get(self, request: StaffApiRequest, template_id: uuid.UUID) -> Response:
         template = template_get_readable(user=request.user, template_id=template_id)
         return Response(
             template_representation(template, template_current_version(template=template))
@@ -392,11 +390,10 @@ class TemplateDetailApi(ApiView):
 
     @extend_schema(
         operation_id="templates_update",
-        parameters=[OpenApiParameter("template_id", str, OpenApiParameter.PATH)],
         request=PatchSerializer,
         responses={200: _TEMPLATE_SCHEMA},
     )
-    def patch(self, request: StaffApiRequest, template_id: str) -> Response:
+    def patch(self, request: StaffApiRequest, template_id: uuid.UUID) -> Response:
         data = self.PatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data

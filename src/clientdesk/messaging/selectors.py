@@ -1,5 +1,6 @@
 """Reads for messaging."""
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,15 +29,17 @@ def client_messages(*, user: User, client: Client) -> QuerySet[Message]:
     )
 
 
-def message_get(*, user: User, message_id: str) -> Message:
+def message_get(*, user: User, message_id: uuid.UUID) -> Message:
     check_can_view(user)
     try:
         return Message.objects.select_related("sender", "client").get(pk=message_id)
-    except (Message.DoesNotExist, ValidationError, ValueError) as error:
+    except Message.DoesNotExist as error:
         raise NotFound("No such message.") from error
 
 
-def template_get(*, template_id: Any) -> MessageTemplate:
+def template_get(*, template_id: uuid.UUID | str) -> MessageTemplate:
+    """A template by id; `template_id` may be text as a form or body sent it (not found unless
+    it is a UUID)."""
     try:
         return MessageTemplate.objects.get(pk=template_id)
     except (MessageTemplate.DoesNotExist, ValidationError, ValueError, TypeError) as error:
@@ -77,7 +80,7 @@ def templates_readable(
     return template_search(query=query, active_only=not (with_inactive and manager))
 
 
-def template_get_readable(*, user: User, template_id: Any) -> MessageTemplate:
+def template_get_readable(*, user: User, template_id: uuid.UUID) -> MessageTemplate:
     """One template `user` may read; an inactive one is "not found" to all but its managers."""
     check_can_read_templates(user)
     template = template_get(template_id=template_id)

@@ -1,6 +1,7 @@
 """The Templates page: list, search, create, edit with a live preview, deactivate; for senders
 who do not manage templates, the same list and a read-only page per template."""
 
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -88,14 +89,14 @@ def template_new(request: StaffRequest) -> HttpResponse:
 
 @requires(*READ_TEMPLATES)
 @require_http_methods(["GET", "POST"])
-def template_detail(request: StaffRequest, template_id: str) -> HttpResponse:
+def template_detail(request: StaffRequest, template_id: uuid.UUID) -> HttpResponse:
     """Template managers get the editor; other readers the template read-only."""
     if request.method == "GET" and not request.user.has_perm(MessagingPermission.MANAGE_TEMPLATES):
         return _template_read_only(request, template_id)
     return _template_edit(request, template_id)
 
 
-def _template_read_only(request: StaffRequest, template_id: str) -> HttpResponse:
+def _template_read_only(request: StaffRequest, template_id: uuid.UUID) -> HttpResponse:
     try:
         template = template_get_readable(user=request.user, template_id=template_id)
     except ApplicationError as error:
@@ -115,7 +116,7 @@ def _template_read_only(request: StaffRequest, template_id: str) -> HttpResponse
 
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
-def _template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
+def _template_edit(request: StaffRequest, template_id: uuid.UUID) -> HttpResponse:
     try:
         template = template_get(template_id=template_id)
     except ApplicationError as error:
@@ -164,7 +165,7 @@ def _template_edit(request: StaffRequest, template_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.MANAGE_TEMPLATES)
 @require_POST
-def template_activation(request: StaffRequest, template_id: str) -> HttpResponse:
+def template_activation(request: StaffRequest, template_id: uuid.UUID) -> HttpResponse:
     """Deactivate a template (`active` other than "1") or reactivate it; its versions stay."""
     active = request.POST.get("active") == "1"
     try:

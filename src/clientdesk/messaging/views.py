@@ -1,6 +1,8 @@
 """The "Send a message" slide-out panel: compose with a template or free text, live preview,
 send, and the messages already sent with their live delivery status."""
 
+import uuid
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -62,7 +64,7 @@ def _panel_context(request: StaffRequest, client: Client, **extra: object) -> di
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_GET
-def send_panel(request: StaffRequest, client_id: str) -> HttpResponse:
+def send_panel(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     try:
         check_can_send(request.user)
         client = client_get(client_id=client_id)
@@ -77,7 +79,7 @@ def send_panel(request: StaffRequest, client_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.VIEW_MESSAGE)
 @require_GET
-def sent_list(request: StaffRequest, client_id: str) -> HttpResponse:
+def sent_list(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     """The conversation with delivery status, replies and read receipts; the panel fetches it
     again when the staff event stream says something changed for this client."""
     try:
@@ -89,7 +91,7 @@ def sent_list(request: StaffRequest, client_id: str) -> HttpResponse:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
-def send_message(request: StaffRequest, client_id: str) -> HttpResponse:
+def send_message(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     template_id = request.POST.get("template_id") or None
     # A browser posting the form without htmx sends newlines as CRLF; the counter counts LF.
     typed = request.POST.get("body", "").replace("\r\n", "\n")
@@ -157,7 +159,7 @@ def _sent_notice(client: Client) -> str:
 
 @requires(MessagingPermission.SEND_PRIVATE_MESSAGE)
 @require_POST
-def retry_delivery(request: StaffRequest, delivery_id: str) -> HttpResponse:
+def retry_delivery(request: StaffRequest, delivery_id: uuid.UUID) -> HttpResponse:
     try:
         check_can_send(request.user)
         delivery = delivery_get(delivery_id=delivery_id)

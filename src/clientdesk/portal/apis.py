@@ -1,6 +1,7 @@
 """The portal API (`/portal/api/v1/`, a client's session token) and the staff endpoint that mints
 sessions (`POST /api/v1/portal/sessions`, the business's portal backend)."""
 
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -197,7 +198,7 @@ class PortalMessagesApi(PortalApiView):
 
 class PortalMessageReadApi(PortalApiView):
     @extend_schema(request=None, responses={200: _PORTAL_MESSAGE}, operation_id="portal_read")
-    def post(self, request: Request, message_id: str) -> Response:
+    def post(self, request: Request, message_id: uuid.UUID) -> Response:
         message = portal_message_read(
             client=self.portal_client(request).client, message_id=message_id
         )

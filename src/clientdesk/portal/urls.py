@@ -11,7 +11,7 @@ urlpatterns = [
     path("api/v1/session", apis.PortalSessionExchangeApi.as_view(), name="api-session"),
     path("api/v1/messages", apis.PortalMessagesApi.as_view(), name="api-messages"),
     path(
-        "api/v1/messages/<str:message_id>/read",
+        "api/v1/messages/<id:message_id>/read",
         apis.PortalMessageReadApi.as_view(),
         name="api-message-read",
     ),

@@ -2,6 +2,7 @@
 a new immutable version (one per change, however many actions it holds); renaming and
 (de)activating do not."""
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,14 +54,16 @@ def _check_language(language: str, *, field: str = "language") -> None:
         raise ValidationFailed(error.messages[0], errors={field: error.messages}) from error
 
 
-def _check_name(name: str, *, template_id: Any = None) -> str:
+def _check_name(name: str, *, template_id: uuid.UUID | None = None) -> str:
     name = name.strip()
     if not name or len(name) > 120:
         raise ValidationFailed(
             "A template needs a name of 1–120 characters.",
             errors={"name": ["1–120 characters."]},
         )
-    clash = MessageTemplate.objects.filter(name__iexact=name).exclude(pk=template_id)
+    clash = MessageTemplate.objects.filter(name__iexact=name)
+    if template_id is not None:
+        clash = clash.exclude(pk=template_id)
     if clash.exists():
         raise _name_taken(name)
     return name
@@ -128,7 +131,7 @@ class _Draft:
 class Rename:
     name: str
 
-    def check(self, *, template_id: Any) -> "Rename":
+    def check(self, *, template_id: uuid.UUID) -> "Rename":
         return Rename(_check_name(self.name, template_id=template_id))
 
     def apply(self, draft: _Draft) -> None:
@@ -139,7 +142,7 @@ class Rename:
 class SetActive:
     active: bool
 
-    def check(self, *, template_id: Any) -> "SetActive":
+    def check(self, *, template_id: uuid.UUID) -> "SetActive":
         return self
 
     def apply(self, draft: _Draft) -> None:
@@ -150,7 +153,7 @@ class SetActive:
 class SetExpectsReply:
     expects_reply: bool
 
-    def check(self, *, template_id: Any) -> "SetExpectsReply":
+    def check(self, *, template_id: uuid.UUID) -> "SetExpectsReply":
         return self
 
     def apply(self, draft: _Draft) -> None:
@@ -164,7 +167,7 @@ class SetVariant:
     body: str
     language: str | None = None
 
-    def check(self, *, template_id: Any) -> "SetVariant":
+    def check(self, *, template_id: uuid.UUID) -> "SetVariant":
         _check_template_body(self.body)
         if self.language is not None:
             _check_language(self.language)
@@ -178,7 +181,7 @@ class SetVariant:
 class SetDefaultLanguage:
     language: str
 
-    def check(self, *, template_id: Any) -> "SetDefaultLanguage":
+    def check(self, *, template_id: uuid.UUID) -> "SetDefaultLanguage":
         _check_language(self.language, field="default_language")
         return self
 
@@ -195,7 +198,7 @@ class SetDefaultLanguage:
 class RemoveVariant:
     language: str
 
-    def check(self, *, template_id: Any) -> "RemoveVariant":
+    def check(self, *, template_id: uuid.UUID) -> "RemoveVariant":
         return self
 
     def apply(self, draft: _Draft) -> None:
@@ -230,7 +233,7 @@ def _version_create(
 
 
 def template_change(
-    *, author: User, template_id: Any, actions: Sequence[TemplateAction]
+    *, author: User, template_id: uuid.UUID, actions: Sequence[TemplateAction]
 ) -> MessageTemplateVersion:
     """Apply `actions` in order, in one transaction with one ledger record; returns the
     current version (a new one when the text or languages changed)."""
