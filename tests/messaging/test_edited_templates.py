@@ -250,3 +250,39 @@ def test_literal_source_renders_to_exactly_its_text(text):
     sender = User(first_name="Alex", last_name="Agent", username="alex")
     client = Client(first_name="Zoë", last_name="Müller", language="en", attributes={})
     assert render_message(source=literal_source(text), client=client, sender=sender).body == text
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_the_export_says_which_template_sends_were_edited(agent, make_client, template, fmt):
+    import csv
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    client = make_client(first_name="Ana", language="en")
+    plain = message_send(
+        sender=agent,
+        client_id=client.id,
+        body="Typed by hand",
+        idempotency_key=str(uuid.uuid4()),
+        meta=RequestMeta(),
+    )
+    unchanged = send(agent, client, template=template)
+    edited = send(agent, client, template=template, body=EN + " Thank you.")
+    out = io.StringIO()
+    call_command("export_messages", "--format", fmt, "--client", str(client.id), stdout=out)
+    if fmt == "csv":
+        rows = {r["id"]: r["template_edited"] for r in csv.DictReader(io.StringIO(out.getvalue()))}
+        expected = {"": None, "false": False, "true": True}
+        got = {key: expected[value] for key, value in rows.items()}
+    else:
+        got = {
+            row["id"]: row["template_edited"]
+            for row in map(json.loads, out.getvalue().splitlines())
+        }
+    assert got == {
+        str(plain.message_id): None,
+        str(unchanged.message_id): False,
+        str(edited.message_id): True,
+    }

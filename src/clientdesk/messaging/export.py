@@ -53,6 +53,7 @@ COLUMNS = (
     "body",
     "template",
     "template_version",
+    "template_edited",
     "read_at",
     "reply_state",
     "delivery_status",
@@ -230,6 +231,7 @@ _FIELDS = (
     "body",
     "template_id",
     "template_version",
+    "template_edited",
     "read_at",
     "reply_state",
 )
@@ -287,6 +289,8 @@ def _rows(messages: list[SimpleNamespace]) -> Iterator[dict[str, Any]]:
             "body": m.body,
             "template": str(m.template_id) if m.template_id else None,
             "template_version": m.template_version,
+            # Whether the sender changed the template's text before sending; empty without one.
+            "template_edited": m.template_edited if m.template_id else None,
             "read_at": iso_utc(followup[m.id]["read_at"]),
             "reply_state": followup[m.id]["reply_state"],
             "delivery_status": statuses.get(m.id, {}),
@@ -330,6 +334,8 @@ def _neutralise(value: str) -> str:
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return _neutralise(";".join(f"{k}:{v}" for k, v in value.items()))
     return _neutralise(str(value))
