@@ -33,18 +33,21 @@ def _static_from_app_directories(settings: Any) -> None:
 def _ledger_rows_flushable(request: pytest.FixtureRequest) -> Any:
     """Let the flush after a transactional test empty the append-only ledger tables on SQLite
     (Django flushes with DELETE there; PostgreSQL's TRUNCATE fires no row trigger)."""
-    from django.db import connection
+    from django.db import connections
 
+    from clientdesk.audit.append_only import connections_in_maintenance
+
+    connection = connections["default"]
     marker = request.node.get_closest_marker("django_db")
     transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
         {"transactional_db", "live_server"} & set(request.fixturenames)
     )
     if transactional:
         request.getfixturevalue("_django_db_helper")  # set up first, so its flush runs after us
-    connection.ledger_maintenance = False  # each test starts with the triggers on
+    connections_in_maintenance.discard(connection)  # each test starts with the triggers on
     yield
-    # The flag outlives this test only until the next one starts.
-    connection.ledger_maintenance = transactional
+    if transactional:  # until the next test starts
+        connections_in_maintenance.add(connection)
 
 
 @pytest.fixture(autouse=True)

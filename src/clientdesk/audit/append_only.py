@@ -6,6 +6,7 @@ the schema can drop them: what catches that is a signed checkpoint held outside 
 inside `ledger_maintenance()`.
 """
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,9 @@ PROTECTED_TABLES = ("audit_auditrecord", "audit_audittreenode", "audit_auditchec
 _SQLITE_FUNCTION = "clientdesk_ledger_maintenance"
 _PG_SETTING = "clientdesk.ledger_maintenance"
 _PG_FUNCTION = "clientdesk_refuse_ledger_change"
+# SQLite connections inside `ledger_maintenance()` (the test suite's flush adds its own);
+# PostgreSQL keeps its switch in the transaction (`set_config(..., true)`).
+connections_in_maintenance: "weakref.WeakSet[BaseDatabaseWrapper]" = weakref.WeakSet()
 
 
 def register_sqlite_function(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -27,7 +31,7 @@ def register_sqlite_function(sender: Any, connection: BaseDatabaseWrapper, **kwa
         return
     wrapper = connection
     connection.connection.create_function(
-        _SQLITE_FUNCTION, 0, lambda: int(getattr(wrapper, "ledger_maintenance", False))
+        _SQLITE_FUNCTION, 0, lambda: int(wrapper in connections_in_maintenance)
     )
 
 
@@ -116,15 +120,16 @@ def expected_triggers(vendor: str) -> set[str]:
 def ledger_maintenance() -> Iterator[None]:
     """Let this transaction change ledger rows: for a migration that must, said explicitly.
     On PostgreSQL the switch holds until the transaction ends."""
-    if not transaction.get_connection().in_atomic_block:
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
         raise RuntimeError("ledger maintenance must run inside a transaction")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
             cursor.execute("SELECT set_config(%s, 'on', true)", [_PG_SETTING])
         yield
         return
-    connection.ledger_maintenance = True  # type: ignore[attr-defined]
+    connections_in_maintenance.add(conn)
     try:
         yield
     finally:
-        connection.ledger_maintenance = False  # type: ignore[attr-defined]
+        connections_in_maintenance.discard(conn)

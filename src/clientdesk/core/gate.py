@@ -6,11 +6,11 @@ they are called from pages, the API, commands and the worker."""
 
 from collections.abc import Callable, Mapping
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -31,6 +31,13 @@ CLIENT_SESSION: Final = "client-session"
 """A client's own portal session (the portal's authentication); no staff user or token."""
 
 View = TypeVar("View", bound=Callable[..., Any])
+Req = TypeVar("Req", bound=HttpRequest)
+Resp = TypeVar("Resp", bound=HttpResponseBase)
+P = ParamSpec("P")
+PageView = Callable[Concatenate[Req, P], Resp]
+"""A page view: the request, then what the URL carries."""
+GatedView = Callable[Concatenate[Req, P], Resp | HttpResponse]
+"""A page view behind the gate, which answers the login redirect or the 403 page itself."""
 
 
 def _perms(requirement: Requirement) -> tuple[AppPermission, ...]:
@@ -60,7 +67,16 @@ def allows(user: Any, requirement: Requirement) -> bool:
     return any(user.has_perm(perm) for perm in _perms(requirement))
 
 
-def requires(*perms: AppPermission) -> Callable[[View], View]:
+def _declare(view: View, requirement: Requirement) -> View:
+    """Record what `view` requires as a function attribute (PEP 232): `functools.wraps` copies it
+    to the decorators outside, and the permission matrix reads it from the URL resolver."""
+    view.__dict__["required_permissions"] = requirement
+    return view
+
+
+def requires(
+    *perms: AppPermission,
+) -> Callable[[PageView[Req, P, Resp]], GatedView[Req, P, Resp]]:
     """A page for users holding any of `perms`; others see 403, the anonymous the login."""
     if not perms:
         raise ImproperlyConfigured("requires() needs at least one permission.")
@@ -69,11 +85,10 @@ def requires(*perms: AppPermission) -> Callable[[View], View]:
 
 
 def public(view: View) -> View:
-    view.required_permissions = PUBLIC  # type: ignore[attr-defined]
-    return view
+    return _declare(view, PUBLIC)
 
 
-def authenticated(view: View) -> View:
+def authenticated(view: PageView[Req, P, Resp]) -> GatedView[Req, P, Resp]:
     return _gate(AUTHENTICATED)(view)
 
 
@@ -82,8 +97,7 @@ def declared(requirement: Requirement) -> Callable[[View], View]:
     portal's client session, a sign-in code)."""
 
     def declare(view: View) -> View:
-        view.required_permissions = requirement  # type: ignore[attr-defined]
-        return view
+        return _declare(view, requirement)
 
     return declare
 
@@ -94,24 +108,24 @@ def enforced_in_view(*perms: AppPermission) -> Callable[[View], View]:
     requirement: Requirement = perms if len(perms) > 1 else perms[0]
 
     def declare(view: View) -> View:
-        view.required_permissions = requirement  # type: ignore[attr-defined]
-        return view
+        return _declare(view, requirement)
 
     return declare
 
 
-def _gate(requirement: Requirement) -> Callable[[View], View]:
-    def decorate(view: View) -> View:
+def _gate(
+    requirement: Requirement,
+) -> Callable[[PageView[Req, P, Resp]], GatedView[Req, P, Resp]]:
+    def decorate(view: PageView[Req, P, Resp]) -> GatedView[Req, P, Resp]:
         @wraps(view)
-        def gated(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        def gated(request: Req, /, *args: P.args, **kwargs: P.kwargs) -> Resp | HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not allows(request.user, requirement):
                 return render_error_page(request, denial(requirement))
             return view(request, *args, **kwargs)
 
-        gated.required_permissions = requirement  # type: ignore[attr-defined]
-        return gated  # type: ignore[return-value]
+        return _declare(gated, requirement)
 
     return decorate
 

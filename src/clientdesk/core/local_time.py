@@ -57,6 +57,13 @@ def local_time_for(request: HttpRequest) -> LocalTime:
     return LocalTime(zone=ZoneInfo(settings.TIME_ZONE), source="default")
 
 
+class LocalTimeRequest(HttpRequest):
+    """A staff page's request as `LocalTimeMiddleware` leaves it, for annotations. Never
+    instantiated."""
+
+    local_time: LocalTime
+
+
 class LocalTimeMiddleware:
     """Activates the request's zone for staff pages (after authentication); API paths keep
     UTC, so the instants they write never depend on who asks."""
@@ -64,11 +71,11 @@ class LocalTimeMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: LocalTimeRequest) -> HttpResponseBase:
         if is_api_path(request.path_info):
             return self.get_response(request)
         local = local_time_for(request)
-        request.local_time = local  # type: ignore[attr-defined]  # read by local_time()
+        request.local_time = local  # read by local_time()
         timezone.activate(local.zone)
         try:
             return self.get_response(request)

@@ -32,15 +32,21 @@ def request_id_for(request: HttpRequest) -> str:
     return str(getattr(request, "request_id", ""))
 
 
+class IdentifiedRequest(HttpRequest):
+    """A request as `RequestIdMiddleware` leaves it, for annotations. Never instantiated."""
+
+    request_id: str
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: IdentifiedRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex  # type: ignore[attr-defined]
+        request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         response = self.get_response(request)
-        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        response["X-Request-ID"] = request.request_id
         return response
 
 

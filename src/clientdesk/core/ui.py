@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from clientdesk.core.errors import ApplicationError
 
@@ -16,6 +17,7 @@ def render_toast(
 
 
 def render_error_page(request: HttpRequest, error: ApplicationError) -> HttpResponse:
-    if request.htmx:  # type: ignore[attr-defined]
+    # The same reading of the htmx headers as `request.htmx`, for any HttpRequest (the gate's).
+    if HtmxDetails(request):
         return render_toast(request, text=error.detail, kind="error", status=error.status)
     return render(request, "error.html", {"error": error}, status=error.status)

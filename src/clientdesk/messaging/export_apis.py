@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
@@ -28,7 +29,7 @@ class _FirstRenderer(BaseContentNegotiation):
     """`?format=csv` is the export's own parameter (docs/AUDIT.md), not DRF's renderer override;
     errors still render as problem+json."""
 
-    def select_parser(self, request: Request, parsers: list) -> None:  # type: ignore[override]
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
         return None
 
     def select_renderer(
