@@ -72,17 +72,9 @@ class InProcessServer:
 
     def subscribers(self) -> int:
         """Streams subscribed to this server's live-event hub."""
-        from clientdesk.core import live
+        from clientdesk.core.live.hub import hub
 
-        return int(
-            self.call(
-                lambda: (
-                    live._hub.subscriber_count
-                    if live._hub is not None and live._hub.loop is self.loop
-                    else 0
-                )
-            )
-        )
+        return int(self.call(lambda: hub().subscriber_count))
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -171,7 +171,7 @@ def test_panel_cards_say_direction_reply_state_read_time_and_fold_long_text(
 def test_the_page_always_offers_the_stream_and_a_wsgi_server_declines_it(client, viewer):
     from django.test import AsyncRequestFactory, RequestFactory
 
-    from clientdesk.core.live import stream_declined
+    from clientdesk.core.live.http import stream_declined
 
     # In production the page comes from the WSGI `web` process while the proxy sends
     # /api/v1/events to the ASGI `events` process, so the page must offer the stream anyway.

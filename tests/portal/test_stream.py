@@ -8,7 +8,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from clientdesk.core import live
+from clientdesk.core.live import stream
 from clientdesk.portal.models import PortalSession
 from tests.portal.conftest import reply
 from tests.sending import send_text
@@ -101,8 +101,8 @@ def test_the_stream_starts_where_the_inbox_listing_left_off(
 def test_an_ended_session_closes_the_stream_with_an_event(
     server, portal_for, client_obj, monkeypatch
 ) -> None:
-    monkeypatch.setattr(live, "REVALIDATE_SECONDS", 0.3)
-    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(stream, "REVALIDATE_SECONDS", 0.3)
+    monkeypatch.setattr(stream, "HEARTBEAT_SECONDS", 0.2)
     portal = portal_for(client_obj)
     reader = SSEReader(f"{server.url}/portal/api/v1/events?token={portal.token}")
     wait_subscribed(server, 1)

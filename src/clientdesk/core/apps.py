@@ -9,6 +9,6 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from clientdesk.core.jobs import job_register
-        from clientdesk.core.live import live_events_prune_job
+        from clientdesk.core.live.recording import live_events_prune_job
 
         job_register(name="core.live_events_prune", run=live_events_prune_job, every_seconds=3600)

@@ -15,7 +15,7 @@ from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied
-from clientdesk.core.live import live_event_record
+from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.time import iso_utc
 from clientdesk.followup.models import Conversation, FollowUpDue, FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission

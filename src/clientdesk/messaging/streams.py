@@ -10,17 +10,11 @@ from django.views.decorators.http import require_GET
 
 from clientdesk.accounts.models import User
 from clientdesk.accounts.selectors import user_for_api_token
-from clientdesk.core.api import check_query
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import enforced_in_view
-from clientdesk.core.live import (
-    StreamSpec,
-    db_call,
-    parse_cursor,
-    sse_response,
-    staff_frame,
-    stream_declined,
-)
+from clientdesk.core.live.http import stream_response, stream_unauthenticated
+from clientdesk.core.live.log import Event, db_call
+from clientdesk.core.live.stream import StreamSpec, sse_frame
 from clientdesk.core.problems import problem_response
 from clientdesk.messaging.permissions import MessagingPermission
 
@@ -52,6 +46,15 @@ def _token_alive(token: str) -> bool:
     return user_for_api_token(token=token) is not None
 
 
+def staff_frame(event: Event) -> str:
+    """Staff streams see every type, with the client named in the data."""
+    frame = event.frames.get("staff")
+    if frame is None:
+        data = {"client_id": str(event.client_id), **event.data}
+        frame = event.frames["staff"] = sse_frame(event_id=event.id, type=event.type, data=data)
+    return frame
+
+
 # Only GET reaches the view and it changes nothing, so CSRF has nothing to guard: another
 # method is 405 (with or without a session cookie or a token), never "CSRF check failed".
 @csrf_exempt
@@ -61,13 +64,10 @@ async def staff_events(request: HttpRequest) -> HttpResponseBase:
     token = _bearer(request)
     user = await db_call(_staff_user)(request, token)
     if user is None:
-        response = problem_response(
-            status_code=401,
+        return stream_unauthenticated(
             detail="Sign in, or send 'Authorization: Bearer <token>' with a staff API token.",
-            type_slug="not-authenticated",
+            challenge="Bearer",
         )
-        response["WWW-Authenticate"] = "Bearer"
-        return response
     if not await db_call(_may_view)(user.pk):
         return problem_response(
             status_code=403,
@@ -82,10 +82,5 @@ async def staff_events(request: HttpRequest) -> HttpResponseBase:
             return "access_revoked"
         return None
 
-    check_query(request, ("last_event_id",))
-    # The header wins: a browser reconnecting sends it, newer than the URL's.
-    cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("last_event_id"))
     spec = StreamSpec(client_ids=None, types=None, render=staff_frame, still_valid=still_valid)
-    if (declined := stream_declined(request)) is not None:
-        return declined
-    return sse_response(spec, cursor=cursor)
+    return stream_response(request, spec)

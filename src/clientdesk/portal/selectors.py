@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from clientdesk.clients.models import Client
 from clientdesk.core.bounded import Refused, position_decode, position_encode, refused
-from clientdesk.core.live import live_event_head
+from clientdesk.core.live.log import live_event_head
 from clientdesk.messaging.models import Direction, Message
 
 

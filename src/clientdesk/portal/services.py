@@ -27,7 +27,7 @@ from clientdesk.audit.models import ActivityType
 from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
-from clientdesk.core.live import live_event_record
+from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
 from clientdesk.messaging.hooks import message_written

@@ -6,19 +6,11 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from clientdesk.core.api import check_query
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, declared
-from clientdesk.core.live import (
-    Event,
-    StreamSpec,
-    db_call,
-    parse_cursor,
-    sse_frame,
-    sse_response,
-    stream_declined,
-)
-from clientdesk.core.problems import problem_response
+from clientdesk.core.live.http import stream_response, stream_unauthenticated
+from clientdesk.core.live.log import Event, db_call
+from clientdesk.core.live.stream import StreamSpec, sse_frame
 from clientdesk.portal.services import portal_session_authenticate
 
 PORTAL_TYPES = frozenset({"message.created", "message.read"})
@@ -44,22 +36,16 @@ async def portal_events(request: HttpRequest) -> HttpResponseBase:
     # EventSource cannot send headers, so the short-lived token may come in the URL instead.
     token = bearer_token(header) if header is not None else request.GET.get("token")
     session = await db_call(portal_session_authenticate)(token=token) if token else None
-    if session is None:
-        response = problem_response(
-            status_code=401,
+    if session is None or not token:
+        return stream_unauthenticated(
             detail="Unknown or expired portal session token: ask your portal for a new session.",
-            type_slug="not-authenticated",
+            challenge='Bearer realm="portal"',
         )
-        response["WWW-Authenticate"] = 'Bearer realm="portal"'
-        return response
 
     async def still_valid() -> str | None:
         alive = await db_call(portal_session_authenticate)(token=token)
         return None if alive is not None else "session_revoked"
 
-    check_query(request, ("token", "last_event_id"))
-    # The header wins: a browser reconnecting sends it, newer than the URL's.
-    cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("last_event_id"))
     spec = StreamSpec(
         client_ids=frozenset({session.client_id}),
         types=PORTAL_TYPES,
@@ -67,6 +53,4 @@ async def portal_events(request: HttpRequest) -> HttpResponseBase:
         still_valid=still_valid,
         expires_at=session.expires_at,
     )
-    if (declined := stream_declined(request)) is not None:
-        return declined
-    return sse_response(spec, cursor=cursor)
+    return stream_response(request, spec, query=("token",))

@@ -23,7 +23,7 @@ from clientdesk.audit.services import activity_build, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import ValidationFailed
-from clientdesk.core.live import live_events_record
+from clientdesk.core.live.recording import live_events_record
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery import channels, policy
 from clientdesk.delivery.models import (

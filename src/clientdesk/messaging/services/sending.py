@@ -16,7 +16,7 @@ from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
-from clientdesk.core.live import live_event_record
+from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.hooks import message_written
 from clientdesk.messaging.models import (

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from clientdesk.core.live import live_events_prune
+from clientdesk.core.live.recording import live_events_prune
 
 
 class Command(BaseCommand):

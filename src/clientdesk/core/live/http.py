@@ -1,0 +1,61 @@
+"""How both event-stream views (`messaging/streams.py`, `portal/streams.py`) answer: once their
+own credential check let the caller in, the same query rules, cursor and response."""
+
+from collections.abc import Iterable
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+
+from clientdesk.core.api import check_query
+from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole, refused
+from clientdesk.core.live.stream import StreamSpec, live_stream
+from clientdesk.core.problems import problem_response
+
+SSE_TYPE = "text/event-stream"
+
+
+def stream_unauthenticated(*, detail: str, challenge: str) -> JsonResponse:
+    """401 problem+json asking for `challenge` (`WWW-Authenticate`)."""
+    response = problem_response(status_code=401, detail=detail, type_slug="not-authenticated")
+    response["WWW-Authenticate"] = challenge
+    return response
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """A Last-Event-ID as sent by us (decimal digits, at most the largest event id a database
+    holds), None when absent; ValidationFailed naming `Last-Event-ID` otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_whole(value, minimum=0, maximum=BIGINT_MAX)
+    except Refused as error:
+        raise refused("Last-Event-ID", error, value) from error
+
+
+def stream_declined(request: HttpRequest) -> HttpResponse | None:
+    """204 when a WSGI server runs the stream view, else None.
+
+    A WSGI server would read the endless stream to its end and hold a thread forever (a proxy
+    that sends the events path to the wrong process, or a test server). 204 is the SSE answer
+    that tells EventSource not to reconnect: pages then stay as loaded.
+    """
+    return None if isinstance(request, ASGIRequest) else HttpResponse(status=204)
+
+
+def stream_response(
+    request: HttpRequest, spec: StreamSpec, *, query: Iterable[str] = ()
+) -> HttpResponseBase:
+    """The stream `spec` describes, for a caller already admitted. The query may hold
+    `last_event_id` and the names in `query` (any other is a 422); the cursor is the
+    `Last-Event-ID` header, which a reconnecting browser sends newer than the URL's, else
+    `?last_event_id=`."""
+    check_query(request, ("last_event_id", *query))
+    cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.GET.get("last_event_id"))
+    if (declined := stream_declined(request)) is not None:
+        return declined
+    response = StreamingHttpResponse(live_stream(spec, cursor=cursor), content_type=SSE_TYPE)
+    response["Cache-Control"] = "no-cache"
+    # nginx and similar proxies would otherwise hold events back in their buffers.
+    response["X-Accel-Buffering"] = "no"
+    return response

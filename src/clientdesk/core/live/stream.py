@@ -1,0 +1,106 @@
+"""The body of a Server-Sent Events response of live events: the backlog after a cursor, then
+events as they commit, a comment every 15 s, and `stream.closed` when the session ends."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from clientdesk.core.live.hub import hub
+from clientdesk.core.live.log import BATCH, Event, backlog, db_call, live_event_head
+
+HEARTBEAT_SECONDS = 15.0
+REVALIDATE_SECONDS = 60.0
+RETRY_MS = 3000
+
+
+def sse_frame(*, event_id: int, type: str, data: Any) -> str:
+    # JSON escapes newlines, so the payload is always one `data:` line.
+    payload = json.dumps(data, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {type}\ndata: {payload}\n\n"
+
+
+@dataclass
+class StreamSpec:
+    """What one stream may see and how it renders and re-checks itself."""
+
+    client_ids: frozenset[uuid.UUID] | None
+    types: frozenset[str] | None
+    render: Callable[[Event], str]
+    # Returns None while the stream may go on, else the reason to close it.
+    still_valid: Callable[[], Awaitable[str | None]]
+    expires_at: datetime | None = None
+
+
+def _closed_frame(event_id: int, reason: str) -> str:
+    return sse_frame(event_id=event_id, type="stream.closed", data={"reason": reason})
+
+
+async def _catch_up(spec: StreamSpec, sent: int) -> AsyncIterator[Event | None]:
+    """Every stored event after `sent` that `spec` may see, in order; a single None when
+    `sent` is unknown (pruned, or never issued here)."""
+    while True:
+        events = await db_call(backlog)(sent, spec.client_ids, spec.types)
+        if events is None:
+            yield None
+            return
+        for event in events:
+            yield event
+            sent = event.id
+        if len(events) < BATCH:
+            return
+
+
+async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[str]:
+    """The stream after `cursor` (None: from now on)."""
+    yield f"retry: {RETRY_MS}\n: connected\n\n"
+    the_hub = hub()
+    sub = await the_hub.subscribe(client_ids=spec.client_ids, types=spec.types)
+    try:
+        sent = sub.start_id if cursor is None else cursor
+        if cursor is None:
+            yield f"id: {sent}\n\n"  # sets the browser's Last-Event-ID without an event
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + REVALIDATE_SECONDS
+        # A given cursor starts with the backlog; so does a stream that fell behind.
+        reread = cursor is not None
+        while True:
+            if reread:
+                reread = False
+                async for event in _catch_up(spec, sent):
+                    if event is None:
+                        sent = max(sub.start_id, await db_call(live_event_head)())
+                        yield sse_frame(
+                            event_id=sent, type="stream.reset", data={"reason": "cursor_expired"}
+                        )
+                        break
+                    yield spec.render(event)
+                    sent = event.id
+            timeout = HEARTBEAT_SECONDS
+            if spec.expires_at is not None:
+                left = (spec.expires_at - timezone.now()).total_seconds()
+                if left <= 0:
+                    yield _closed_frame(sent, "session_expired")
+                    return
+                timeout = min(timeout, left)
+            batch = await sub.next(timeout)
+            if batch is None:
+                reread = True
+                continue
+            chunk = "".join(spec.render(e) for e in batch if e.id > sent)
+            if batch:
+                sent = max(sent, batch[-1].id)
+            yield chunk or ": keep-alive\n\n"
+            if loop.time() >= next_check:
+                next_check = loop.time() + REVALIDATE_SECONDS
+                reason = await spec.still_valid()
+                if reason is not None:
+                    yield _closed_frame(sent, reason)
+                    return
+    finally:
+        the_hub.unsubscribe(sub)
