@@ -58,8 +58,8 @@ HOSTILE_NAME = '<img src=x onerror="alert(1)">\u202eevil\u202c ' + "ش" * 60
 
 
 def _written_actions() -> dict[str, str]:
-    """Every ledger action the code writes: the `action=` of each call to `audit_append` or
-    `ledger_record`, read from the source, with where it is written."""
+    """Every ledger action the code writes: the `action=` of each call to `audit_append`,
+    `audit_build` or `ledger_record`, read from the source, with where it is written."""
     found: dict[str, str] = {}
     for path in SRC.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -67,7 +67,7 @@ def _written_actions() -> dict[str, str]:
             if not isinstance(call, ast.Call):
                 continue
             name = getattr(call.func, "id", getattr(call.func, "attr", ""))
-            if name not in {"audit_append", "ledger_record"}:
+            if name not in {"audit_append", "audit_build", "ledger_record"}:
                 continue
             for keyword in call.keywords:
                 if keyword.arg != "action":

@@ -1,26 +1,15 @@
-"""Test helpers for follow-up: a client's message written the way every inbound path writes it
-(the Message row and the follow-up hook in one transaction)."""
-
-from datetime import datetime
-
-from django.db import transaction
-from django.utils import timezone
+"""Test helpers for follow-up: a client's message written by the one writer of messages, as a
+reply from the portal is (without the portal's key and rate limit)."""
 
 from clientdesk.clients.models import Client
-from clientdesk.messaging.hooks import message_written
+from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.models import Direction, Message
+from clientdesk.messaging.services.writing import MessageWrite, messages_write
 
 
-def client_writes(
-    client: Client, body: str = "Here you are", *, at: datetime | None = None
-) -> Message:
-    with transaction.atomic():
-        message = Message.objects.create(
-            client=client,
-            direction=Direction.IN,
-            body=body,
-            source=body,
-            created_at=at or timezone.now(),
-        )
-        message_written(message)
-    return message
+def client_writes(client: Client, body: str = "Here you are") -> Message:
+    (written,) = messages_write(
+        writes=[MessageWrite(client=client, direction=Direction.IN, body=body, meta=RequestMeta())]
+    )
+    assert written.message is not None
+    return written.message

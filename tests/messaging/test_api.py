@@ -1,10 +1,9 @@
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 
 from clientdesk.messaging.models import Message
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db
 
@@ -156,25 +155,13 @@ def test_read_one_message(agent, api_for, client_obj):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_api_requests_with_one_key_make_one_message(agent, api_for, client_obj):
     threads = 6
-    barrier = threading.Barrier(threads)
-    statuses, bodies = [], []
-
-    def worker():
-        try:
-            api = api_for(agent)
-            barrier.wait()
-            response = _post(api, client_obj, {"body": "Only once"}, key="burst")
-            statuses.append(response.status_code)
-            bodies.append(response.json())
-        finally:
-            connection.close()
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
-
+    apis = [api_for(agent) for _ in range(threads)]
+    responses, errors = race(
+        threads, lambda n: _post(apis[n], client_obj, {"body": "Only once"}, key="burst")
+    )
+    assert errors == []
+    statuses = [r.status_code for r in responses]
+    bodies = [r.json() for r in responses]
     assert len(statuses) == threads
     assert set(statuses) <= {201, 409}
     assert all(s < 500 for s in statuses)

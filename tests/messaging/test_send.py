@@ -1,9 +1,7 @@
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from clientdesk.audit.models import ActivityEvent, AuditEntry
@@ -13,6 +11,7 @@ from clientdesk.messaging.models import IdempotencyKey, Message
 from clientdesk.messaging.rendering import RenderFailed
 from clientdesk.messaging.services.idempotency import idempotency_keys_prune
 from clientdesk.messaging.services.sending import message_send
+from tests.racing import race
 
 META = RequestMeta(ip="203.0.113.9", user_agent="pytest-agent/1.0", request_id="req-123")
 
@@ -168,23 +167,7 @@ def test_keys_live_24_hours_then_expire(agent, client_obj):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_with_one_key_make_exactly_one_message(agent, client_obj):
     threads = 8
-    barrier = threading.Barrier(threads)
-    results, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            results.append(send(agent, client_obj, key="same-compose"))
-        except Exception as error:  # collected and asserted below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
+    results, errors = race(threads, lambda n: send(agent, client_obj, key="same-compose"))
 
     assert errors == []
     assert len(results) == threads
@@ -201,24 +184,12 @@ def test_concurrent_sends_with_different_keys_all_land_and_keep_the_ledger_chain
     from clientdesk.audit.services import audit_sequence
 
     threads = 6
-    barrier = threading.Barrier(threads)
-    errors = []
 
-    def worker(n):
-        try:
-            barrier.wait()
-            for i in range(3):
-                send(agent, client_obj, body=f"Message {n}-{i}")
-        except Exception as error:
-            errors.append(error)
-        finally:
-            connection.close()
+    def sends(n):
+        for i in range(3):
+            send(agent, client_obj, body=f"Message {n}-{i}")
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
+    _, errors = race(threads, sends)
 
     assert errors == []
     assert Message.objects.count() == threads * 3

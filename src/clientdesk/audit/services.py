@@ -3,7 +3,7 @@ sequencer that turns entries into chained, tree-hashed records, and signed check
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -117,8 +117,34 @@ def audit_append(
 
     The record is written without a position; `audit_sequence` (the worker, moments later)
     gives it its sequence and hash. So concurrent sends never queue on the ledger's end."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_append must run inside the transaction it audits")
+    entry = _entry(actor, client_actor, action, object_type, object_id, created_at, data)
+    return audit_entries_append([entry])[0]
+
+
+def audit_build(
+    *,
+    actor: User | None,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    created_at: datetime,
+    data: dict[str, Any] | None = None,
+    client_actor: Client | None = None,
+) -> AuditEntry:
+    """An unsaved ledger entry, for writers that append many in one statement
+    (`audit_entries_append`)."""
+    return _entry(actor, client_actor, action, object_type, object_id, created_at, data)
+
+
+def _entry(
+    actor: User | None,
+    client_actor: Client | None,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    created_at: datetime,
+    data: dict[str, Any] | None,
+) -> AuditEntry:
     if client_actor is not None:  # the client acted (read, replied) through the portal
         actor_type, actor_id, label = (
             ActorType.CLIENT,
@@ -129,7 +155,7 @@ def audit_append(
         actor_type, actor_id, label = ActorType.STAFF, str(actor.pk), actor.display_name
     else:
         actor_type, actor_id, label = ActorType.SYSTEM, "", "Clientdesk"
-    return AuditEntry.objects.create(
+    return AuditEntry(
         created_at=created_at,
         actor_type=actor_type,
         actor_id=actor_id,
@@ -139,6 +165,14 @@ def audit_append(
         object_id=str(object_id),
         data=json.loads(json.dumps(data or {}, default=str)),
     )
+
+
+def audit_entries_append(entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+    """Add built entries to the ledger in one statement, in the order given (the sequencer keeps
+    it). Must run inside the transaction that makes the audited change."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit entries must be appended inside the transaction they audit")
+    return AuditEntry.objects.bulk_create(entries)
 
 
 def _lock_ledger() -> None:

@@ -94,7 +94,9 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        # A message's deliveries are queued at one instant, in one statement: the channel
+        # orders them as the lists of messages do.
+        ordering = ["-created_at", "channel"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
             models.Index(fields=["subject_id"], name="delivery_subject_idx"),

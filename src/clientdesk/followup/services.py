@@ -2,17 +2,17 @@
 clocks overdue when their due time passes."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
 from clientdesk.audit.models import ActivityType
 from clientdesk.audit.services import activity_record, audit_append
-from clientdesk.clients.models import Client
 from clientdesk.core import notify
 from clientdesk.core.errors import PermissionDenied
 from clientdesk.core.live.recording import live_event_record
@@ -70,16 +70,6 @@ def policy_update(*, user: User, data: dict[str, Any]) -> FollowUpPolicy:
     return policy
 
 
-def _answer(*, client_id: Any, direction: str, at: datetime) -> None:
-    """Close every open clock of `client_id`'s messages in `direction`. Due rows go first: the
-    overdue worker locks a due row before its message, so the same order here cannot deadlock."""
-    open_messages = Message.objects.filter(
-        client_id=client_id, direction=direction, reply_state__in=OPEN_STATES
-    )
-    FollowUpDue.objects.filter(message__in=open_messages.values("id")).delete()
-    open_messages.update(reply_state=ReplyState.ANSWERED, answered_at=at)
-
-
 def _overdue_since(conversation: Conversation) -> datetime | None:
     overdue = [
         due
@@ -92,63 +82,147 @@ def _overdue_since(conversation: Conversation) -> datetime | None:
     return min(overdue, default=None)
 
 
-def followup_message_written(message: Message) -> None:
-    """Move the clocks for a message just written, in its transaction: ours answers the client's
-    open messages and may start a reply clock; the client's answers our waiting messages and
-    opens a response clock unless one is already running."""
-    now = message.created_at
-    # The client row is the conversation's mutex: two messages of one client at once must not
-    # both open a response clock. The overdue worker never locks it, so no lock cycle.
-    Client.objects.select_for_update().filter(pk=message.client_id).values("pk").first()
-    if message.direction == Direction.OUT:
-        _answer(client_id=message.client_id, direction=Direction.IN, at=now)
-        if message.expects_reply:
-            due = message.reply_due_at or _policy_due(reply_due, message)
-            if due is not None:
-                _start(message, due)
-    else:
-        _answer(client_id=message.client_id, direction=Direction.OUT, at=now)
-        already_open = Message.objects.filter(
-            client_id=message.client_id, direction=Direction.IN, reply_state__in=OPEN_STATES
-        ).exists()
-        if not already_open:
-            due = _policy_due(response_due, message)
-            if due is not None:
-                _start(message, due)
-    _conversation_refresh(message)
+def followup_messages_written(messages: Sequence[Message]) -> None:
+    """Move the clocks for messages just written, in their transaction, as if each had been
+    written alone in the order given: ours answers the client's open messages and may start a
+    reply clock; the client's answers our waiting messages and opens a response clock unless one
+    is already running. A statement per kind of change, whatever the number of messages.
 
-
-def _policy_due(
-    rule: Callable[[FollowUpPolicy, datetime], datetime], message: Message
-) -> datetime | None:
-    """The policy's due time for `message`, or None when the stored policy cannot give one: the
-    message matters more than its clock, so it is kept without one. Administrators see why on
-    the follow-up pages (policy_problem)."""
-    try:
-        return rule(policy_get(), message.created_at)
-    except PolicyUnmet as problem:
-        log.warning(
-            "follow-up clock skipped for message %s (%s): %s",
-            message.pk,
-            message.direction,
-            problem,
+    The writer holds the clients' rows locked: the conversation's mutex (two messages of one
+    client at once must not both open a response clock; the overdue worker never locks it, so
+    no lock cycle). Then the same order as the overdue job: due rows, messages, conversation."""
+    if not messages:
+        return
+    inbound = {m.client_id for m in messages if m.direction == Direction.IN}
+    # Clients already waiting for our response, before these messages.
+    waiting = set(
+        Message.objects.filter(
+            client_id__in=inbound, direction=Direction.IN, reply_state__in=OPEN_STATES
         )
-        return None
+        .order_by()
+        .values_list("client_id", flat=True)
+        .distinct()
+        if inbound
+        else ()
+    )
+    answering: dict[tuple[Any, str], datetime] = {}
+    for message in messages:
+        answering.setdefault((message.client_id, _other(message.direction)), message.created_at)
+    _answer_stored(answering)
+    conversations = {
+        c.pk: c
+        for c in Conversation.objects.select_for_update().filter(
+            pk__in={m.client_id for m in messages}
+        )
+    }
+    policy_due = _PolicyDue()
+    running: dict[tuple[Any, str], list[Message]] = {}  # clocks these messages started
+    for message in messages:
+        for answered in running.pop((message.client_id, _other(message.direction)), []):
+            answered.reply_state = ReplyState.ANSWERED
+            answered.answered_at = message.created_at
+        due: datetime | None = None
+        if message.direction == Direction.OUT:
+            waiting.discard(message.client_id)
+            if message.expects_reply:
+                due = message.reply_due_at or policy_due(reply_due, message)
+        elif message.client_id not in waiting:
+            due = policy_due(response_due, message)
+        if due is not None:
+            message.reply_due_at = due
+            message.reply_state = ReplyState.AWAITING
+            running.setdefault((message.client_id, message.direction), []).append(message)
+            if message.direction == Direction.IN:
+                waiting.add(message.client_id)
+        conversation = conversations.setdefault(
+            message.client_id, Conversation(client_id=message.client_id)
+        )
+        _conversation_follow(conversation, message)
+    _clocks_store(messages)
+    Conversation.objects.bulk_create(
+        conversations.values(),
+        update_conflicts=True,
+        unique_fields=["client"],
+        update_fields=[f.name for f in Conversation._meta.concrete_fields if not f.primary_key],
+    )
 
 
-def _start(message: Message, due: datetime) -> None:
-    message.reply_due_at = due
-    message.reply_state = ReplyState.AWAITING
-    message.save(update_fields=["reply_due_at", "reply_state"])
-    FollowUpDue.objects.create(message=message, due_at=due)
-    notify.work_due()  # a worker sleeping until a later due time looks again
+def _other(direction: str) -> str:
+    return Direction.IN if direction == Direction.OUT else Direction.OUT
 
 
-def _conversation_refresh(message: Message) -> None:
-    """Bring the client's conversation row up to date after `message`."""
-    conversation = Conversation.objects.select_for_update().filter(pk=message.client_id).first()
-    if conversation is None:
-        conversation = Conversation(client_id=message.client_id)
+def _answer_stored(answering: dict[tuple[Any, str], datetime]) -> None:
+    """Close the open clocks of earlier messages: for each (client, direction), at the time of
+    the first message answering them. Due rows go first: the overdue worker locks a due row
+    before its message, so the same order here cannot deadlock."""
+    by_time: dict[datetime, dict[str, list[Any]]] = {}
+    for (client_id, direction), at in answering.items():
+        by_time.setdefault(at, {}).setdefault(direction, []).append(client_id)
+    for at, clients in by_time.items():
+        which = Q()
+        for direction, client_ids in clients.items():
+            which |= Q(client_id__in=client_ids, direction=direction)
+        open_messages = Message.objects.filter(which, reply_state__in=OPEN_STATES)
+        FollowUpDue.objects.filter(message__in=open_messages.values("id")).delete()
+        open_messages.update(reply_state=ReplyState.ANSWERED, answered_at=at)
+
+
+class _PolicyDue:
+    """Due times from the stored policy, read once per write and worked out once per rule and
+    start time; None when the stored policy cannot give one: the message matters more than its
+    clock, so it is kept without one. Administrators see why on the follow-up pages
+    (policy_problem)."""
+
+    def __init__(self) -> None:
+        self._policy: FollowUpPolicy | None = None
+        self._known: dict[tuple[Any, datetime], tuple[datetime | None, PolicyUnmet | None]] = {}
+
+    def __call__(
+        self, rule: Callable[[FollowUpPolicy, datetime], datetime], message: Message
+    ) -> datetime | None:
+        key = (rule, message.created_at)
+        if key not in self._known:
+            if self._policy is None:
+                self._policy = policy_get()
+            try:
+                self._known[key] = (rule(self._policy, message.created_at), None)
+            except PolicyUnmet as unmet:
+                self._known[key] = (None, unmet)
+        due, skipped = self._known[key]
+        if skipped is not None:
+            log.warning(
+                "follow-up clock skipped for message %s (%s): %s",
+                message.pk,
+                message.direction,
+                skipped,
+            )
+        return due
+
+
+def _clocks_store(messages: Sequence[Message]) -> None:
+    """Store the clock state the written messages ended with: an update per distinct state
+    (one, for a broadcast), and a due row for each clock still running."""
+    states: dict[tuple[str, datetime | None, datetime | None], list[Any]] = {}
+    for message in messages:
+        if message.reply_state != ReplyState.NONE:
+            key = (message.reply_state, message.reply_due_at, message.answered_at)
+            states.setdefault(key, []).append(message.pk)
+    for (state, due, answered_at), ids in states.items():
+        Message.objects.filter(pk__in=ids).update(
+            reply_state=state, reply_due_at=due, answered_at=answered_at
+        )
+    running = [
+        FollowUpDue(message=m, due_at=m.reply_due_at)
+        for m in messages
+        if m.reply_state == ReplyState.AWAITING and m.reply_due_at is not None
+    ]
+    if running:
+        FollowUpDue.objects.bulk_create(running)
+        notify.work_due()  # a worker sleeping until a later due time looks again
+
+
+def _conversation_follow(conversation: Conversation, message: Message) -> None:
+    """Bring the client's conversation up to date after `message` (in memory)."""
     conversation.last_message = message
     conversation.last_message_at = message.created_at
     conversation.last_direction = message.direction
@@ -167,7 +241,6 @@ def _conversation_refresh(message: Message) -> None:
         if message.reply_state == ReplyState.AWAITING:
             conversation.response_due_at = message.reply_due_at
     conversation.overdue_since = _overdue_since(conversation)
-    conversation.save()
 
 
 def followup_overdue_job(now: datetime) -> datetime | None:

@@ -1,5 +1,5 @@
 """Messages between staff and clients, message templates, and the idempotency keys that keep
-sends single."""
+sends and replies single."""
 
 import uuid
 
@@ -161,9 +161,13 @@ class Message(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """The first response to a send, kept so a retry with the same key replays it."""
+    """The first answer to a request that wrote a message, kept so that a retry with the same
+    key replays it. Keys are per author: a staff user's sends, a client's replies."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    client = models.ForeignKey(Client, null=True, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request it answered.")
     message = models.ForeignKey(Message, null=True, on_delete=models.CASCADE, related_name="+")
@@ -173,7 +177,14 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")
+            # NULLs differ in a unique index, so each of these holds for its own author only.
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user"),
+            models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_per_client"),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, client__isnull=True)
+                | models.Q(user__isnull=True, client__isnull=False),
+                name="idempotency_key_one_author",
+            ),
         ]
 
     def __str__(self) -> str:

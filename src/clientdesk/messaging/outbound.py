@@ -1,6 +1,7 @@
 """What a message looks like on each delivery channel; `delivery` carries it there."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,9 +10,10 @@ from django.utils.html import escape, linebreaks
 
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
-from clientdesk.delivery.services.endpoints import active_channels
-from clientdesk.delivery.services.queue import delivery_create
-from clientdesk.messaging.models import Message
+from clientdesk.delivery.selectors import endpoint_get
+from clientdesk.delivery.services.endpoints import active_channels, endpoint_channels
+from clientdesk.delivery.services.queue import Outgoing, deliveries_create, delivery_create
+from clientdesk.messaging.models import Direction, Message
 
 
 def _time(message: Message) -> str:
@@ -117,31 +119,46 @@ def _notification_email(message: Message, business: str) -> dict[str, Any]:
     }
 
 
-def message_deliveries_create(message: Message) -> list[Delivery]:
-    """Queue the message on every active channel. Runs inside the send transaction."""
-    payloads = {Channel.WEBHOOK: webhook_payload, Channel.EMAIL: email_payload}
-    return [
-        delivery_create(
-            channel=channel,
-            client=message.client,
-            subject_id=message.id,
-            payload=payloads[channel](message),
-        )
-        for channel in active_channels(client=message.client)
-    ]
+def messages_deliveries_create(messages: Sequence[Message]) -> list[list[Delivery]]:
+    """Queue written messages, all in one insert, inside the transaction that writes them: ours
+    on every active channel (`message.sent`), a client's to the outgoing endpoint
+    (`message.received`). Returns each message's deliveries, in the order given."""
+    endpoint = endpoint_get()
+    outgoing: list[Outgoing] = []
+    owners: list[int] = []
+    for index, message in enumerate(messages):
+        if message.direction == Direction.OUT:
+            channels = endpoint_channels(endpoint, client=message.client)
+        else:
+            channels = [Channel.WEBHOOK] if endpoint is not None else []
+        for channel in channels:
+            outgoing.append(
+                Outgoing(channel, message.client, message.id, _payload(channel, message))
+            )
+            owners.append(index)
+    queued: list[list[Delivery]] = [[] for _ in messages]
+    for index, delivery in zip(owners, deliveries_create(outgoing=outgoing), strict=True):
+        queued[index].append(delivery)
+    return queued
+
+
+def _payload(channel: Channel, message: Message) -> dict[str, Any]:
+    if channel == Channel.EMAIL:
+        return email_payload(message)
+    if message.direction == Direction.IN:
+        return webhook_payload(message, type="message.received")
+    return webhook_payload(message)
 
 
 def message_event_webhook_create(message: Message, *, type: str, at: datetime) -> Delivery | None:
-    """Queue `message.read`, `message.received` or `message.reply_overdue` to the outgoing
-    endpoint, when one is set up
-    (while it is disabled the delivery waits, like a message's). A read receipt gets its own
+    """Queue `message.read` or `message.reply_overdue` to the outgoing endpoint, when one is set
+    up (while it is disabled the delivery waits, like a message's). The event gets its own
     subject id, so it never shows as the message's own delivery."""
     if Channel.WEBHOOK not in active_channels(client=message.client):
         return None
-    subject_id = message.id if type == "message.received" else uuid.uuid5(message.id, type)
     return delivery_create(
         channel=Channel.WEBHOOK,
         client=message.client,
-        subject_id=subject_id,
+        subject_id=uuid.uuid5(message.id, type),
         payload=webhook_payload(message, type=type, timestamp=at),
     )

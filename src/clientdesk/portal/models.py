@@ -1,5 +1,4 @@
-"""Portal sessions (short-lived, one client each), one-time sign-in links, and the idempotency
-answers of client replies."""
+"""Portal sessions (short-lived, one client each) and one-time sign-in links."""
 
 import uuid
 
@@ -50,21 +49,3 @@ class PortalLink(models.Model):
 
     def __str__(self) -> str:
         return f"Sign-in link for {self.client}"
-
-
-class PortalReplyKey(models.Model):
-    """The first answer to a client's reply, so a retry with the same key replays it."""
-
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    message_id = models.UUIDField()
-    created_at = models.DateTimeField(db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["client", "key"], name="portal_reply_key_per_client")
-        ]
-
-    def __str__(self) -> str:
-        return self.key

@@ -1,5 +1,5 @@
 """Writes of the client's side: issuing portal sessions and sign-in links, marking a message
-read, and receiving a client's reply.
+read, and receiving a client's reply (written by messaging's one writer).
 
 Tokens are Django signatures (HMAC-SHA256 under SECRET_KEY, salted for this use) over the
 session's id and client id, prefixed `cdp_`. We chose Django's signing over a JWT library: the
@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from clientdesk.accounts.models import ApiToken, User
@@ -30,16 +30,20 @@ from clientdesk.core.errors import ApplicationError, NotFound, PermissionDenied,
 from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
-from clientdesk.messaging.hooks import message_written
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import message_event_webhook_create
-from clientdesk.messaging.representations import message_client_representation
-from clientdesk.portal.models import PortalLink, PortalReplyKey, PortalSession
+from clientdesk.messaging.services.idempotency import (
+    idempotency_fingerprint,
+    idempotency_key_check,
+    idempotency_key_find,
+    idempotency_replay,
+)
+from clientdesk.messaging.services.writing import MessageWrite, message_text_check, messages_write
+from clientdesk.portal.models import PortalLink, PortalSession
 from clientdesk.portal.permissions import PortalPermission
 
 TOKEN_PREFIX = "cdp_"  # noqa: S105 - a prefix, not a secret
 _SALT = "clientdesk.portal.session"
-_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 
 
 class TooManyRequests(ApplicationError):
@@ -292,34 +296,10 @@ def _check_reply_rate(client: Client, now: datetime) -> None:
         )
 
 
-def _reply_fingerprint(body: str, in_reply_to: Any) -> str:
-    canonical = json.dumps({"body": body, "in_reply_to": str(in_reply_to or "")}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _check_key(key: str) -> None:
-    if not 1 <= len(key) <= 255 or not set(key) <= _KEY_CHARS:
-        raise ValidationFailed(
-            "Idempotency-Key must be 1–255 printable ASCII characters without spaces "
-            "(a UUID is a good choice).",
-            errors={"Idempotency-Key": ["Invalid idempotency key."]},
-        )
-
-
 @dataclass(frozen=True)
 class ReplyResult:
     message: Message
     replayed: bool
-
-
-def _replay(existing: PortalReplyKey, fingerprint: str) -> ReplyResult:
-    if existing.fingerprint != fingerprint:
-        raise ValidationFailed(
-            "This Idempotency-Key was already used for another reply; use a new key.",
-            errors={"Idempotency-Key": ["Already used with another request body."]},
-        )
-    message = Message.objects.select_related("sender").get(pk=existing.message_id)
-    return ReplyResult(message, replayed=True)
 
 
 def portal_reply_create(
@@ -330,92 +310,48 @@ def portal_reply_create(
     meta: RequestMeta,
     in_reply_to: Any = None,
 ) -> ReplyResult:
-    """Receive a client's reply: plain text, never rendered, the same limits as staff messages.
-
-    The single place a reply is written: the timeline, the ledger, the `message.received`
-    webhook and the live event all happen here, in one transaction."""
-    _check_key(idempotency_key)
-    if not body.strip():
-        raise ValidationFailed(
-            "Type a reply before sending.", errors={"body": ["This field may not be blank."]}
-        )
-    if len(body) > settings.MESSAGE_MAX_LENGTH:
-        raise ValidationFailed(
-            f"The reply is {len(body):,} characters; the limit is {settings.MESSAGE_MAX_LENGTH:,}.",
-            errors={"body": [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
-        )
-    fingerprint = _reply_fingerprint(body, in_reply_to)
-    existing = PortalReplyKey.objects.filter(client=client, key=idempotency_key).first()
-    if existing is not None:
-        return _replay(existing, fingerprint)
-    original: Message | None = None
-    if in_reply_to is not None:
-        original = Message.objects.filter(pk=in_reply_to, client=client).first()
-        if original is None:
-            raise ValidationFailed(
-                "in_reply_to must be the id of one of your messages.",
-                errors={"in_reply_to": ["No such message."]},
-            )
+    """Receive a client's reply: plain text, never rendered, checked as staff text is; written
+    by the one writer of messages, which replays a retry under its key."""
+    idempotency_key_check(idempotency_key)
+    message_text_check(body, noun="reply")
+    fingerprint = idempotency_fingerprint({"body": body, "in_reply_to": str(in_reply_to or "")})
     try:
-        with transaction.atomic():
-            # Lock the client row: replies of one client take turns, so the rate check holds.
-            Client.objects.select_for_update().filter(pk=client.pk).exists()
-            now = timezone.now()
-            _check_reply_rate(client, now)
-            message = Message.objects.create(
-                client=client,
-                direction=Direction.IN,
-                sender=None,
-                body=body,
-                source=body,
-                idempotency_key=idempotency_key,
-                request_ip=meta.ip,
-                user_agent=meta.user_agent,
-                request_id=meta.request_id,
-                created_at=now,
-                in_reply_to=original,
-            )
-            message_written(message)  # the follow-up clocks: answered, needs a response
-            PortalReplyKey.objects.create(
-                client=client,
-                key=idempotency_key,
-                fingerprint=fingerprint,
-                message_id=message.id,
-                created_at=now,
-            )
-            activity_record(
-                client=client,
-                type=ActivityType.REPLY_RECEIVED,
-                actor=None,
-                by_client=True,
-                created_at=now,
-                subject_id=message.id,
-                data={"message_id": str(message.id), "body": body},
-            )
-            message_event_webhook_create(message, type="message.received", at=now)
-            audit_append(
-                actor=None,
-                client_actor=client,
-                action="message.received",
-                object_type="message",
-                object_id=message.id,
-                created_at=now,
-                data={
-                    "in_reply_to": str(original.id) if original else None,
-                    "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
-                    "ip": meta.ip,
-                    "user_agent": meta.user_agent,
-                    "request_id": meta.request_id,
-                },
-            )
-            live_event_record(
-                client_id=client.id,
-                type="message.created",
-                data=message_client_representation(message),
-            )
-    except IntegrityError:
-        existing = PortalReplyKey.objects.filter(client=client, key=idempotency_key).first()
+        original = _reply_original(client, in_reply_to)
+        # The writer locks the client's row first, so replies of one client take turns and the
+        # count holds.
+        (result,) = messages_write(
+            writes=[
+                MessageWrite(
+                    client=client,
+                    direction=Direction.IN,
+                    body=body,
+                    in_reply_to=original,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                    meta=meta,
+                )
+            ],
+            check_locked=lambda now: _check_reply_rate(client, now),
+        )
+    except (ValidationFailed, TooManyRequests):
+        # A retry of a reply that went through gets its answer, whatever would refuse it now.
+        existing = idempotency_key_find(key=idempotency_key, client=client)
         if existing is None:
             raise
-        return _replay(existing, fingerprint)
-    return ReplyResult(message, replayed=False)
+        result = idempotency_replay(existing, fingerprint)
+    if result.message is not None:
+        return ReplyResult(result.message, replayed=False)
+    message = Message.objects.select_related("sender").get(pk=result.message_id)
+    return ReplyResult(message, replayed=True)
+
+
+def _reply_original(client: Client, in_reply_to: Any) -> Message | None:
+    if in_reply_to is None:
+        return None
+    original = Message.objects.filter(pk=in_reply_to, client=client).first()
+    if original is None:
+        raise ValidationFailed(
+            "in_reply_to must be the id of one of your messages.",
+            errors={"in_reply_to": ["No such message."]},
+        )
+    return original

@@ -95,7 +95,11 @@ def active_channels(*, client: Client) -> list[Channel]:
     """The channels a message to `client` is queued on. The webhook is one whenever an endpoint
     is configured, enabled or not: while it is disabled its deliveries wait (the worker leaves
     them alone) and go out, oldest first, once it is enabled again."""
-    endpoint = endpoint_get()
+    return endpoint_channels(endpoint_get(), client=client)
+
+
+def endpoint_channels(endpoint: OutgoingEndpoint | None, *, client: Client) -> list[Channel]:
+    """`active_channels` with the endpoint already read, for callers queueing many messages."""
     queued_on = []
     if endpoint is not None:
         queued_on.append(Channel.WEBHOOK)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -44,22 +44,43 @@ EXCERPT_CHARS = 2000
 # --- Queueing --------------------------------------------------------------------------------
 
 
+class Outgoing(NamedTuple):
+    """A payload to carry: on which channel, about which client (none for the ledger's), for
+    which subject (what its deliveries are listed under, e.g. a message's id)."""
+
+    channel: Channel
+    client: Client | None
+    subject_id: uuid.UUID
+    payload: dict[str, Any]
+
+
 def delivery_create(
     *, channel: Channel, client: Client | None, subject_id: uuid.UUID, payload: dict[str, Any]
 ) -> Delivery:
     """Queue one delivery. Call inside the transaction that writes its subject: the worker
     only sees it after commit, and nothing leaves the process before."""
+    return deliveries_create(outgoing=[Outgoing(channel, client, subject_id, payload)])[0]
+
+
+def deliveries_create(*, outgoing: Sequence[Outgoing]) -> list[Delivery]:
+    """Queue many deliveries with one insert and one wake-up, in the order given; as
+    `delivery_create`, inside the transaction that writes their subjects."""
+    if not outgoing:
+        return []
     now = timezone.now()
-    delivery = Delivery.objects.create(
-        channel=channel,
-        client=client,
-        subject_id=subject_id,
-        payload=payload,
-        next_attempt_at=now,
-        created_at=now,
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(
+            channel=item.channel,
+            client=item.client,
+            subject_id=item.subject_id,
+            payload=item.payload,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for item in outgoing
     )
     notify.work_due()
-    return delivery
+    return deliveries
 
 
 def delivery_changed(delivery: Delivery) -> None:

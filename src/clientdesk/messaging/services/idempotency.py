@@ -1,58 +1,57 @@
-"""Idempotency keys of sends: the fingerprint of a request, the stored first answer, replays
-and the pruning of old keys."""
+"""Idempotency keys of the requests that write messages (staff sends, client replies): the key's
+form, the request's fingerprint, the stored first answer, replays and the pruning of old keys.
+
+The writer (`writing.py`) stores the answer under the key's unique index, per author: a staff
+user's keys and a client's keys never meet."""
 
 import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
+from clientdesk.clients.models import Client
 from clientdesk.core.errors import Conflict, ValidationFailed
-from clientdesk.messaging.models import IdempotencyKey
+from clientdesk.messaging.models import IdempotencyKey, Message
 
-_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# fullmatch: `$` would let a trailing newline through.
+_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 @dataclass(frozen=True)
 class SendResult:
+    """The answer to a request that writes a message: its first response, replayed or not.
+    `message`: the message itself when this request wrote it (a replay names it by id only)."""
+
     message_id: uuid.UUID
     response: dict[str, Any]
     replayed: bool
+    message: Message | None = field(default=None, compare=False, repr=False)
 
 
 def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-def idempotency_fingerprint(
-    *,
-    client_id: uuid.UUID,
-    body: str | None,
-    template_id: str | None,
-    expects_reply: bool = False,
-    reply_due_at: datetime | None = None,
-) -> str:
-    request: dict[str, Any] = {"client": str(client_id), "body": body, "template": template_id}
-    if expects_reply:  # only then, so keys stored before the follow-up fields still replay
-        request["expects_reply"] = True
-        request["reply_due_at"] = reply_due_at.isoformat() if reply_due_at else None
-    canonical = json.dumps(request, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def idempotency_key_check(key: str) -> None:
-    if not _KEY_PATTERN.match(key):
+    if not _KEY_PATTERN.fullmatch(key):
         raise ValidationFailed(
             "Idempotency-Key must be 1–255 printable ASCII characters without spaces "
             "(a UUID is a good choice).",
             errors={"Idempotency-Key": ["Invalid idempotency key."]},
         )
+
+
+def idempotency_fingerprint(request: dict[str, Any]) -> str:
+    """SHA-256 of the request as canonical JSON: what a retry must repeat to be replayed."""
+    canonical = json.dumps(request, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def idempotency_replay(existing: IdempotencyKey, fingerprint: str) -> SendResult:
@@ -67,8 +66,13 @@ def idempotency_replay(existing: IdempotencyKey, fingerprint: str) -> SendResult
     return SendResult(existing.message_id, existing.response_body, replayed=True)
 
 
-def idempotency_key_find(*, user: User, key: str) -> IdempotencyKey | None:
-    existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+def idempotency_key_find(
+    *, key: str, user: User | None = None, client: Client | None = None
+) -> IdempotencyKey | None:
+    """The answer stored under `key` for its author (a staff user, or a client), unless it has
+    outlived its lifetime (then it goes now)."""
+    author = {"user": user} if user is not None else {"client": client}
+    existing = IdempotencyKey.objects.filter(key=key, **author).first()
     ttl = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     if existing is not None and existing.created_at < timezone.now() - ttl:
         existing.delete()

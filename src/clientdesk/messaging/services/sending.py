@@ -1,37 +1,21 @@
-"""The send path: check, render, then write the message and its records in one transaction."""
+"""The staff send: check access and input and render the text, writing nothing; then hand the
+message to the one writer (`writing.py`)."""
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
-from clientdesk.audit.models import ActivityType
-from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
-from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.messaging.hooks import message_written
-from clientdesk.messaging.models import (
-    Direction,
-    IdempotencyKey,
-    Message,
-    MessageTemplateVersion,
-)
-from clientdesk.messaging.outbound import message_deliveries_create
+from clientdesk.messaging.models import Direction, MessageTemplateVersion
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import Rendered, RenderFailed, literal_source, render_message
-from clientdesk.messaging.representations import (
-    message_client_representation,
-    message_representation,
-)
 from clientdesk.messaging.selectors import template_current_version, template_get
 from clientdesk.messaging.services.idempotency import (
     SendResult,
@@ -40,6 +24,7 @@ from clientdesk.messaging.services.idempotency import (
     idempotency_key_find,
     idempotency_replay,
 )
+from clientdesk.messaging.services.writing import MessageWrite, message_text_check, messages_write
 
 
 @dataclass(frozen=True)
@@ -53,19 +38,6 @@ class Composed:
     template_version: MessageTemplateVersion | None = None
     template_language: str = ""
     template_edited: bool = False
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    """A fully checked send, not yet written."""
-
-    sender: User
-    composed: Composed
-    idempotency_key: str
-    fingerprint: str
-    meta: RequestMeta
-    expects_reply: bool = False
-    reply_due_at: datetime | None = None
 
 
 def check_can_send(user: User) -> None:
@@ -110,19 +82,6 @@ def _check_reply_due(expects_reply: bool, reply_due_at: datetime | None) -> None
         raise ValidationFailed(
             "reply_due_at must be in the future and within a year.",
             errors={"reply_due_at": ["Must be in the future and within 366 days."]},
-        )
-
-
-def _check_body(body: str) -> None:
-    if not body.strip():
-        raise ValidationFailed(
-            "Type a message before sending.", errors={"body": ["This field may not be blank."]}
-        )
-    if len(body) > settings.MESSAGE_MAX_LENGTH:
-        raise ValidationFailed(
-            f"The message is {len(body):,} characters; the limit is "
-            f"{settings.MESSAGE_MAX_LENGTH:,}.",
-            errors={"body": [f"At most {settings.MESSAGE_MAX_LENGTH} characters."]},
         )
 
 
@@ -178,7 +137,7 @@ def message_compose(
 
 
 def _render_typed(body: str, client: Client, sender: User) -> Rendered:
-    _check_body(body)
+    message_text_check(body)
     return render_message(source=body, client=client, sender=sender)
 
 
@@ -213,7 +172,7 @@ def message_send_prepare(
     template_id: Any = None,
     expects_reply: bool | None = None,
     reply_due_at: datetime | None = None,
-) -> SendRequest | SendResult:
+) -> MessageWrite | SendResult:
     """Check access and input and render the text; writes nothing.
 
     Returns the stored result instead when the idempotency key was already answered.
@@ -230,15 +189,15 @@ def message_send_prepare(
             template_id is not None and template_get(template_id=template_id).expects_reply
         )
     _check_reply_due(expects_reply, reply_due_at)
-    fingerprint = idempotency_fingerprint(
-        client_id=client.id,
+    fingerprint = _fingerprint(
+        client=client,
         body=body,
-        template_id=None if template_id is None else str(template_id),
+        template_id=template_id,
         expects_reply=expects_reply,
         reply_due_at=reply_due_at,
     )
     # A new key is the common case, so its lookup is folded into the write (the key's unique
-    # index, see message_send_commit). A request that would fail now still replays an earlier
+    # index, see writing.py). A request that would fail now still replays an earlier
     # answer under its key: a retry of a send that went through gets that answer, even after
     # the client was deactivated or the template changed.
     try:
@@ -250,124 +209,45 @@ def message_send_prepare(
             )
         composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
     except ValidationFailed:
-        existing = idempotency_key_find(user=sender, key=idempotency_key)
+        existing = idempotency_key_find(key=idempotency_key, user=sender)
         if existing is not None:
             return idempotency_replay(existing, fingerprint)
         raise
-    return SendRequest(
+    return MessageWrite(
+        client=client,
+        direction=Direction.OUT,
         sender=sender,
-        composed=composed,
+        body=composed.rendered.body,
+        source=composed.source,
+        variables=composed.rendered.variables,
+        template_version=composed.template_version,
+        template_language=composed.template_language,
+        template_edited=composed.template_edited,
+        expects_reply=expects_reply,
+        reply_due_at=reply_due_at,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         meta=meta,
-        expects_reply=expects_reply,
-        reply_due_at=reply_due_at,
     )
 
 
-def message_send_commit(request: SendRequest) -> SendResult:
-    """Write the message, its timeline event and ledger record, and the idempotency answer.
-
-    The answer is stored under the key's unique index in the same transaction. A key answered
-    before (or by a concurrent request, which waits on the index until that one commits) ends
-    this transaction, so nothing of this attempt remains, and the stored answer is replayed.
-    """
-    for last_try in (False, True):
-        try:
-            return _send_write(request)
-        except IntegrityError:
-            existing = idempotency_key_find(user=request.sender, key=request.idempotency_key)
-            if existing is not None:
-                return idempotency_replay(existing, request.fingerprint)
-            if last_try:
-                raise
-            # The stored key had outlived its lifetime and went just now: write once more.
-    raise AssertionError("unreachable")
-
-
-def _send_write(request: SendRequest) -> SendResult:
-    with transaction.atomic():
-        now = timezone.now()
-        composed = request.composed
-        version = composed.template_version
-        message = Message.objects.create(
-            client=composed.client,
-            direction=Direction.OUT,
-            sender=request.sender,
-            body=composed.rendered.body,
-            source=composed.source,
-            variables=composed.rendered.variables,
-            template=version.template if version else None,
-            template_version=version.version if version else None,
-            template_language=composed.template_language,
-            template_edited=composed.template_edited,
-            idempotency_key=request.idempotency_key,
-            request_ip=request.meta.ip,
-            user_agent=request.meta.user_agent,
-            request_id=request.meta.request_id,
-            created_at=now,
-            expects_reply=request.expects_reply,
-            reply_due_at=request.reply_due_at,
-        )
-        message_written(message)
-        activity_record(
-            client=composed.client,
-            type=ActivityType.MESSAGE_SENT,
-            actor=request.sender,
-            created_at=now,
-            subject_id=message.id,
-            data={
-                "message_id": str(message.id),
-                "body": message.body,
-                **({"template": _template_summary(message)} if version else {}),
-            },
-        )
-        deliveries = message_deliveries_create(message)
-        response = message_representation(message, deliveries=deliveries)
-        IdempotencyKey.objects.create(
-            user=request.sender,
-            key=request.idempotency_key,
-            fingerprint=request.fingerprint,
-            message=message,
-            response_body=response,
-            created_at=now,
-        )
-        audit_append(
-            actor=request.sender,
-            action="message.sent",
-            object_type="message",
-            object_id=message.id,
-            created_at=now,
-            data={
-                "client_id": str(composed.client.id),
-                "template_id": str(version.template_id) if version else None,
-                "template_version": version.version if version else None,
-                "template_edited": message.template_edited,
-                "body_sha256": hashlib.sha256(message.body.encode()).hexdigest(),
-                "ip": request.meta.ip,
-                "user_agent": request.meta.user_agent,
-                "request_id": request.meta.request_id,
-            },
-        )
-        # Last: it takes the live-event order lock (see live_event_record).
-        live_event_record(
-            client_id=composed.client.id,
-            type="message.created",
-            data=message_client_representation(message),
-        )
-    return SendResult(message.id, response, replayed=False)
-
-
-def _template_summary(message: Message) -> dict[str, Any]:
-    """The template a message came from, as its timeline entry names it."""
-    assert message.template is not None
-    return {
-        "id": str(message.template_id),
-        "name": message.template.name,
-        "version": message.template_version,
-        "language": message.template_language,
-        "edited": message.template_edited,
+def _fingerprint(
+    *,
+    client: Client,
+    body: str | None,
+    template_id: Any,
+    expects_reply: bool,
+    reply_due_at: datetime | None,
+) -> str:
+    request: dict[str, Any] = {
+        "client": str(client.id),
+        "body": body,
+        "template": None if template_id is None else str(template_id),
     }
+    if expects_reply:  # only then, so keys stored before the follow-up fields still replay
+        request["expects_reply"] = True
+        request["reply_due_at"] = reply_due_at.isoformat() if reply_due_at else None
+    return idempotency_fingerprint(request)
 
 
 def message_send(
@@ -393,4 +273,4 @@ def message_send(
     )
     if isinstance(prepared, SendResult):
         return prepared
-    return message_send_commit(prepared)
+    return messages_write(writes=[prepared])[0]
