@@ -3,27 +3,23 @@ records (via `ui`, completed, same rows and SHA-256)."""
 
 import hashlib
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clientdesk.audit.models import AuditEntry, AuditRecord
-from clientdesk.messaging.models import Message
+from tests.sending import write_texts
 
 
 def test_the_export_button_downloads_what_the_ledger_records(
     page, login, make_staff, make_client, agent_user, tmp_path
 ):
     client = make_client()
-    t0 = datetime.now(UTC) - timedelta(days=1)
-    Message.objects.bulk_create(
-        Message(
-            client=client,
-            sender=agent_user,
-            body=f'=HYPERLINK("http://evil.example","{n}")' if n % 2 else f"Hello {n}",
-            source="x",
-            created_at=t0 + timedelta(seconds=n),
-        )
-        for n in range(5000)
+    write_texts(
+        agent_user,
+        client,
+        (
+            f'=HYPERLINK("http://evil.example","{n}")' if n % 2 else f"Hello {n}"
+            for n in range(5000)
+        ),
     )
     login(make_staff("Manager"))
     page.goto("/messages/")

@@ -24,8 +24,9 @@ from clientdesk.audit.services import audit_sequence
 from clientdesk.audit.signing import current_verifier
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.export import _csv_cell
-from clientdesk.messaging.models import Direction, Message
+from clientdesk.messaging.models import Message
 from clientdesk.messaging.services.sending import message_send
+from clientdesk.portal.services import portal_reply_create
 from tests.audit import merkle_reference as ref
 
 pytestmark = pytest.mark.django_db
@@ -59,15 +60,14 @@ def conversation(agent, make_client):
     """Eight messages from the agent to one client at fixed times, and the client's reply."""
     client = make_client(external_id="=EXT-1", first_name="Zoë", last_name="Müller")
     messages = [_send(agent, client, body) for body in BODIES]
-    reply = Message.objects.create(
+    reply = portal_reply_create(
         client=client,
-        direction=Direction.IN,
         body="Thanks! -- Zoë",
-        source="Thanks! -- Zoë",
-        created_at=T0,
-        in_reply_to=messages[0],
+        idempotency_key="reply-1",
+        meta=RequestMeta(),
+        in_reply_to=messages[0].id,
     )
-    messages.append(reply)
+    messages.append(reply.message)
     for n, message in enumerate(messages):
         Message.objects.filter(pk=message.pk).update(created_at=T0 + timedelta(minutes=n))
     Message.objects.filter(pk=messages[0].pk).update(read_at=T0 + timedelta(hours=1))

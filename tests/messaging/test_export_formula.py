@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import unicodedata
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clientdesk.messaging.export import _csv_cell
-from clientdesk.messaging.models import Message
+from tests.sending import write_texts
 
 TRIGGERS = "=+-@＝＋－＠﹦﹢﹣﹫−⁼₌⁺₊⁻₋"
 # What may stand before a trigger unseen, or be trimmed by a spreadsheet: spaces (NBSP,
@@ -183,17 +182,8 @@ def test_libreoffice_evaluates_no_cell_of_the_export(make_client, agent, tmp_pat
             pytest.fail(message)
         pytest.skip(message)
     client = make_client(external_id="=1+1", first_name="\u00a0=1+1", last_name="")
-    t0 = datetime(2026, 5, 1, tzinfo=UTC)
-    Message.objects.bulk_create(
-        Message(
-            client=client,
-            sender=agent,
-            body=payload,
-            source=payload,
-            created_at=t0 + timedelta(seconds=n),
-        )
-        for n, payload in enumerate(PAYLOADS)
-    )
+    for payload in PAYLOADS:  # one write each: the export keeps their order
+        write_texts(agent, client, [payload])
     exported = tmp_path / "export.csv"
     call_command("export_messages", "--format", "csv", "-o", str(exported))
     # The control: this LibreOffice does evaluate what the export would have held unquoted.

@@ -37,6 +37,7 @@ from clientdesk.audit.services import audit_sequence
 from clientdesk.messaging.export import ExportRequest, export_record, export_recorded, export_run
 from clientdesk.messaging.export import ExportResult as Result
 from clientdesk.messaging.models import Message
+from tests.sending import write_texts
 from tests.servers import ROOT, child_env, procfile_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -314,12 +315,7 @@ def test_a_chunk_counts_once_the_reader_comes_back_for_the_next(db, agent, make_
     """A chunk handed to a reader that then goes away (the server's write failed, the client
     left) is not counted: the record holds what the reader took."""
     client = make_client()
-    Message.objects.bulk_create(
-        [
-            Message(client=client, sender=agent, body="ok", source="ok", created_at=T0)
-            for _ in range(3)
-        ]
-    )
+    write_texts(agent, client, ["ok"] * 3)
     request = ExportRequest(
         format="ndjson", since=None, until=None, as_of=datetime.now(UTC), client=None, sender=None
     )
