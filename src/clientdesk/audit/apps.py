@@ -11,11 +11,11 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from clientdesk.audit.append_only import register_sqlite_function
         from clientdesk.audit.jobs import ledger_job
-        from clientdesk.audit.services import audit_append
+        from clientdesk.audit.services import audit_append_recorded
         from clientdesk.core.jobs import job_register
-        from clientdesk.core.ledger import ledger_connect
+        from clientdesk.core.ledger import ledger_recorded
 
-        ledger_connect(audit_append)
+        ledger_recorded.register(name="audit.ledger", run=audit_append_recorded)
         job_register(name="audit.ledger", run=ledger_job, every_seconds=1.0)
 
         connection_created.connect(register_sqlite_function, dispatch_uid="audit-sqlite-switch")

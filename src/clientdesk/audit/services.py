@@ -3,7 +3,7 @@ sequencer that turns entries into chained, tree-hashed records, and signed check
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from clientdesk.accounts.models import User
 from clientdesk.audit import merkle, signing
+from clientdesk.audit.hooks import checkpoint_created
 from clientdesk.audit.models import (
     ActivityEvent,
     ActivityType,
@@ -23,6 +24,7 @@ from clientdesk.audit.models import (
     AuditTreeNode,
 )
 from clientdesk.clients.models import Client
+from clientdesk.core.ledger import LedgerRecord
 
 GENESIS_HASH = "0" * 64
 # Any constant works; it names the one advisory lock that serialises the sequencer.
@@ -175,6 +177,18 @@ def audit_entries_append(entries: Sequence[AuditEntry]) -> list[AuditEntry]:
     return AuditEntry.objects.bulk_create(entries)
 
 
+def audit_append_recorded(record: LedgerRecord) -> None:
+    """A record from an app below audit in the import order (`core/ledger.py`)."""
+    audit_append(
+        actor=record.actor,
+        action=record.action,
+        object_type=record.object_type,
+        object_id=record.object_id,
+        created_at=record.created_at,
+        data=record.data,
+    )
+
+
 def _lock_ledger() -> None:
     """One sequencer or checkpoint writer at a time; SQLite's IMMEDIATE transactions already
     serialise writers."""
@@ -251,16 +265,6 @@ def tree_nodes(wanted: set[merkle.Node]) -> dict[merkle.Node, bytes]:
     }
 
 
-CheckpointHook = Callable[[AuditCheckpoint], object]
-_checkpoint_hooks: dict[str, CheckpointHook] = {}
-
-
-def checkpoint_created_hook_register(*, name: str, hook: CheckpointHook) -> None:
-    """Apps that act on each new signed checkpoint (the outgoing webhook) register here from
-    `AppConfig.ready()`; hooks run in the transaction that stores the checkpoint."""
-    _checkpoint_hooks[name] = hook
-
-
 class LedgerBroken(RuntimeError):
     """The ledger no longer agrees with itself or with a checkpoint; nothing was signed."""
 
@@ -307,6 +311,5 @@ def audit_checkpoint_create(*, now: datetime | None = None) -> AuditCheckpoint:
             vkey=verifier.vkey,
             created_at=now or timezone.now(),
         )
-        for hook in _checkpoint_hooks.values():
-            hook(checkpoint)
+        checkpoint_created(checkpoint)
         return checkpoint

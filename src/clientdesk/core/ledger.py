@@ -1,31 +1,39 @@
-"""The audit ledger for the apps below `audit` in the import order (accounts, clients): they
-record through this port, which the audit app connects to `audit_append` when it loads."""
+"""The audit ledger as the apps below `audit` in the import order (accounts, clients) write to it:
+a transaction hook that the audit app connects to `audit_append` when it loads."""
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-_appender: Callable[..., Any] | None = None
+from clientdesk.core.hooks import TransactionHook
 
 
-def ledger_connect(appender: Callable[..., Any]) -> None:
-    global _appender
-    _appender = appender
+@dataclass(frozen=True)
+class LedgerRecord:
+    actor: Any  # the staff user who acted, None for Clientdesk itself
+    action: str
+    object_type: str
+    object_id: Any
+    data: dict[str, Any]
+    created_at: datetime
+
+
+ledger_recorded: TransactionHook[LedgerRecord] = TransactionHook("core.ledger", required=True)
 
 
 def ledger_record(
     *, actor: Any, action: str, object_type: str, object_id: Any, data: dict[str, Any]
 ) -> None:
     """Add a ledger record; must run inside the transaction that makes the change."""
-    if _appender is None:
-        raise ImproperlyConfigured("The audit app is not installed: nothing records the ledger.")
-    _appender(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        created_at=timezone.now(),
-        data=data,
+    ledger_recorded(
+        LedgerRecord(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            data=data,
+            created_at=timezone.now(),
+        )
     )

@@ -9,7 +9,7 @@ class DeliveryConfig(AppConfig):
     label = "delivery"
 
     def ready(self) -> None:
-        from clientdesk.audit.services import checkpoint_created_hook_register
+        from clientdesk.audit.hooks import checkpoint_created
         from clientdesk.delivery.services.checkpoints import checkpoint_webhook_create
 
-        checkpoint_created_hook_register(name="delivery.webhook", hook=checkpoint_webhook_create)
+        checkpoint_created.register(name="delivery.webhook", run=checkpoint_webhook_create)

@@ -11,9 +11,9 @@ class FollowupConfig(AppConfig):
     def ready(self) -> None:
         from clientdesk.core.jobs import job_register
         from clientdesk.followup.services import followup_messages_written, followup_overdue_job
-        from clientdesk.messaging.hooks import messages_written_hook_register
+        from clientdesk.messaging.hooks import messages_written
 
-        messages_written_hook_register(name="followup.clocks", hook=followup_messages_written)
+        messages_written.register(name="followup.clocks", run=followup_messages_written)
         # Due clocks are rows; the job asks to run again at the next due time (or at once
         # when a batch was full), and at least every 15 s for clocks started meanwhile.
         job_register(name="followup.overdue", run=followup_overdue_job, every_seconds=15.0)
