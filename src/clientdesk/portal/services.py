@@ -232,7 +232,7 @@ def portal_link_redeem(*, code: str) -> IssuedSession:
         return _issue(client=link.client, via=PortalSession.Via.LINK)
 
 
-def portal_message_read(*, client: Client, message_id: Any) -> Message:
+def portal_message_read(*, client: Client, message_id: uuid.UUID) -> Message:
     """Mark a message from the business read. Idempotent: the first time is kept. Only that
     message: earlier unread ones stay unread until opened."""
     with transaction.atomic():

@@ -114,7 +114,7 @@ def _changed_events(
     ]
 
 
-def delivery_retry_now(*, delivery_id: Any, actor: User | None) -> Delivery:
+def delivery_retry_now(*, delivery_id: uuid.UUID, actor: User | None) -> Delivery:
     """Start the schedule again for a failed delivery, or bring a queued one forward; in the
     audit ledger with the user who asked."""
     with transaction.atomic():
