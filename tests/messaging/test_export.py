@@ -121,7 +121,8 @@ def test_replies_are_exported_in_both_directions(conversation):
     assert rows[-1]["sender_id"] is None and rows[-1]["body"] == "Thanks! -- Zoë"
     assert rows[0]["read_at"] == "2026-11-02T10:30:00Z"
     assert rows[0]["created_at"] == "2026-11-02T09:30:00Z"
-    assert {r["reply_state"] for r in rows} == {"none"}
+    # Ours expect no reply; the client's waits for our response, as every client message does.
+    assert [r["reply_state"] for r in rows] == ["none"] * 8 + ["awaiting"]
 
 
 def test_direction_filter_exports_replies_or_sent_messages_only(conversation, make_user, api_for):
@@ -162,7 +163,7 @@ def test_filters(conversation, agent, make_client, make_user):
 def test_empty_result(db):
     assert _export("--format", "csv") == (
         "id,created_at,direction,client_id,client_external_id,client_name,sender_id,sender_name,"
-        "body,template,template_version,read_at,reply_state,delivery_status\r\n"
+        "body,template,template_version,template_edited,read_at,reply_state,delivery_status\r\n"
     )
     assert _export("--format", "ndjson") == ""
 
