@@ -23,7 +23,7 @@ writers take turns from its start), in this order, each step one statement for t
    replayed instead. So racing duplicates make one message.
 7. The ledger entries, one per message (`message.sent`, `message.received`).
 8. The live events, last: they take the global live-event order lock, and a transaction that
-   holds it must wait for nothing else (`core.live.live_events_record`).
+   holds it must wait for nothing else (`core/live/recording.py: live_events_record`).
 
 Nothing leaves the process inside the transaction: deliveries and live events are rows,
 announced on commit.
