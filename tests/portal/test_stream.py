@@ -110,7 +110,7 @@ def test_an_ended_session_closes_the_stream_with_an_event(
     closed = reader.next()
     assert closed.event == "stream.closed"
     assert closed.json == {"reason": "session_revoked"}
-    assert reader.ended.wait(5)
+    assert reader.ended.wait(30)
     wait_subscribed(server, 0)
 
 
