@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from clientdesk.accounts.models import User
-from clientdesk.core.admin import ReadOnlyAdmin
+from clientdesk.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from clientdesk.core.errors import ApplicationError
 from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
 from clientdesk.messaging.permissions import MessagingPermission
@@ -29,20 +29,9 @@ class MessageAdmin(ReadOnlyAdmin):
     search_fields = ["client__external_id", "sender__username"]
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(ReadOnlyInline):
     model = MessageTemplateVersion
-    extra = 0
-    can_delete = False
     readonly_fields = ["version", "default_language", "variants", "author", "created_at"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class TemplateForm(forms.ModelForm):
