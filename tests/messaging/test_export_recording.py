@@ -213,6 +213,12 @@ def test_the_messages_page_export_link_is_recorded_however_it_ends(
     assert AuditEntry.objects.get(action="messages.exported").actor_id == str(manager.id)
 
 
+def _interruptible() -> None:
+    """Ctrl-C as at a terminal: a suite started in the background (`make test &`) passes an
+    ignored SIGINT down, and Python then raises no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _command(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "manage.py", "export_messages", "--format", "csv", *args],
@@ -220,6 +226,7 @@ def _command(*args: str) -> subprocess.Popen[bytes]:
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_interruptible,
     )
 
 

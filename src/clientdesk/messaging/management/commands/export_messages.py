@@ -90,7 +90,9 @@ class Command(BaseCommand):
                 if output is None:
                     # The bar goes to stderr, and only when both are a terminal: never into a pipe.
                     tty = self.stdout.isatty() and sys.stderr.isatty()
-                    stream: Any = self.stdout._out  # the real stream, to write bytes to its buffer
+                    # The stream call_command was given, else the process's own: bytes go to
+                    # its buffer.
+                    stream: Any = options.get("stdout") or sys.stdout
                     self._write(request, result, stream, show_progress=tty)
                 else:
                     self._write_file(request, result, Path(output))
