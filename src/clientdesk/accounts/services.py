@@ -83,32 +83,23 @@ def user_roles_changed_record(*, actor: User | None, user: User, before: list[st
         )
 
 
-def _permissions_changed_record(
-    *, actor: User | None, holder: User | Group, before: list[str], after: list[str]
-) -> None:
-    """One ledger record naming the permissions a role or a user gained and lost, if any."""
-    if after == before:
-        return
-    kind, name = ("role", holder.name) if isinstance(holder, Group) else ("user", holder.username)
-    ledger_record(
-        actor=actor,
-        action=f"{kind}.permissions_changed",
-        object_type=kind,
-        object_id=holder.pk,
-        data={
-            "role" if kind == "role" else "username": name,
-            "added": sorted(set(after) - set(before)),
-            "removed": sorted(set(before) - set(after)),
-        },
-    )
-
-
 def role_permissions_changed_record(*, actor: User | None, group: Group, before: list[str]) -> None:
     after = sorted(
         f"{app}.{code}"
         for app, code in group.permissions.values_list("content_type__app_label", "codename")
     )
-    _permissions_changed_record(actor=actor, holder=group, before=before, after=after)
+    if after != before:
+        ledger_record(
+            actor=actor,
+            action="role.permissions_changed",
+            object_type="role",
+            object_id=group.pk,
+            data={
+                "role": group.name,
+                "added": sorted(set(after) - set(before)),
+                "removed": sorted(set(before) - set(after)),
+            },
+        )
 
 
 # Kept by Django or by their own service: the password (`user_password_set`), the dates, the id.
@@ -202,9 +193,19 @@ def user_permission_names(user: User) -> list[str]:
 def user_permissions_changed_record(*, actor: User | None, user: User, before: list[str]) -> None:
     """Record the change of the user's own permissions that just happened in this transaction
     (the admin's form saves them itself), if there was one."""
-    _permissions_changed_record(
-        actor=actor, holder=user, before=before, after=user_permission_names(user)
-    )
+    after = user_permission_names(user)
+    if after != before:
+        ledger_record(
+            actor=actor,
+            action="user.permissions_changed",
+            object_type="user",
+            object_id=user.pk,
+            data={
+                "username": user.username,
+                "added": sorted(set(after) - set(before)),
+                "removed": sorted(set(before) - set(after)),
+            },
+        )
 
 
 def role_create(*, actor: User | None, name: str) -> Group:
