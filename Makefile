@@ -29,6 +29,7 @@ run: $(RUN_STAMP)
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py load_demo
+	$(PY) manage.py load_demo_templates
 	@echo "Client's online cabinet for demo client CRM-000001 (one-time link, 15 minutes):"
 	@$(PY) manage.py portal_link CRM-000001 --base-url http://127.0.0.1:$(PORT) | tail -n 1
 	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
