@@ -288,7 +288,8 @@ def procfile_process(name: str, log: Path, **env: str) -> Iterator[tuple[str, in
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                # The process serves (not: its database answers; a test may take that away).
+                if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -13,7 +13,7 @@ from clientdesk.accounts.views import profile_page
 from clientdesk.core.converters import IdConverter
 from clientdesk.core.gate import authenticated, public
 from clientdesk.core.problems import problem_response
-from clientdesk.core.views import healthz
+from clientdesk.core.views import healthz, livez, readyz
 
 register_converter(IdConverter, "id")  # before the includes below read their routes
 
@@ -36,6 +36,8 @@ def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
     path(
         "accounts/login/",
         public(auth_views.LoginView.as_view(redirect_authenticated_user=True)),

@@ -38,6 +38,8 @@ PUBLIC = "anyone"
 MATRIX: dict[str, dict[str, Any]] = {
     "": {"GET": SIGNED_IN},
     "healthz": {"GET": PUBLIC},
+    "livez": {"GET": PUBLIC},
+    "readyz": {"GET": PUBLIC},
     "accounts/login/": {"GET": PUBLIC},
     "accounts/logout/": {"POST": PUBLIC},
     "accounts/profile/": {"GET": SIGNED_IN, "POST": SIGNED_IN},

@@ -1,7 +1,10 @@
-"""Views that belong to no app: the health check and the error views."""
+"""Views that belong to no app: the health checks and the error views."""
+
+import sys
 
 from django.core.exceptions import DisallowedHost, RequestDataTooBig
-from django.db import connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf as csrf_views
 from django.views import defaults
@@ -9,7 +12,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from clientdesk.core.gate import public
-from clientdesk.core.problems import body_too_large, is_api_path, problem_response
+from clientdesk.core.problems import (
+    PROBLEM_CONTENT_TYPE,
+    body_too_large,
+    is_api_path,
+    problem_body,
+    problem_response,
+)
+
+# How long a client should wait before trying again while the database is away.
+RETRY_AFTER_SECONDS = 5
 
 
 @public
@@ -23,6 +35,49 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as error:  # any database failure means "not healthy"
         return JsonResponse({"status": "error", "database": str(error)}, status=503)
     return JsonResponse({"status": "ok", "database": connection.vendor})
+
+
+@public
+@never_cache
+@require_GET
+def livez(request: HttpRequest) -> JsonResponse:
+    """The process serves: nothing else is touched, so a database outage never restarts it."""
+    return JsonResponse({"status": "ok"})
+
+
+def _not_ready() -> list[str]:
+    try:
+        loader = MigrationLoader(connection)
+    except DatabaseError as error:
+        return [f"the database does not answer ({type(error).__name__})"]
+    pending = sorted(key for key in loader.graph.nodes if key not in loader.applied_migrations)
+    if pending:
+        names = ", ".join(f"{app}.{name}" for app, name in pending[:10])
+        return [f"{len(pending)} migration(s) not applied: {names}"]
+    return []
+
+
+@public
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready for traffic: the database answers and every migration of this code is applied."""
+    reasons = _not_ready()
+    if not reasons:
+        return JsonResponse({"status": "ready"})
+    response = JsonResponse(
+        problem_body(
+            status_code=503,
+            title="Service Unavailable",
+            detail="Not ready: " + "; ".join(reasons) + ".",
+            type_slug="not-ready",
+            not_ready=reasons,
+        ),
+        status=503,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 # Django's error views, answering problem+json under the API prefixes (core/problems.py) and
@@ -60,7 +115,33 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     )
 
 
+def _database_away() -> bool:
+    """Whether the error being handled is the database not answering (down, restarting, a
+    dropped connection, no free connection in the pool, SQLite's file out of reach)."""
+    return isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
+
+
+def _database_away_response(request: HttpRequest) -> HttpResponse:
+    detail = "The database is not answering; nothing was changed. Try again in a few seconds."
+    response: HttpResponse
+    if is_api_path(request.path_info):
+        response = problem_response(
+            status_code=503, detail=detail, type_slug="database-unavailable"
+        )
+    else:
+        # No template: rendering the site's pages reads the database (user, banners).
+        response = HttpResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Service unavailable</title>"
+            f"<h1>Service unavailable</h1><p>{detail}</p></html>",
+            status=503,
+        )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _database_away():
+        return _database_away_response(request)
     if not is_api_path(request.path_info):
         return defaults.server_error(request)
     return problem_response(
