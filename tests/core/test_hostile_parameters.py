@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
@@ -22,6 +21,7 @@ from clientdesk.core.api import ApiView, query_names
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.services.sending import message_send
 from clientdesk.messaging.services.templates import template_create
+from tests.routes import site_routes
 
 pytestmark = pytest.mark.django_db
 PROBLEM = "application/problem+json"
@@ -70,15 +70,7 @@ def _quoted(value: str) -> str:
 
 
 def _api_views() -> Iterator[tuple[str, type[ApiView]]]:
-    def walk(patterns: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                if str(entry.pattern) != "admin/":
-                    yield from walk(entry.url_patterns, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern):
-                yield prefix + str(entry.pattern), entry.callback
-
-    for route, callback in walk(get_resolver().url_patterns, "/"):
+    for route, callback in site_routes():
         view_class = getattr(callback, "view_class", None)
         if view_class is not None and issubclass(view_class, ApiView):
             yield route, view_class

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from django.test import Client as WebClient
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from clientdesk.accounts.services import api_token_create
 from clientdesk.clients.models import Client
 from clientdesk.core.api import allowed_methods
+from tests.routes import site_routes
 
 pytestmark = pytest.mark.django_db
 PROBLEM = "application/problem+json"
@@ -105,15 +105,7 @@ def test_the_event_streams_answer_405_to_every_other_method(callers):
 
 
 def _api_routes() -> Iterator[tuple[str, type]]:
-    def walk(patterns: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                if str(entry.pattern) != "admin/":
-                    yield from walk(entry.url_patterns, prefix + str(entry.pattern))
-            elif isinstance(entry, URLPattern):
-                yield prefix + str(entry.pattern), entry.callback
-
-    for route, callback in walk(get_resolver().url_patterns, "/"):
+    for route, callback in site_routes():
         view_class = getattr(callback, "view_class", None)
         if route.startswith(("/api/", "/portal/api/")) and view_class is not None:
             yield route, view_class
