@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "clientdesk.delivery",
     "clientdesk.messaging",
     "clientdesk.followup",
+    "clientdesk.outreach",
     "clientdesk.portal",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -12,6 +12,7 @@ from clientdesk.clients.validators import (
     validate_phone,
 )
 from clientdesk.core.text import fold
+from clientdesk.core.zones import zone_name_validate
 
 
 class Client(models.Model):
@@ -28,6 +29,21 @@ class Client(models.Model):
     phone = models.CharField(max_length=32, blank=True, validators=[validate_phone])
     language = models.CharField(max_length=8, default="en", validators=[validate_language])
     attributes = models.JSONField(default=dict, blank=True, validators=[validate_attributes])
+    timezone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        validators=[zone_name_validate],
+        help_text="IANA name (e.g. Europe/Berlin) of the client's local time, for scheduled "
+        "broadcasts and quiet hours; empty: the outreach default zone.",
+    )
+    # Consent to outreach (broadcasts of category outreach); service messages always go. Only
+    # the client, or staff acting on the client's written request, change it
+    # (`client.consent_changed` in the ledger).
+    outreach_opt_out = models.BooleanField(
+        default=False, help_text="The client asked not to receive outreach."
+    )
+    outreach_opt_out_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Derived columns, kept by `clients/services.py` (through `Client.refresh_derived()`):
     # accent- and case-folded text for search (indexed per database, see migrations) and a
     # folded sort key.

@@ -25,6 +25,14 @@ class ReplyState(models.TextChoices):
     ANSWERED = "answered", "Answered"
 
 
+class Category(models.TextChoices):
+    """What a message is for. Outreach (announcements, offers) honours the client's opt-out;
+    service messages (about the client's own account, compliance) always go."""
+
+    SERVICE = "service", "Service"
+    OUTREACH = "outreach", "Outreach"
+
+
 class CabinetStatus(models.TextChoices):
     """Where a message stands in the client's online cabinet, which holds every message: the
     client reads it there after signing in, notified or not by a webhook or email."""
@@ -133,6 +141,10 @@ class Message(models.Model):
         max_length=10, choices=ReplyState.choices, default=ReplyState.NONE
     )
     answered_at = models.DateTimeField(null=True, blank=True)
+    category = models.CharField(max_length=10, choices=Category.choices, default=Category.SERVICE)
+    # The broadcast this message is one recipient's copy of (`outreach.Broadcast`; an id, not a
+    # key: messaging sits before the app that owns broadcasts).
+    broadcast_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -144,6 +156,14 @@ class Message(models.Model):
                 fields=["reply_state", "direction", "-created_at", "-id"],
                 name="message_reply_state_idx",
             ),
+        ]
+        constraints = [
+            # Exactly one message per recipient of a broadcast, whatever crashes or retries.
+            models.UniqueConstraint(
+                fields=["broadcast_id", "client"],
+                condition=models.Q(broadcast_id__isnull=False),
+                name="message_one_per_broadcast_recipient",
+            )
         ]
         permissions = MessagingPermission.model_meta()
 

@@ -9,6 +9,7 @@ class MessagingPermission(AppPermission):
     VIEW_MESSAGE = "messaging.view_message"
     MANAGE_TEMPLATES = "messaging.manage_templates", "Manage message templates"
     EXPORT_MESSAGES = "messaging.export_messages", "Export message logs"
+    SEND_BROADCAST = "messaging.send_broadcast", "Send a broadcast"
 
 
 ROLE_GRANTS = {
@@ -17,6 +18,7 @@ ROLE_GRANTS = {
         MessagingPermission.VIEW_MESSAGE,
         MessagingPermission.MANAGE_TEMPLATES,
         MessagingPermission.EXPORT_MESSAGES,
+        MessagingPermission.SEND_BROADCAST,
     ],
     Role.AGENT: [MessagingPermission.SEND_PRIVATE_MESSAGE, MessagingPermission.VIEW_MESSAGE],
     Role.VIEWER: [MessagingPermission.VIEW_MESSAGE],
