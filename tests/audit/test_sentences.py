@@ -36,6 +36,7 @@ from clientdesk.accounts.services import (
 from clientdesk.audit.models import ActivityType, AuditRecord
 from clientdesk.audit.sentences import ACTIONS, ACTIVITY_SENTENCES, record_names, record_sentence
 from clientdesk.audit.services import audit_append, audit_sequence
+from clientdesk.clients.consent import client_consent_change
 from clientdesk.clients.services import client_update, clients_bulk_create
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Delivery
@@ -114,6 +115,12 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
     client_update(actor=agent, client_id=target.id, changes={"last_name": "Ortega"})
     client_update(actor=agent, client_id=target.id, changes={"is_active": False})
     client_update(actor=agent, client_id=target.id, changes={"is_active": True})
+    client_consent_change(
+        client_id=target.id, opt_out=True, actor=None, by_client=True, via="unsubscribe_link"
+    )
+    client_consent_change(
+        client_id=target.id, opt_out=False, actor=agent, by_client=False, via="api"
+    )
     version = template_create(author=administrator, name="Welcome", body="Hi", language="en")
     endpoint_configure(user=administrator, url="http://127.0.0.1:9/hook", enabled=True)
     endpoint_rotate_secret(user=administrator)
@@ -235,6 +242,8 @@ def test_each_record_reads_as_a_sentence_naming_who_and_what(client, administrat
         "Alex Agent changed client Zoë Ortega (CRM-42): last name",
         "Alex Agent deactivated client Zoë Ortega (CRM-42)",
         "Alex Agent reactivated client Zoë Ortega (CRM-42)",
+        "Zoë Ortega (CRM-42) turned outreach off (unsubscribe_link)",
+        "Alex Agent turned outreach back on for Zoë Ortega (CRM-42) (api)",
         "Clientdesk added client Zoë Ortega (CRM-42)",
         "Ada Admin created template “Welcome”",
         "Ada Admin revoked API token",

@@ -22,6 +22,7 @@ class ActivityType(models.TextChoices):
     RESPONSE_OVERDUE = "message.response_overdue", "Response overdue"
     MESSAGE_READ = "message.read", "Read by the client"
     REPLY_RECEIVED = "message.received", "Reply from the client"
+    CONSENT_CHANGED = "client.consent_changed", "Outreach consent changed"
 
 
 class ActivityEvent(models.Model):

@@ -244,6 +244,17 @@ def _client_changed(r: AuditRecord, n: Names, actor: SafeString, d: dict[str, An
     return format_html("{} changed client {}: {}", actor, client, _changed_fields(after))
 
 
+def _consent_changed(r: AuditRecord, n: Names, actor: SafeString, d: dict[str, Any]) -> SafeString:
+    off = bool(_dict(d.get("after")).get("outreach_opt_out"))
+    verb = "turned outreach off for" if off else "turned outreach back on for"
+    if r.actor_type == ActorType.CLIENT:
+        verb = "turned outreach off" if off else "turned outreach back on"
+        return format_html("{} {} ({})", actor, verb, _named(d.get("via") or "?", 40))
+    return format_html(
+        "{} {} {} ({})", actor, verb, n.client(r.object_id), _named(d.get("via") or "?", 40)
+    )
+
+
 def _user_changed(r: AuditRecord, n: Names, actor: SafeString, d: dict[str, Any]) -> SafeString:
     after = _dict(d.get("after"))
     who = n.user(r.object_id, d.get("username"))
@@ -358,6 +369,7 @@ ACTIONS: Mapping[str, Action] = {
     "template.updated": Action("Template changed", _template_updated),
     "client.created": Action("Client added", _client_sentence("{} added client {}")),
     "client.changed": Action("Client changed", _client_changed),
+    "client.consent_changed": Action("Outreach consent changed", _consent_changed),
     "clients.imported": Action(
         "Clients imported",
         lambda r, n, a, d: format_html("{} imported {}", a, _count(d.get("count"), "client")),
@@ -485,6 +497,11 @@ ACTIVITY_SENTENCES: Mapping[str, Callable[[ActivityEvent], SafeString]] = {
     ),
     ActivityType.RESPONSE_OVERDUE: lambda e: mark_safe(
         "Response overdue: the client's message waits for an answer"
+    ),
+    ActivityType.CONSENT_CHANGED: lambda e: format_html(
+        "Outreach consent changed by {}: {}",
+        _event_actor(e),
+        "outreach off" if _data(e).get("outreach_opt_out") else "outreach on",
     ),
 }
 

@@ -23,6 +23,7 @@ from clientdesk.audit.models import (
     AuditRecord,
     AuditTreeNode,
 )
+from clientdesk.clients.hooks import ConsentChange
 from clientdesk.clients.models import Client
 from clientdesk.core.ledger import LedgerRecord
 
@@ -81,6 +82,18 @@ def activity_build(
         subject_id=subject_id,
         data=data or {},
         created_at=created_at,
+    )
+
+
+def activity_consent_changed(change: ConsentChange) -> None:
+    """A change of the client's consent to outreach on their timeline (the clients hook)."""
+    activity_record(
+        client=change.client,
+        type=ActivityType.CONSENT_CHANGED,
+        actor=change.actor,
+        created_at=change.at,
+        data={"outreach_opt_out": change.opt_out, "via": change.via},
+        by_client=change.by_client,
     )
 
 
@@ -186,6 +199,7 @@ def audit_append_recorded(record: LedgerRecord) -> None:
         object_id=record.object_id,
         created_at=record.created_at,
         data=record.data,
+        client_actor=record.client_actor,
     )
 
 

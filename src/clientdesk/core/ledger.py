@@ -18,15 +18,23 @@ class LedgerRecord:
     object_id: Any
     data: dict[str, Any]
     created_at: datetime
+    client_actor: Any = None  # the client who acted (their consent), instead of a staff user
 
 
 ledger_recorded: TransactionHook[LedgerRecord] = TransactionHook("core.ledger", required=True)
 
 
 def ledger_record(
-    *, actor: Any, action: str, object_type: str, object_id: Any, data: dict[str, Any]
+    *,
+    actor: Any,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    data: dict[str, Any],
+    client_actor: Any = None,
 ) -> None:
-    """Add a ledger record; must run inside the transaction that makes the change."""
+    """Add a ledger record; must run inside the transaction that makes the change.
+    `client_actor`: the client acted themself (`actor` is then None)."""
     ledger_recorded(
         LedgerRecord(
             actor=actor,
@@ -35,5 +43,6 @@ def ledger_record(
             object_id=object_id,
             data=data,
             created_at=timezone.now(),
+            client_actor=client_actor,
         )
     )
