@@ -7,9 +7,15 @@ from pathlib import Path
 
 import dj_database_url
 
+from clientdesk.core.logs import logging_config
+from clientdesk.core.multiproc import multiproc_dir_prepare
+
 BASE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BASE_DIR.parent.parent
 VAR_DIR = Path(os.environ.get("CLIENTDESK_VAR_DIR", PROJECT_DIR / "var"))
+# Where the worker processes of one server start sum their metrics (PROMETHEUS_MULTIPROC_DIR),
+# chosen before anything imports prometheus_client: core/multiproc.py, docs/OPERATIONS.md.
+METRICS_MULTIPROC_DIR = multiproc_dir_prepare(VAR_DIR)
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -66,6 +72,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, to see every response: under ASGI, streams synchronous iterators chunk by chunk.
     "clientdesk.core.streaming.async_streaming_middleware",
+    # Next, to give every answer (static files, errors) its request id, access-log line and
+    # request metrics (core/access.py).
+    "clientdesk.core.middleware.RequestIdMiddleware",
+    "clientdesk.core.access.AccessMiddleware",
     "clientdesk.core.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -78,6 +88,8 @@ MIDDLEWARE = [
     "clientdesk.core.middleware.ApiRouteMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The user's id in log lines, once something loads the user.
+    "clientdesk.core.access.UserIdMiddleware",
     # After authentication: the user's own time zone comes first.
     "clientdesk.core.local_time.LocalTimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -109,6 +121,7 @@ TEMPLATES = [
                 "clientdesk.core.context_processors.permissions",
                 "clientdesk.delivery.context_processors.integration_alert",
                 "clientdesk.followup.context_processors.followup_alert",
+                "clientdesk.delivery.context_processors.worker_alert",
                 "clientdesk.core.local_time.local_time",
             ],
         },
@@ -312,9 +325,6 @@ AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
 # The client portal: session lifetime, one-time link lifetime, replies a client may post a
 # minute, and where the business's portal lives (for links in emails and `portal_link`).
 PORTAL_SESSION_MINUTES = int(os.environ.get("CLIENTDESK_PORTAL_SESSION_MINUTES", "15"))
-# The largest CSV file `POST /api/v1/clients/import` and the Clients page take (streamed, never
-# held in memory; 100,000 clients are about 10 MB).
-CLIENTS_IMPORT_MAX_BYTES = int(os.environ.get("CLIENTDESK_IMPORT_MAX_MB", "100")) * 1024 * 1024
 PORTAL_LINK_MINUTES = 15
 PORTAL_REPLIES_PER_MINUTE = int(os.environ.get("CLIENTDESK_PORTAL_REPLIES_PER_MINUTE", "10"))
 PORTAL_URL = os.environ.get("CLIENTDESK_PORTAL_URL", "")
@@ -325,6 +335,15 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Live events older than this are pruned (`prune_live_events`); a stream resuming from an
 # older cursor gets a `stream.reset` event and reloads.
 LIVE_EVENT_RETENTION_HOURS = int(os.environ.get("CLIENTDESK_LIVE_EVENT_RETENTION_HOURS", "72"))
+# /metrics answers only `Authorization: Bearer <this>` when it is set (docs/OPERATIONS.md).
+CLIENTDESK_METRICS_TOKEN = os.environ.get("CLIENTDESK_METRICS_TOKEN", "")
+# A delivery worker serves its own /metrics on this port (unset: not at all) and address.
+CLIENTDESK_WORKER_METRICS_PORT = (
+    int(os.environ["CLIENTDESK_WORKER_METRICS_PORT"])
+    if os.environ.get("CLIENTDESK_WORKER_METRICS_PORT")
+    else None
+)
+CLIENTDESK_WORKER_METRICS_HOST = os.environ.get("CLIENTDESK_WORKER_METRICS_HOST", "127.0.0.1")
 
 # --- Email ----------------------------------------------------------------------------------
 
@@ -356,12 +375,5 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "messages@clientdesk.l
 # Where a client's answer to an email goes (the From address is often a no-reply one).
 EMAIL_REPLY_TO = os.environ.get("CLIENTDESK_EMAIL_REPLY_TO", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # httpx logs every request at INFO: one line per delivery attempt is noise and CPU; the
-    # attempts are recorded in the database instead.
-    "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
-}
+# One JSON object per line (CLIENTDESK_LOG_FORMAT=json, the default off a terminal) or text.
+LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))

@@ -12,6 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from clientdesk.accounts.views import profile_page
 from clientdesk.core.converters import IdConverter
 from clientdesk.core.gate import authenticated, public
+from clientdesk.core.metrics import metrics
 from clientdesk.core.problems import problem_response
 from clientdesk.core.views import healthz, livez, readyz
 
@@ -38,6 +39,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path(
         "accounts/login/",
         public(auth_views.LoginView.as_view(redirect_authenticated_user=True)),

@@ -40,6 +40,8 @@ MATRIX: dict[str, dict[str, Any]] = {
     "healthz": {"GET": PUBLIC},
     "livez": {"GET": PUBLIC},
     "readyz": {"GET": PUBLIC},
+    # Open unless CLIENTDESK_METRICS_TOKEN is set (tests/core/test_metrics.py).
+    "metrics": {"GET": PUBLIC},
     "accounts/login/": {"GET": PUBLIC},
     "accounts/logout/": {"POST": PUBLIC},
     "accounts/profile/": {"GET": SIGNED_IN, "POST": SIGNED_IN},

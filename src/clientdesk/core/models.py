@@ -18,3 +18,17 @@ class LiveEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per delivery worker process, touched every 15 s while it runs (core/heartbeat.py);
+    rows of workers gone for a day are removed."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid:start of the process")
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

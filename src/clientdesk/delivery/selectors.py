@@ -1,11 +1,12 @@
 """Reads for delivery."""
 
 import uuid
+from datetime import datetime
 
 from django.db.models import QuerySet
 
 from clientdesk.core.errors import NotFound
-from clientdesk.delivery.models import Delivery, OutgoingEndpoint
+from clientdesk.delivery.models import Delivery, DeliveryStatus, OutgoingEndpoint
 
 
 # The one outgoing endpoint (docs/WEBHOOKS.md): every read of it goes through these.
@@ -36,3 +37,8 @@ def recent_deliveries(*, limit: int = 20) -> QuerySet[Delivery]:
         .prefetch_related("attempts")
         .order_by("-created_at")[:limit]
     )
+
+
+def deliveries_due(*, now: datetime) -> bool:
+    """Whether any delivery waits for a worker now (the `(status, next_attempt_at)` index)."""
+    return Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).exists()

@@ -33,6 +33,7 @@ from clientdesk.delivery.models import (
     DeliveryStatus,
     OutgoingEndpoint,
 )
+from clientdesk.delivery.observe import attempts_observed
 from clientdesk.delivery.outcomes import Outcome
 from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services.endpoints import endpoint_health_update
@@ -332,6 +333,7 @@ def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Deli
         if any(d.status == DeliveryStatus.PENDING for d in moved):
             notify.work_due()  # sleeping workers recompute when to wake
         live_events_record(_changed_events(moved))  # last: see live_event_record
+    attempts_observed(worker=worker, moved=moved, now=now)  # a log line each, the counter
     return [current[a.delivery.pk] for a in attempted]
 
 

@@ -33,6 +33,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -43,8 +44,10 @@ from clientdesk.accounts.models import User
 from clientdesk.audit.models import ActivityEvent, ActivityType, AuditEntry
 from clientdesk.audit.services import activity_build, audit_build, audit_entries_append
 from clientdesk.clients.models import Client
+from clientdesk.core.access import request_surface
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.live.recording import live_events_record
+from clientdesk.core.metrics import messages_sent_observe
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.textcheck import text_problem
 from clientdesk.delivery.models import Delivery
@@ -197,6 +200,8 @@ def _write(writes: Sequence[MessageWrite], check_locked: LockedCheck | None) -> 
         live_events_record(
             [(m.client_id, "message.created", message_client_representation(m)) for m in messages]
         )
+        # Counted once committed (a broadcast's batch may roll back whole).
+        transaction.on_commit(partial(messages_sent_observe, messages, surface=request_surface()))
     return results
 
 
