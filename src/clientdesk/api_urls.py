@@ -10,7 +10,7 @@ from clientdesk.audit.ledger_apis import (
     AuditPublicKeyApi,
     AuditRecordsApi,
 )
-from clientdesk.clients.apis import ClientDetailApi, ClientListCreateApi
+from clientdesk.clients.apis import ClientDetailApi, ClientImportApi, ClientListCreateApi
 from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
 from clientdesk.followup.apis import FollowUpSettingsApi, MessageListApi
 from clientdesk.messaging.apis import (
@@ -28,6 +28,7 @@ urlpatterns = [
     path("events", staff_events, name="api-events"),
     path("portal/sessions", PortalSessionsApi.as_view(), name="api-portal-sessions"),
     path("clients", ClientListCreateApi.as_view(), name="api-clients"),
+    path("clients/import", ClientImportApi.as_view(), name="api-clients-import"),
     path("clients/<id:client_id>", ClientDetailApi.as_view(), name="api-client"),
     path(
         "clients/<id:client_id>/messages",

@@ -325,6 +325,9 @@ AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
 # The client portal: session lifetime, one-time link lifetime, replies a client may post a
 # minute, and where the business's portal lives (for links in emails and `portal_link`).
 PORTAL_SESSION_MINUTES = int(os.environ.get("CLIENTDESK_PORTAL_SESSION_MINUTES", "15"))
+# The largest CSV file `POST /api/v1/clients/import` and the Clients page take (streamed, never
+# held in memory; 100,000 clients are about 10 MB).
+CLIENTS_IMPORT_MAX_BYTES = int(os.environ.get("CLIENTDESK_IMPORT_MAX_MB", "100")) * 1024 * 1024
 PORTAL_LINK_MINUTES = 15
 PORTAL_REPLIES_PER_MINUTE = int(os.environ.get("CLIENTDESK_PORTAL_REPLIES_PER_MINUTE", "10"))
 PORTAL_URL = os.environ.get("CLIENTDESK_PORTAL_URL", "")

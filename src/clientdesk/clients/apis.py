@@ -1,14 +1,17 @@
-"""Staff API for clients: create, search, read, change (and deactivate)."""
+"""Staff API for clients: create, search, read, change (and deactivate), import from CSV."""
 
+import io
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from clientdesk.accounts.requests import StaffApiRequest
+from clientdesk.clients.importing import clients_import
 from clientdesk.clients.models import Client
 from clientdesk.clients.permissions import ClientsPermission
 from clientdesk.clients.selectors import client_get, client_search, client_with_external_id
@@ -20,7 +23,9 @@ from clientdesk.clients.validators import (
     validate_phone,
 )
 from clientdesk.core.api import ApiView, PageQuerySerializer, page_links
+from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole
 from clientdesk.core.errors import ValidationFailed
+from clientdesk.core.zones import zone_name_validate
 
 
 def _django_validator(func: Any) -> Any:
@@ -34,6 +39,15 @@ def _django_validator(func: Any) -> Any:
             raise serializers.ValidationError(error.messages) from error
 
     return run
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: "no", 0 or "false" are mistakes to report, not to guess."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.")
+        return data
 
 
 class ClientOutput(serializers.ModelSerializer):
@@ -51,6 +65,9 @@ class ClientOutput(serializers.ModelSerializer):
             "phone",
             "language",
             "attributes",
+            "timezone",
+            "outreach_opt_out",
+            "outreach_opt_out_at",
             "is_active",
             "deactivated_at",
             "created_at",
@@ -88,6 +105,20 @@ class ClientListCreateApi(ApiView):
         )
         attributes = serializers.JSONField(
             required=False, default=dict, validators=[_django_validator(validate_attributes)]
+        )
+        timezone = serializers.CharField(
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            default="",
+            validators=[_django_validator(zone_name_validate)],
+            help_text="IANA name, e.g. Europe/Berlin; empty: the outreach default zone",
+        )
+        outreach_opt_out = StrictBooleanField(
+            required=False,
+            default=False,
+            help_text="true records that the client asked in writing not to receive outreach "
+            "(a client.consent_changed ledger record; needs Can change client)",
         )
 
     class QuerySerializer(PageQuerySerializer):
@@ -154,7 +185,7 @@ class ClientListCreateApi(ApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            client = client_create(actor=request.user, **data.validated_data)
+            client = client_create(actor=request.user, via="api", **data.validated_data)
         except ClientExists as error:
             _point_to_existing(request, error)
             raise
@@ -171,15 +202,6 @@ def _point_to_existing(request: StaffApiRequest, error: ClientExists) -> None:
     error.extra["existing_url"] = request.build_absolute_uri(
         reverse("api-client", args=[error.existing_id])
     )
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON true or false only: "no", 0 or "false" are mistakes to report, not to guess."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            raise serializers.ValidationError("Must be true or false.")
-        return data
 
 
 class ClientDetailApi(ApiView):
@@ -229,8 +251,102 @@ class ClientDetailApi(ApiView):
                 actor=request.user,
                 client_id=client_get(client_id=client_id).pk,
                 changes=data.validated_data,
+                via="api",
             )
         except ClientExists as error:
             _point_to_existing(request, error)
             raise
         return Response(ClientOutput(client).data)
+
+
+class ImportQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true: check every row and count what would change, write nothing, and "
+        "show the first rows as they would be written (`preview`)",
+    )
+
+
+_IMPORT_REPORT = inline_serializer(
+    "ClientImportReport",
+    {
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "errors": inline_serializer(
+            "ClientImportError",
+            {
+                "line": serializers.IntegerField(
+                    help_text="where the row starts; the header is line 1"
+                ),
+                "errors": serializers.DictField(
+                    child=serializers.ListField(child=serializers.CharField()),
+                    help_text="column (or non_field_errors) → messages",
+                ),
+            },
+            many=True,
+        ),
+        "error_rows": serializers.IntegerField(help_text="all rows with errors"),
+        "errors_truncated": serializers.BooleanField(
+            help_text="true when more rows had errors than `errors` lists (1,000)"
+        ),
+        "rows": serializers.IntegerField(help_text="rows read, the header not counted"),
+        "sha256": serializers.CharField(help_text="of the exact bytes read"),
+        "dry_run": serializers.BooleanField(),
+        "preview": serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text="dry run only: the first 10 rows as they would be written",
+        ),
+    },
+)
+
+
+class ClientImportApi(ApiView):
+    """`POST /api/v1/clients/import`: the CSV body, read as a stream (never held whole)."""
+
+    required_permissions = {"POST": ClientsPermission.ADD_CLIENT}
+    query_parameters = {"POST": ImportQuerySerializer}
+    # The body is the file: no parser reads it (the view reads `request.stream`), and the
+    # size limit is the import's own (core/problems.py body_limit).
+    parser_classes = ()
+    max_body_bytes = settings.CLIENTS_IMPORT_MAX_BYTES
+
+    @extend_schema(
+        operation_id="clients_import",
+        parameters=[ImportQuerySerializer],
+        request={"text/csv": {"type": "string", "format": "binary"}},
+        responses={
+            200: _IMPORT_REPORT,
+            413: OpenApiResponse(description="over CLIENTDESK_IMPORT_MAX_MB"),
+            415: OpenApiResponse(description="not text/csv in UTF-8"),
+            422: OpenApiResponse(description="the file cannot be used (header, encoding)"),
+        },
+    )
+    def post(self, request: StaffApiRequest) -> Response:
+        """Create or update clients by external_id from a CSV file; errors per line."""
+        query = ImportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        media = request.content_type.split(";")[0].strip().lower()
+        charset = request.content_type.lower().partition("charset=")[2].split(";")[0].strip()
+        if media != "text/csv" or charset.strip('"') not in ("", "utf-8", "utf8"):
+            raise exceptions.UnsupportedMediaType(
+                request.content_type[:100],
+                detail="Send the file as text/csv in UTF-8 (Content-Type: text/csv).",
+            )
+        try:
+            length = parse_whole(
+                request.META.get("CONTENT_LENGTH") or "0", minimum=0, maximum=BIGINT_MAX
+            )
+        except Refused as error:
+            raise ValidationFailed(f"Content-Length {error}.") from error
+        report = clients_import(
+            stream=request.stream or io.BytesIO(),
+            actor=request.user,
+            via="api",
+            dry_run=query.validated_data["dry_run"],
+            max_bytes=self.max_body_bytes,
+            expected_bytes=length,
+        )
+        return Response(report.as_dict())

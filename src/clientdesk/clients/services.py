@@ -1,5 +1,7 @@
 """Writes for clients: create, change, and the bulk load of the demo. The derived search fields
-are kept here and only here; each write is in the audit ledger with its actor."""
+are kept here (and by the import, `clients/importing.py`, through `client_check`); each write is
+in the audit ledger with its actor. A change of consent to outreach is delegated to
+`clients/consent.py`, its one writer."""
 
 import uuid
 from collections.abc import Iterable, Mapping
@@ -7,9 +9,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils.timezone import now
 
 from clientdesk.accounts.models import User
+from clientdesk.clients.consent import client_consent_change
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import Conflict, ValidationFailed
@@ -24,11 +27,16 @@ EDITABLE_FIELDS = (
     "phone",
     "language",
     "attributes",
+    "timezone",
     "is_active",
 )
+# Changed through `client_consent_change` (its own ledger record, `client.consent_changed`):
+# staff change it only on the client's written request.
+CONSENT_FIELD = "outreach_opt_out"
 
 
-def _checked(client: Client) -> Client:
+def client_check(client: Client) -> Client:
+    """Compute the derived fields and check every field; ValidationFailed names the fields."""
     client.refresh_derived()
     try:
         client.full_clean(validate_unique=False)
@@ -66,9 +74,15 @@ def client_create(
     phone: str = "",
     language: str = "en",
     attributes: dict[str, Any] | None = None,
+    timezone: str = "",
+    outreach_opt_out: bool = False,
     actor: User | None = None,
+    via: str = "staff",
 ) -> Client:
-    client = _checked(
+    """Create a client. `outreach_opt_out=True` records, in the same transaction, the consent
+    change the new client asked for (`client_consent_change`, which needs *Can change client*
+    of a staff actor)."""
+    client = client_check(
         Client(
             external_id=external_id,
             first_name=first_name,
@@ -77,6 +91,7 @@ def client_create(
             phone=phone,
             language=language,
             attributes=attributes or {},
+            timezone=timezone,
         )
     )
     try:
@@ -89,6 +104,10 @@ def client_create(
                 object_id=client.id,
                 data={field: getattr(client, field) for field in EDITABLE_FIELDS},
             )
+            if outreach_opt_out:
+                client = client_consent_change(
+                    client_id=client.id, opt_out=True, actor=actor, by_client=False, via=via
+                )
     except IntegrityError as error:
         taken = _external_id_taken(external_id)
         if taken.existing_id is not None:
@@ -98,9 +117,13 @@ def client_create(
 
 
 def client_update(
-    *, actor: User | None, client_id: uuid.UUID, changes: Mapping[str, Any]
+    *, actor: User | None, client_id: uuid.UUID, changes: Mapping[str, Any], via: str = "staff"
 ) -> Client:
-    """Change the given fields; the search fields follow. Records only what really changed."""
+    """Change the given fields; the search fields follow. Records only what really changed.
+    `outreach_opt_out` goes through `client_consent_change` in the same transaction (`via`
+    names the door in its record)."""
+    changes = dict(changes)
+    opt_out = changes.pop(CONSENT_FIELD, None)
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed(
@@ -116,8 +139,8 @@ def client_update(
             if "is_active" in changes and before["is_active"] != client.is_active:
                 # Deactivation ends the client's portal sessions: they are checked against
                 # this flag on every request (portal/services.py).
-                client.deactivated_at = None if client.is_active else timezone.now()
-            _checked(client)
+                client.deactivated_at = None if client.is_active else now()
+            client_check(client)
             changed = {f: v for f, v in changes.items() if before[f] != v}
             if changed:
                 client.save()
@@ -128,6 +151,14 @@ def client_update(
                     object_id=client.id,
                     data={"before": {f: before[f] for f in changed}, "after": changed},
                 )
+            if opt_out is not None:
+                client = client_consent_change(
+                    client_id=client.id,
+                    opt_out=bool(opt_out),
+                    actor=actor,
+                    by_client=False,
+                    via=via,
+                )
     except IntegrityError as error:
         raise _external_id_taken(str(changes.get("external_id", ""))) from error
     return client
@@ -135,7 +166,7 @@ def client_update(
 
 def clients_bulk_create(*, rows: Iterable[Mapping[str, Any]], actor: User | None = None) -> int:
     """Create many clients at once (the demo load); one ledger record counts them."""
-    new = [_checked(Client(**row)) for row in rows]
+    new = [client_check(Client(**row)) for row in rows]
     with transaction.atomic():
         Client.objects.bulk_create(new, batch_size=500)
         if new:

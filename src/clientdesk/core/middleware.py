@@ -15,6 +15,7 @@ from clientdesk.core.bounded import BIGINT_MAX, Refused, parse_whole
 from clientdesk.core.errors import ApplicationError, ValidationFailed
 from clientdesk.core.problems import (
     application_problem,
+    body_limit,
     body_too_large,
     is_api_path,
     is_problem,
@@ -70,7 +71,9 @@ class ApiProblemMiddleware:
                 status_code=400, detail=f"Content-Length {error}.", type_slug="bad-request"
             )
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return body_too_large()
+            limit = body_limit(request.path_info)
+            if length > limit:
+                return body_too_large(limit)
         response = self.get_response(request)
         if response.status_code >= 400 and not is_problem(response):
             converted = problem_response(

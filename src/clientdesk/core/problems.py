@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -150,9 +151,10 @@ def is_problem(response: Any) -> bool:
     return str(response.get("Content-Type", "")).startswith(PROBLEM_CONTENT_TYPE)
 
 
-def _too_large() -> dict[str, Any]:
-    """The one 413: announced too large (the middleware), or found so while read (a view)."""
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+def _too_large(limit: int | None = None) -> dict[str, Any]:
+    """The one 413: announced too large (the middleware), or found so while read (a view);
+    `limit`: a route's own (`body_limit`), else DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    limit = limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return problem_body(
         status_code=413,
         title=status_title(413),
@@ -161,8 +163,19 @@ def _too_large() -> dict[str, Any]:
     )
 
 
-def body_too_large() -> JsonResponse:
-    return JsonResponse(_too_large(), status=413, content_type=PROBLEM_CONTENT_TYPE)
+def body_too_large(limit: int | None = None) -> JsonResponse:
+    return JsonResponse(_too_large(limit), status=413, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def body_limit(path: str) -> int:
+    """The largest body a route takes: `max_body_bytes` of its view class (a route that
+    streams its body, such as the client import), else DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    try:
+        view = resolve(path).func
+    except Resolver404:
+        return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    limit = getattr(getattr(view, "view_class", None), "max_body_bytes", None)
+    return int(limit if limit is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 def validation_problem(errors: dict[str, list[str]]) -> JsonResponse:
