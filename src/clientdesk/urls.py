@@ -9,7 +9,13 @@ from django.urls import include, path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from clientdesk.accounts.views import profile_page
+from clientdesk.accounts.views import (
+    invitation_accept,
+    login_code,
+    login_view,
+    profile_page,
+    two_factor_page,
+)
 from clientdesk.core.converters import IdConverter
 from clientdesk.core.gate import authenticated, public
 from clientdesk.core.metrics import metrics
@@ -40,13 +46,13 @@ urlpatterns = [
     path("livez", livez, name="livez"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
-    path(
-        "accounts/login/",
-        public(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
-        name="login",
-    ),
+    path("accounts/login/", login_view, name="login"),
+    path("accounts/login/code/", login_code, name="login-code"),
     path("accounts/logout/", public(auth_views.LogoutView.as_view()), name="logout"),
     path("accounts/profile/", profile_page, name="profile"),
+    path("accounts/profile/two-factor/", two_factor_page, name="two-factor"),
+    path("accounts/invitation/<uidb64>/<token>/", invitation_accept, name="invitation-accept"),
+    path("administration/", include("clientdesk.accounts.administration.urls")),
     path("clients/", include("clientdesk.clients.urls")),
     path("", include("clientdesk.messaging.urls")),
     path("", include("clientdesk.audit.urls")),

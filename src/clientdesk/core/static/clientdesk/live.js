@@ -1,16 +1,22 @@
 // Live staff pages: one EventSource on /api/v1/events (the session cookie signs it in) instead of
 // polling. An element that shows a client's data declares data-live-client="<client id>" (or "*")
 // and hx-trigger="live-event"; an event about that client makes htmx fetch it again, so the
-// server keeps rendering everything and the browser only learns *when*.
+// server keeps rendering everything and the browser only learns *when*. A broadcast's progress
+// declares data-live-broadcast="<broadcast id>" the same way (one event per batch).
 (function () {
   "use strict";
   const TYPES = ["message.created", "message.read", "delivery.updated", "message.reply_overdue"];
+  const BROADCAST_TYPES = ["broadcast.progress"];
   let source = null;
   const due = new Set(); // client ids ("*": all) with news not yet fetched
   let timer = null;
 
   function watched() {
     return document.querySelectorAll("[data-live-client]");
+  }
+
+  function broadcasts() {
+    return document.querySelectorAll("[data-live-broadcast]");
   }
 
   function schedule(clientId) {
@@ -23,8 +29,12 @@
     timer = null;
     const ids = new Set(due);
     due.clear();
-    watched().forEach(function (element) {
-      const wanted = element.dataset.liveClient;
+    const elements = Array.from(watched()).map(function (element) {
+      return [element, element.dataset.liveClient];
+    }).concat(Array.from(broadcasts()).map(function (element) {
+      return [element, "broadcast:" + element.dataset.liveBroadcast];
+    }));
+    elements.forEach(function ([element, wanted]) {
       if (!(ids.has("*") || wanted === "*" || ids.has(wanted))) return;
       if (element.classList.contains("htmx-request")) {
         // A fetch is in flight and its answer will replace this element, dropping any request
@@ -60,7 +70,11 @@
     if (watched().length === 0 && !me()) return;
     source = new EventSource("/api/v1/events");
     // Says whether the stream is open (for people debugging, and for tests waiting on it).
-    source.addEventListener("open", function () { document.body.dataset.liveStream = "open"; });
+    source.addEventListener("open", function () {
+      document.body.dataset.liveStream = "open";
+      // A batch may have finished between the page's rendering and now: look once.
+      broadcasts().forEach(function (element) { schedule("broadcast:" + element.dataset.liveBroadcast); });
+    });
     source.addEventListener("error", function () { document.body.dataset.liveStream = "reconnecting"; });
     source.addEventListener("message.reply_overdue", function (event) {
       try {
@@ -73,6 +87,15 @@
       source.addEventListener(type, function (event) {
         try {
           schedule(JSON.parse(event.data).client_id);
+        } catch (error) {
+          // not JSON: nothing to refresh
+        }
+      });
+    });
+    BROADCAST_TYPES.forEach(function (type) {
+      source.addEventListener(type, function (event) {
+        try {
+          schedule("broadcast:" + JSON.parse(event.data).broadcast_id);
         } catch (error) {
           // not JSON: nothing to refresh
         }
