@@ -57,6 +57,14 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _two_factor_not_required(settings: Any) -> None:
+    """Without DEBUG, settings require two-factor sign-in of Administrators; tests sign in with
+    `force_login` and check other things, so only the two-factor tests turn it back on
+    (tests/accounts/test_administration_two_factor.py)."""
+    settings.CLIENTDESK_REQUIRE_2FA_FOR = []
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(role: str | None = "Agent", **fields: Any) -> User:

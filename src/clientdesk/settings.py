@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "clientdesk.core.middleware.ApiRouteMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with the second step (accounts/two_factor.py).
+    "django_otp.middleware.OTPMiddleware",
     # The user's id in log lines, once something loads the user.
     "clientdesk.core.access.UserIdMiddleware",
     # After authentication: the user's own time zone comes first.
@@ -95,6 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After htmx and messages: sends a user of CLIENTDESK_REQUIRE_2FA_FOR to enrolment first.
+    "clientdesk.accounts.middleware.TwoFactorRequiredMiddleware",
     "axes.middleware.AxesMiddleware",
     "clientdesk.core.middleware.ApplicationErrorMiddleware",
     "clientdesk.core.middleware.TextValidityMiddleware",
@@ -192,6 +198,23 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# Two-factor sign-in (TOTP with recovery codes). The roles named here (comma-separated) must
+# enrol before any other page; a superuser counts as an Administrator. Production (no DEBUG)
+# requires it of Administrators by default; DEBUG, and `make run`'s demo, require it of nobody.
+CLIENTDESK_REQUIRE_2FA_FOR = [
+    role.strip()
+    for role in os.environ.get(
+        "CLIENTDESK_REQUIRE_2FA_FOR", "" if DEBUG else "Administrator"
+    ).split(",")
+    if role.strip()
+]
+OTP_TOTP_ISSUER = os.environ.get("CLIENTDESK_BUSINESS_NAME", "Clientdesk")
+# How long the password step waits for the code, in seconds.
+CLIENTDESK_2FA_PENDING_SECONDS = 300
+# An invitation's set-password link is valid this long (Django's password-reset tokens).
+CLIENTDESK_INVITATION_HOURS = int(os.environ.get("CLIENTDESK_INVITATION_HOURS", "72"))
+PASSWORD_RESET_TIMEOUT = CLIENTDESK_INVITATION_HOURS * 3600
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

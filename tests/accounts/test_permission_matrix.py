@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from rest_framework.test import APIClient
 
 from clientdesk.accounts.roles import Role
+from clientdesk.accounts.services import api_token_create
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.services.sending import message_send
 from clientdesk.messaging.services.templates import template_create
@@ -45,6 +48,21 @@ MATRIX: dict[str, dict[str, Any]] = {
     "accounts/login/": {"GET": PUBLIC},
     "accounts/logout/": {"POST": PUBLIC},
     "accounts/profile/": {"GET": SIGNED_IN, "POST": SIGNED_IN},
+    "accounts/login/code/": {"GET": PUBLIC, "POST": PUBLIC},
+    "accounts/profile/two-factor/": {"GET": SIGNED_IN, "POST": SIGNED_IN},
+    "accounts/invitation/<uidb64>/<token>/": {"GET": PUBLIC},
+    "administration/": {"GET": ADMIN},
+    "administration/users/invite/": {"POST": ADMIN},
+    "administration/users/<id:user_id>/": {"GET": ADMIN},
+    "administration/users/<id:user_id>/roles/": {"POST": ADMIN},
+    "administration/users/<id:user_id>/deactivate/": {"POST": ADMIN},
+    "administration/users/<id:user_id>/reactivate/": {"POST": ADMIN},
+    "administration/users/<id:user_id>/invitation/": {"POST": ADMIN},
+    "administration/users/<id:user_id>/two-factor/reset/": {"POST": ADMIN},
+    "administration/tokens/": {"GET": ADMIN},
+    "administration/tokens/create/": {"POST": ADMIN},
+    "administration/tokens/<id:token_id>/revoke/": {"POST": ADMIN},
+    "administration/roles/": {"GET": ADMIN},
     "clients/": {"GET": READERS},
     "clients/<id:client_id>/": {"GET": READERS},
     "clients/<id:client_id>/send/": {"GET": SENDERS},
@@ -163,6 +181,10 @@ def objects(make_user, make_client):
         "delivery_id": str(uuid.uuid4()),
         "path": "v1/nothing-here",
         "sequence": "1",
+        "user_id": str(manager.pk),
+        "token_id": str(api_token_create(user=manager, name="matrix")[0].pk),
+        "uidb64": urlsafe_base64_encode(force_bytes(manager.pk)),
+        "token": "set-password",
     }
 
 
@@ -171,6 +193,7 @@ def _url(route: str, objects: dict[str, str]) -> str:
     for name, value in objects.items():
         for converter in ("id", "path", "int"):
             url = url.replace(f"<{converter}:{name}>", value)
+        url = url.replace(f"<{name}>", value)
     assert "<" not in url, f"no test object for {route}"
     return url
 

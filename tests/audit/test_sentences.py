@@ -14,6 +14,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -24,15 +25,23 @@ from clientdesk.accounts.services import (
     api_token_create,
     api_token_revoke,
     login_lockout_reset,
+    recovery_codes_renew,
     role_create,
     role_permissions_changed_record,
     role_rename,
+    two_factor_disable,
+    two_factor_enable,
+    two_factor_verify,
     user_change,
     user_create,
+    user_invitation_send,
+    user_invite,
     user_password_changed_record,
     user_permissions_changed_record,
     user_roles_set,
+    user_sessions_end,
 )
+from clientdesk.accounts.two_factor import totp_for, totp_secret_new
 from clientdesk.audit.models import ActivityType, AuditRecord
 from clientdesk.audit.sentences import ACTIONS, ACTIVITY_SENTENCES, record_names, record_sentence
 from clientdesk.audit.services import audit_append, audit_sequence
@@ -179,6 +188,17 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
         user_agent="test",
     )
     login_lockout_reset(actor=administrator, attempt_ids=[attempt.pk])
+    invitee = user_invite(
+        actor=administrator, email="ines@example.com", first_name="Ines", last_name="Vite", roles=[]
+    )
+    user_invitation_send(actor=administrator, user_id=invitee.pk, base_url="http://desk.example")
+    Client().force_login(newcomer)
+    user_sessions_end(actor=administrator, user=newcomer)
+    key = totp_secret_new()
+    two_factor_enable(user=newcomer, key=key, code=f"{totp_for(key).token():06d}")
+    codes = recovery_codes_renew(user=newcomer)
+    two_factor_verify(user=newcomer, code=codes[0])
+    two_factor_disable(actor=administrator, user=newcomer)
     clients_bulk_create(rows=[{"external_id": "BULK-1", "first_name": "Bo"}], actor=administrator)
     policy_update(
         user=administrator,
@@ -258,6 +278,12 @@ def test_each_record_reads_as_a_sentence_naming_who_and_what(client, administrat
         "Ada Admin changed the permissions of role Outside auditors: added "
         "messaging.export_messages; removed none",
         "Ada Admin lifted the sign-in lockout of newcomer from 203.0.113.9",
+        "Ada Admin sent Ines Vite an invitation to ines@example.com, valid until 20",
+        "Ada Admin ended 1 session of newcomer",
+        "newcomer turned on two-factor sign-in for newcomer",
+        "newcomer made new recovery codes for newcomer",
+        "newcomer signed in with a recovery code (9 left)",
+        "Ada Admin turned off two-factor sign-in for newcomer",
         "Ada Admin imported 1 client",
         "Ada Admin changed the follow-up policy: replies due in 8 business hours, responses in "
         "2 business hours, time zone Europe/Berlin",

@@ -13,6 +13,8 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django_otp.plugins.otp_totp import admin as otp_totp_admin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.accounts.services import (
@@ -149,6 +151,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 for model in (AccessAttempt, AccessLog, AccessFailureLog):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
+
+# Authenticators are managed on the profile page and in the Administration area, through the
+# services that record them; django-otp's own admin pages would change them unrecorded.
+assert otp_totp_admin  # imported first: it registers the model, undone here
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
 
 
 @admin.register(AccessAttempt)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from axes.models import AccessAttempt
@@ -269,3 +270,328 @@ def user_timezone_set(*, user: User, zone: str) -> User:
             errors={"timezone": ["Unknown time zone."]},
         )
     return user_change(actor=user, user_id=user.pk, changes={"timezone": zone})
+
+
+# --- The Administration area: invitations, deactivation, sessions ------------------------------
+
+
+def user_sessions_end(*, actor: User | None, user: User, keep: str | None = None) -> int:
+    """End every signed-in session of `user` (but `keep`, a session key): their browsers are
+    signed out at their next request. Sessions live in the database (Django's default engine);
+    each live one is read to find its user. Returns how many ended; records it when any did."""
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get(SESSION_KEY) == str(user.pk) and session.pk != keep
+    ]
+    if ended:
+        with transaction.atomic():
+            Session.objects.filter(pk__in=ended).delete()
+            ledger_record(
+                actor=actor,
+                action="user.sessions_ended",
+                object_type="user",
+                object_id=user.pk,
+                data={"username": user.username, "sessions": len(ended)},
+            )
+    return len(ended)
+
+
+def user_deactivate(*, actor: User, user_id: uuid.UUID) -> User:
+    """Deactivate a staff user: they cannot sign in, their sessions end and every API token of
+    theirs is revoked, at once. An administrator cannot deactivate themself."""
+    if actor.pk == user_id:
+        raise ValidationFailed("You cannot deactivate yourself: ask another administrator.")
+    with transaction.atomic():
+        user = user_change(actor=actor, user_id=user_id, changes={"is_active": False})
+        for token in ApiToken.objects.filter(user_id=user.pk, revoked_at__isnull=True):
+            api_token_revoke(token=token, actor=actor)
+        user_sessions_end(actor=actor, user=user)
+    return user
+
+
+def user_reactivate(*, actor: User, user_id: uuid.UUID) -> User:
+    """Let a deactivated user sign in again; their old sessions and tokens stay ended."""
+    return user_change(actor=actor, user_id=user_id, changes={"is_active": True})
+
+
+def user_roles_change(*, actor: User, user_id: uuid.UUID, roles: Iterable[str]) -> User:
+    """Make `roles` exactly the user's roles, from the roles of the contract only. An
+    administrator cannot take the Administrator role from themself."""
+    from clientdesk.accounts.roles import ROLES, Role
+
+    wanted = sorted(set(roles))
+    unknown = [role for role in wanted if role not in ROLES]
+    if unknown:
+        raise ValidationFailed("Choose roles from the list.", errors={"roles": ["Unknown role."]})
+    if actor.pk == user_id and Role.ADMINISTRATOR not in wanted:
+        raise ValidationFailed(
+            "You cannot take the Administrator role from yourself: ask another administrator."
+        )
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        user_roles_set(actor=actor, user=user, roles=wanted)
+    return user
+
+
+def user_invite(
+    *,
+    actor: User,
+    email: str,
+    first_name: str,
+    last_name: str,
+    roles: Iterable[str],
+    username: str = "",
+) -> User:
+    """A new staff user who has no password yet: they set one from the invitation e-mail
+    (`user_invitation_send`). The username is the e-mail address unless one is given."""
+    from django.core.validators import EmailValidator
+
+    from clientdesk.accounts.roles import ROLES
+
+    email = email.strip()
+    username = username.strip() or email
+    errors: dict[str, list[str]] = {}
+    if len(email) > 254:
+        errors["email"] = ["At most 254 characters."]
+    else:
+        try:
+            EmailValidator()(email)
+        except Exception:
+            errors["email"] = ["Enter a valid e-mail address."]
+    if "email" not in errors and User.objects.filter(email__iexact=email).exists():
+        errors["email"] = ["A staff user already has this e-mail address."]
+    if len(username) > 150:
+        errors["username"] = ["At most 150 characters."]
+    else:
+        try:
+            User.username_validator(username)
+        except Exception:
+            errors["username"] = ["Letters, digits and @ . + - _ only."]
+    if "username" not in errors and User.objects.filter(username__iexact=username).exists():
+        errors["username"] = ["This username is taken."]
+    for field, value in (("first_name", first_name), ("last_name", last_name)):
+        if len(value) > 150:
+            errors[field] = ["At most 150 characters."]
+    wanted = sorted(set(roles))
+    if any(role not in ROLES for role in wanted):
+        errors["roles"] = ["Unknown role."]
+    if errors:
+        raise ValidationFailed("The invitation was not sent: check the fields.", errors=errors)
+    with transaction.atomic():
+        user = user_create(
+            actor=actor,
+            username=username,
+            password=None,
+            email=email,
+            first_name=first_name.strip(),
+            last_name=last_name.strip(),
+        )
+        user_roles_set(actor=actor, user=user, roles=wanted)
+    return user
+
+
+def user_invitation_send(*, actor: User, user_id: uuid.UUID, base_url: str) -> User:
+    """E-mail the user a link to set their password (Django's password-reset token: valid
+    `CLIENTDESK_INVITATION_HOURS`, and for one use, since setting the password changes what the
+    token signs). Only for an active user who has never signed in and has no password."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from clientdesk.accounts.invitations import invitation_tokens
+
+    user = User.objects.get(pk=user_id)
+    if not user.is_active or user.has_usable_password() or user.last_login is not None:
+        raise ValidationFailed(
+            "Only an active user who has not set a password yet can be sent an invitation."
+        )
+    if not user.email:
+        raise ValidationFailed("This user has no e-mail address.")
+    path = reverse(
+        "invitation-accept",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": invitation_tokens.make_token(user),
+        },
+    )
+    hours = settings.CLIENTDESK_INVITATION_HOURS
+    valid_until = timezone.now() + timedelta(hours=hours)
+    business = settings.BUSINESS_NAME
+    body = (
+        f"Hello {user.first_name or user.username},\n\n"
+        f"{actor.display_name} invited you to {business} on Clientdesk.\n"
+        f"Your username is: {user.username}\n\n"
+        f"Set your password here (the link works once, for {hours} hours):\n"
+        f"{base_url.rstrip('/')}{path}\n\n"
+        "If you did not expect this e-mail, you can ignore it.\n"
+    )
+    send_mail(
+        f"You are invited to {business}",
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        [user.email],
+    )
+    with transaction.atomic():
+        ledger_record(
+            actor=actor,
+            action="user.invited",
+            object_type="user",
+            object_id=user.pk,
+            data={
+                "username": user.username,
+                "email": user.email,
+                "valid_until": valid_until.isoformat(),
+            },
+        )
+    return user
+
+
+def user_password_set(*, user: User, password: str) -> User:
+    """The user sets their own password (from an invitation link); recorded with them as the
+    actor. `password` was checked against the password validators by the form."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        user_password_changed_record(actor=user, user=user)
+    return user
+
+
+# --- Two-factor sign-in ------------------------------------------------------------------------
+
+
+def _recovery_codes_make(user: User) -> list[str]:
+    from clientdesk.accounts.models import RecoveryCode
+    from clientdesk.accounts.two_factor import (
+        RECOVERY_CODE_COUNT,
+        recovery_code_digest,
+        recovery_code_new,
+    )
+
+    RecoveryCode.objects.filter(user=user).delete()
+    codes = [recovery_code_new() for _ in range(RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(user=user, digest=recovery_code_digest(code)) for code in codes]
+    )
+    return codes
+
+
+def two_factor_enable(*, user: User, key: str, code: str) -> tuple[Any, list[str]]:
+    """Turn on two-factor sign-in with the secret the user's app holds (`key`, hex), proven by
+    a current `code` from it; returns the device and the recovery codes, shown once (only their
+    SHA-256 is stored). The code is spent: it cannot be used to sign in."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from clientdesk.accounts.two_factor import totp_code_or_none, totp_for
+
+    totp = totp_for(key)
+    digits = totp_code_or_none(code)
+    if digits is None or not totp.verify(int(digits), tolerance=1):
+        raise ValidationFailed(
+            "That code does not match: enter the 6-digit code your app shows now.",
+            errors={"code": ["Wrong code."]},
+        )
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=user.pk)  # one enrolment at a time
+        if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            raise ValidationFailed("Two-factor sign-in is already on.")
+        TOTPDevice.objects.filter(user=user).delete()
+        device = TOTPDevice.objects.create(
+            user=user, name="Authenticator app", key=key, confirmed=True, last_t=totp.t()
+        )
+        codes = _recovery_codes_make(user)
+        ledger_record(
+            actor=user,
+            action="user.two_factor_enabled",
+            object_type="user",
+            object_id=user.pk,
+            data={"username": user.username, "recovery_codes": len(codes)},
+        )
+    return device, codes
+
+
+def two_factor_verify(*, user: User, code: str) -> tuple[Any, bool] | None:
+    """Check a second-step code: a current code from the app (each used once: a code at or
+    before the last accepted time step is refused, and failures slow further tries), or an
+    unused recovery code (then spent, and recorded). Returns (the device, whether a recovery
+    code was used), or None when the code is wrong."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from clientdesk.accounts.models import RecoveryCode
+    from clientdesk.accounts.two_factor import (
+        recovery_code_digest,
+        recovery_code_or_none,
+        totp_code_or_none,
+    )
+
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        if device is None:
+            return None
+        digits = totp_code_or_none(code)
+        if digits is not None:
+            return (device, False) if device.verify_token(digits) else None
+        recovery = recovery_code_or_none(code)
+        if recovery is None:
+            device.throttle_increment(commit=True)
+            return None
+        spent = RecoveryCode.objects.filter(
+            user=user, digest=recovery_code_digest(recovery), used_at__isnull=True
+        ).update(used_at=timezone.now())
+        if not spent:
+            device.throttle_increment(commit=True)
+            return None
+        left = RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+        ledger_record(
+            actor=user,
+            action="user.recovery_code_used",
+            object_type="user",
+            object_id=user.pk,
+            data={"username": user.username, "left": left},
+        )
+    return device, True
+
+
+def two_factor_disable(*, actor: User, user: User) -> None:
+    """Turn two-factor sign-in off: the authenticator and every recovery code are forgotten.
+    The user does it from their profile with a current code; an administrator, for someone who
+    lost their device, from the Administration area."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from clientdesk.accounts.models import RecoveryCode
+
+    with transaction.atomic():
+        removed, _ = TOTPDevice.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+        if removed:
+            ledger_record(
+                actor=actor,
+                action="user.two_factor_disabled",
+                object_type="user",
+                object_id=user.pk,
+                data={"username": user.username},
+            )
+
+
+def recovery_codes_renew(*, user: User) -> list[str]:
+    """New recovery codes for an enrolled user; the old ones stop working."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    with transaction.atomic():
+        if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            raise ValidationFailed("Turn on two-factor sign-in first.")
+        codes = _recovery_codes_make(user)
+        ledger_record(
+            actor=user,
+            action="user.recovery_codes_renewed",
+            object_type="user",
+            object_id=user.pk,
+            data={"username": user.username, "recovery_codes": len(codes)},
+        )
+    return codes

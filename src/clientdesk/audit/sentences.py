@@ -415,6 +415,29 @@ ACTIONS: Mapping[str, Action] = {
             "{} changed the permissions of role {}: {}", a, _named(d.get("role")), _permissions(d)
         ),
     ),
+    "user.invited": Action(
+        "Staff user invited",
+        _user_sentence("{} sent {} an invitation to {}, valid until {}", "email", "valid_until"),
+    ),
+    "user.sessions_ended": Action(
+        "Sessions ended",
+        lambda r, n, a, d: format_html(
+            "{} ended {} of {}", a, _count(d.get("sessions"), "session"), n.user(r.object_id)
+        ),
+    ),
+    "user.two_factor_enabled": Action(
+        "Two-factor sign-in turned on", _user_sentence("{} turned on two-factor sign-in for {}")
+    ),
+    "user.two_factor_disabled": Action(
+        "Two-factor sign-in turned off", _user_sentence("{} turned off two-factor sign-in for {}")
+    ),
+    "user.recovery_code_used": Action(
+        "Recovery code used",
+        _simple("{} signed in with a recovery code ({} left)", "left"),
+    ),
+    "user.recovery_codes_renewed": Action(
+        "Recovery codes renewed", _user_sentence("{} made new recovery codes for {}")
+    ),
     "login.lockout_reset": Action(
         "Sign-in lockout lifted",
         _simple("{} lifted the sign-in lockout of {} from {}", "username", "ip_address"),
