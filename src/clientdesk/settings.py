@@ -40,8 +40,30 @@ def _secret_key() -> str:
 
 DEBUG = _env_bool("DEBUG")
 SECRET_KEY = _secret_key()
+
+
+def _public_url(value: str) -> tuple[str, str, str]:
+    """CLIENTDESK_PUBLIC_URL as (URL without a trailing slash, origin, host); empty if unset."""
+    from urllib.parse import urlsplit
+
+    url = value.strip().rstrip("/")
+    if not url:
+        return "", "", ""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path or parts.query:
+        raise ValueError(
+            f"CLIENTDESK_PUBLIC_URL must be http(s)://host[:port] and nothing more, not {value!r}"
+        )
+    return url, f"{parts.scheme}://{parts.netloc}", parts.hostname
+
+
+# The address people open, e.g. https://desk.example.com or http://10.0.0.5:18080: its host is
+# allowed, its origin trusted for CSRF, and links sent out of the app start with it.
+PUBLIC_URL, _public_origin, _public_host = _public_url(os.environ.get("CLIENTDESK_PUBLIC_URL", ""))
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+ALLOWED_HOSTS += [_public_host] if _public_host and _public_host not in ALLOWED_HOSTS else []
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+CSRF_TRUSTED_ORIGINS += [_public_origin] if _public_origin else []
 
 INSTALLED_APPS = [
     "clientdesk.core",
@@ -74,6 +96,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, to see every response: under ASGI, streams synchronous iterators chunk by chunk.
     "clientdesk.core.streaming.async_streaming_middleware",
+    # Before anything reads the scheme, host or client address (forwarded only by the proxy).
+    "clientdesk.core.proxy.ForwardedHeadersMiddleware",
     # Next, to give every answer (static files, errors) its request id, access-log line and
     # request metrics (core/access.py).
     "clientdesk.core.middleware.RequestIdMiddleware",
@@ -219,17 +243,27 @@ PASSWORD_RESET_TIMEOUT = CLIENTDESK_INVITATION_HOURS * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Without DEBUG, cookies are Secure and browsers are told to use HTTPS only (HSTS, sent on
-# HTTPS responses). Behind a proxy that terminates TLS, set CLIENTDESK_BEHIND_TLS_PROXY=1 so the
-# proxy's X-Forwarded-Proto says the request was HTTPS; the proxy must set (not pass on) that
-# header. SECURE_SSL_REDIRECT=1 redirects plain HTTP to HTTPS where no proxy does.
+# HTTPS responses). SECURE_SSL_REDIRECT=1 redirects plain HTTP to HTTPS where no proxy does.
 SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = 0 if DEBUG else int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT")
-if _env_bool("CLIENTDESK_BEHIND_TLS_PROXY"):
+# Behind the reverse proxy of deploy/ (CLIENTDESK_BEHIND_PROXY=1; the older name
+# CLIENTDESK_BEHIND_TLS_PROXY means the same): the browser's scheme, host and port come from the
+# proxy's X-Forwarded-Proto, -Host and -Port, and the client's address from X-Forwarded-For, but
+# only from a peer in CLIENTDESK_TRUSTED_PROXIES (core/proxy.py drops them from anyone else).
+BEHIND_PROXY = _env_bool("CLIENTDESK_BEHIND_PROXY") or _env_bool("CLIENTDESK_BEHIND_TLS_PROXY")
+TRUSTED_PROXIES = [
+    p.strip()
+    for p in os.environ.get("CLIENTDESK_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+    if p.strip()
+]
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+    USE_X_FORWARDED_PORT = True
 # No inline script or style anywhere (docs/ARCHITECTURE.md): scripts, styles, images, fonts and
 # requests come from this origin only.
 CONTENT_SECURITY_POLICY = {
