@@ -40,6 +40,9 @@ def _secret_key() -> str:
 
 DEBUG = _env_bool("DEBUG")
 SECRET_KEY = _secret_key()
+# Old keys still accepted for what they signed (sessions, portal tokens, links) while a new
+# SECRET_KEY takes over: comma-separated (docs/OPERATIONS.md, "Key rotation").
+SECRET_KEY_FALLBACKS = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
 
 
 def _public_url(value: str) -> tuple[str, str, str]:

@@ -277,3 +277,25 @@ def test_a_public_url_that_is_not_an_origin_is_refused_at_start(bad):
     result = _settings_with(CLIENTDESK_PUBLIC_URL=bad)
     assert result.returncode != 0
     assert "CLIENTDESK_PUBLIC_URL must be http(s)://host[:port]" in result.stderr
+
+
+def test_old_secret_keys_still_verify_what_they_signed_during_a_rotation():
+    """A portal token or link signed before SECRET_KEY changed is accepted while the old key is
+    in SECRET_KEY_FALLBACKS, and refused once it is gone."""
+    script = (
+        "import django; django.setup(); from django.core import signing; "
+        "old = signing.TimestampSigner(key='old-key-' * 8, salt='s').sign('x'); "
+        "print(signing.TimestampSigner(salt='s').unsign(old))"
+    )
+    keep = ("PATH", "HOME", "LANG", "CLIENTDESK_VAR_DIR")
+    env = {
+        **{k: os.environ[k] for k in keep if k in os.environ},
+        "DJANGO_SETTINGS_MODULE": "clientdesk.settings",
+        "SECRET_KEY": "new-key-" * 8,
+    }
+    run = [sys.executable, "-c", script]
+    rotating = {**env, "SECRET_KEY_FALLBACKS": "another-old-key," + "old-key-" * 8}
+    accepted = subprocess.run(run, cwd=ROOT, env=rotating, capture_output=True, text=True)
+    assert accepted.stdout.strip() == "x", accepted.stderr
+    refused = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "BadSignature" in refused.stderr
