@@ -22,6 +22,13 @@ from clientdesk.messaging.apis import (
 )
 from clientdesk.messaging.export_apis import MessagesExportApi
 from clientdesk.messaging.streams import staff_events
+from clientdesk.outreach.apis import (
+    BroadcastCancelApi,
+    BroadcastDetailApi,
+    BroadcastListCreateApi,
+    BroadcastRecipientsApi,
+    OutreachSettingsApi,
+)
 from clientdesk.portal.apis import PortalSessionsApi
 
 urlpatterns = [
@@ -49,6 +56,19 @@ urlpatterns = [
     path("messages/export", MessagesExportApi.as_view(), name="api-messages-export"),
     path("messages/<id:message_id>", MessageDetailApi.as_view(), name="api-message"),
     path("settings/follow-up", FollowUpSettingsApi.as_view(), name="api-followup-settings"),
+    path("settings/outreach", OutreachSettingsApi.as_view(), name="api-outreach-settings"),
+    path("broadcasts", BroadcastListCreateApi.as_view(), name="api-broadcasts"),
+    path("broadcasts/<id:broadcast_id>", BroadcastDetailApi.as_view(), name="api-broadcast"),
+    path(
+        "broadcasts/<id:broadcast_id>/recipients",
+        BroadcastRecipientsApi.as_view(),
+        name="api-broadcast-recipients",
+    ),
+    path(
+        "broadcasts/<id:broadcast_id>/cancel",
+        BroadcastCancelApi.as_view(),
+        name="api-broadcast-cancel",
+    ),
     path("integration/outgoing-endpoint", OutgoingEndpointApi.as_view(), name="api-endpoint"),
     path(
         "integration/outgoing-endpoint/rotate-secret",

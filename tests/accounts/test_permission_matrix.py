@@ -35,6 +35,7 @@ SIGNED_IN = "any signed-in user, whatever their roles"
 CLIENT = "a client's portal session only: no staff user or token"
 ISSUERS = {Role.ADMINISTRATOR, Role.INTEGRATION}
 EXPORTERS = {Role.ADMINISTRATOR, Role.MANAGER}
+BROADCASTERS = {Role.ADMINISTRATOR, Role.MANAGER}
 PUBLIC = "anyone"
 
 # route (as the resolver spells it) -> method -> who may
@@ -104,6 +105,11 @@ MATRIX: dict[str, dict[str, Any]] = {
     "settings/follow-up/": {"GET": ADMIN, "POST": ADMIN},
     "api/v1/messages": {"GET": READERS},
     "api/v1/settings/follow-up": {"GET": ADMIN, "PUT": ADMIN},
+    "api/v1/settings/outreach": {"GET": ADMIN, "PUT": ADMIN},
+    "api/v1/broadcasts": {"GET": READERS, "POST": BROADCASTERS},
+    "api/v1/broadcasts/<id:broadcast_id>": {"GET": READERS},
+    "api/v1/broadcasts/<id:broadcast_id>/recipients": {"GET": READERS},
+    "api/v1/broadcasts/<id:broadcast_id>/cancel": {"POST": BROADCASTERS},
     "api/v1/portal/sessions": {"POST": ISSUERS},
     "portal/": {"GET": PUBLIC},
     "portal/api/v1/session": {"POST": PUBLIC},
@@ -179,6 +185,7 @@ def objects(make_user, make_client):
         "template_id": str(version.template_id),
         "message_id": str(sent.message_id),
         "delivery_id": str(uuid.uuid4()),
+        "broadcast_id": str(uuid.uuid4()),  # none: who may ask is what is tried
         "path": "v1/nothing-here",
         "sequence": "1",
         "user_id": str(manager.pk),

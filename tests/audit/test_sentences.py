@@ -54,6 +54,12 @@ from clientdesk.delivery.services.queue import delivery_retry_now
 from clientdesk.followup.services import policy_update
 from clientdesk.messaging.services.sending import message_send
 from clientdesk.messaging.services.templates import Rename, template_change, template_create
+from clientdesk.outreach.services import (
+    broadcast_cancel,
+    broadcast_create,
+    broadcast_request_parse,
+    outreach_settings_update,
+)
 from clientdesk.portal.services import (
     portal_link_create,
     portal_message_read,
@@ -221,6 +227,21 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
         str(tmp_path / "out.csv"),
         stdout=io.StringIO(),
     )
+    outreach_settings_update(
+        actor=administrator,
+        data={
+            "quiet_hours": ["21:00", "08:00"],
+            "default_timezone": "Europe/Berlin",
+            "max_outreach_per_week": 3,
+        },
+    )
+    request = broadcast_request_parse(
+        {"audience": {"client_ids": [str(target.id)]}, "body": "Hello", "category": "service"}
+    )
+    broadcast, _ = broadcast_create(
+        actor=administrator, request=request, idempotency_key="b-1", meta=RequestMeta()
+    )
+    broadcast_cancel(actor=administrator, broadcast_id=broadcast.id)
     for action, data in [  # these need a remote server's answer; their data as written
         ("endpoint.tested", {"status_code": 200, "error": ""}),
         ("endpoint.disabled", {"reason": "Failing for 3 days (last: HTTP 500)."}),
@@ -296,6 +317,10 @@ def test_each_record_reads_as_a_sentence_naming_who_and_what(client, administrat
         "Clientdesk created a portal sign-in link for Zoë Ortega (CRM-42)",
         "Ada Admin sent a test event to the webhook endpoint: HTTP 200",
         "Clientdesk disabled the outgoing webhook endpoint: Failing for 3 days",
+        "Ada Admin changed the outreach settings: quiet hours 21:00–08:00, default time zone "
+        "Europe/Berlin, at most 3 outreach messages a week",
+        "Ada Admin created a service broadcast to 1 client",
+        "Ada Admin cancelled a broadcast: 1 message not sent, 0 sent before",
     ]
     for sentence in expected:
         assert any(s.startswith(sentence) for s in said), (sentence, "\n".join(said))

@@ -314,6 +314,24 @@ def _policy(r: AuditRecord, n: Names, actor: SafeString, d: dict[str, Any]) -> S
     )
 
 
+def _outreach_settings(
+    r: AuditRecord, n: Names, actor: SafeString, d: dict[str, Any]
+) -> SafeString:
+    after = _dict(d.get("after"))
+    quiet = after.get("quiet_hours")
+    hours = "–".join(str(t) for t in quiet) if isinstance(quiet, list) else "none"
+    cap = after.get("max_outreach_per_week")
+    return format_html(
+        "{} changed the outreach settings: quiet hours {}, default time zone {}, {}",
+        actor,
+        _named(hours, 20),
+        _named(after.get("default_timezone"), 60),
+        format_html("at most {} outreach messages a week", _named(cap, 20))
+        if cap
+        else "no weekly cap",
+    )
+
+
 def _simple(text: str, *keys: str) -> Sentence:
     """A sentence whose values come straight from the record's data, each one bounded."""
 
@@ -456,6 +474,25 @@ ACTIONS: Mapping[str, Action] = {
         "Delivery retried", _simple("{} retried a {} delivery of a message", "channel")
     ),
     "followup.policy_updated": Action("Follow-up policy changed", _policy),
+    "broadcast.created": Action(
+        "Broadcast created",
+        lambda r, n, a, d: format_html(
+            "{} created a {} broadcast to {}",
+            a,
+            _named(d.get("category"), 20),
+            _count(d.get("recipients"), "client"),
+        ),
+    ),
+    "broadcast.cancelled": Action(
+        "Broadcast cancelled",
+        lambda r, n, a, d: format_html(
+            "{} cancelled a broadcast: {} not sent, {} sent before",
+            a,
+            _count(d.get("cancelled"), "message"),
+            _named(d.get("sent"), 20),
+        ),
+    ),
+    "outreach.settings_updated": Action("Outreach settings changed", _outreach_settings),
     "portal.session_issued": Action(
         "Portal session opened", _client_sentence("{} opened a client portal session for {}")
     ),

@@ -76,6 +76,8 @@ _MESSAGE_SCHEMA = inline_serializer(
         "reply_state": serializers.ChoiceField(["none", "awaiting", "overdue", "answered"]),
         "reply_due_at": serializers.DateTimeField(allow_null=True),
         "answered_at": serializers.DateTimeField(allow_null=True),
+        "category": serializers.ChoiceField(["service", "outreach"]),
+        "broadcast_id": serializers.UUIDField(allow_null=True),
         "channels": serializers.ListField(
             child=inline_serializer(
                 "MessageChannel",

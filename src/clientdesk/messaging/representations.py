@@ -70,6 +70,8 @@ def message_representation(
         "reply_state": message.reply_state,
         "reply_due_at": iso_utc(message.reply_due_at),
         "answered_at": iso_utc(message.answered_at),
+        "category": message.category,
+        "broadcast_id": str(message.broadcast_id) if message.broadcast_id else None,
         "channels": message_channels(message, deliveries or []),
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)

@@ -2,6 +2,7 @@
 for a signed-in browser (session) or an API token."""
 
 import uuid
+from collections.abc import Callable
 
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
@@ -42,6 +43,11 @@ def _may_view(user_id: uuid.UUID) -> bool:
     return user is not None and user.has_perm(MessagingPermission.VIEW_MESSAGE)
 
 
+def _may_follow_broadcasts(user_id: uuid.UUID) -> bool:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and user.has_perm(MessagingPermission.SEND_BROADCAST)
+
+
 def _token_alive(token: str) -> bool:
     return user_for_api_token(token=token) is not None
 
@@ -53,6 +59,27 @@ def staff_frame(event: Event) -> str:
         data = {"client_id": str(event.client_id), **event.data}
         frame = event.frames["staff"] = sse_frame(event_id=event.id, type=event.type, data=data)
     return frame
+
+
+def staff_render(user_id: uuid.UUID, broadcasts: list[bool]) -> Callable[[Event], str]:
+    """How one user's stream renders events. A broadcast's events (`broadcast.progress`) are
+    about the broadcast, not a client (their subject id is the broadcast's): they go to its
+    creator and to users with *Send a broadcast* (`broadcasts[0]`, re-checked with the rest of
+    the stream's access), and to nobody else."""
+    me = str(user_id)
+
+    def render(event: Event) -> str:
+        if not event.type.startswith("broadcast."):
+            return staff_frame(event)
+        if not (broadcasts[0] or event.data.get("created_by") == me):
+            return ""
+        frame = event.frames.get("staff-broadcast")
+        if frame is None:
+            frame = sse_frame(event_id=event.id, type=event.type, data=event.data)
+            event.frames["staff-broadcast"] = frame
+        return frame
+
+    return render
 
 
 # Only GET reaches the view and it changes nothing, so CSRF has nothing to guard: another
@@ -75,12 +102,16 @@ async def staff_events(request: HttpRequest) -> HttpResponseBase:
             type_slug="permission-denied",
         )
 
+    broadcasts = [await db_call(_may_follow_broadcasts)(user.pk)]
+
     async def still_valid() -> str | None:
         if token and not await db_call(_token_alive)(token):
             return "token_revoked"
         if not await db_call(_may_view)(user.pk):
             return "access_revoked"
+        broadcasts[0] = await db_call(_may_follow_broadcasts)(user.pk)
         return None
 
-    spec = StreamSpec(client_ids=None, types=None, render=staff_frame, still_valid=still_valid)
+    render = staff_render(user.pk, broadcasts)
+    spec = StreamSpec(client_ids=None, types=None, render=render, still_valid=still_valid)
     return stream_response(request, spec)

@@ -8,6 +8,7 @@ from django.db import models
 
 from clientdesk.clients.models import Client
 from clientdesk.messaging.models import Category, Message, MessageTemplate
+from clientdesk.outreach.permissions import OutreachPermission
 
 
 class BroadcastStatus(models.TextChoices):
@@ -138,6 +139,7 @@ class OutreachSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "outreach settings"
+        permissions = OutreachPermission.model_meta()
 
     def __str__(self) -> str:
         return "Outreach settings"

@@ -47,12 +47,14 @@ EXCERPT_CHARS = 2000
 
 class Outgoing(NamedTuple):
     """A payload to carry: on which channel, about which client (none for the ledger's), for
-    which subject (what its deliveries are listed under, e.g. a message's id)."""
+    which subject (what its deliveries are listed under, e.g. a message's id); not before
+    `next_attempt_at` (None: at once), e.g. a broadcast's notification held by quiet hours."""
 
     channel: Channel
     client: Client | None
     subject_id: uuid.UUID
     payload: dict[str, Any]
+    next_attempt_at: datetime | None = None
 
 
 def delivery_create(
@@ -75,7 +77,7 @@ def deliveries_create(*, outgoing: Sequence[Outgoing]) -> list[Delivery]:
             client=item.client,
             subject_id=item.subject_id,
             payload=item.payload,
-            next_attempt_at=now,
+            next_attempt_at=item.next_attempt_at or now,
             created_at=now,
         )
         for item in outgoing

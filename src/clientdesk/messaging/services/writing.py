@@ -30,6 +30,7 @@ announced on commit.
 """
 
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +53,13 @@ from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.textcheck import text_problem
 from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.hooks import messages_written
-from clientdesk.messaging.models import Direction, IdempotencyKey, Message, MessageTemplateVersion
+from clientdesk.messaging.models import (
+    Category,
+    Direction,
+    IdempotencyKey,
+    Message,
+    MessageTemplateVersion,
+)
 from clientdesk.messaging.outbound import messages_deliveries_create
 from clientdesk.messaging.representations import (
     message_client_representation,
@@ -88,7 +95,10 @@ class MessageWrite:
 
     `direction` OUT: from the business, `sender` its author; IN: from the client, who is its
     author. `idempotency_key` (with the request's `fingerprint`) is the author's: empty for a
-    message no request can retry."""
+    message no request can retry. `broadcast_id`: the broadcast it is one recipient's copy of
+    (one per client, by a unique index); `notify_at`: when its notifications (deliveries) may
+    go first, None for at once (a broadcast's quiet hours hold them; the message is written
+    now)."""
 
     client: Client
     direction: Direction
@@ -105,6 +115,9 @@ class MessageWrite:
     reply_due_at: datetime | None = None
     idempotency_key: str = ""
     fingerprint: str = ""
+    category: Category = Category.SERVICE
+    broadcast_id: uuid.UUID | None = None
+    notify_at: datetime | None = None
 
 
 LockedCheck = Callable[[datetime], None]
@@ -177,7 +190,7 @@ def _write(writes: Sequence[MessageWrite], check_locked: LockedCheck | None) -> 
         messages = Message.objects.bulk_create(_message(w, now) for w in writes)
         messages_written(messages)
         ActivityEvent.objects.bulk_create(_activity(m) for m in messages)
-        deliveries = messages_deliveries_create(messages)
+        deliveries = messages_deliveries_create(messages, notify_at=[w.notify_at for w in writes])
         results = [
             SendResult(m.id, _answer(m, queued), replayed=False, message=m)
             for m, queued in zip(messages, deliveries, strict=True)
@@ -226,6 +239,8 @@ def _message(write: MessageWrite, now: datetime) -> Message:
         in_reply_to=write.in_reply_to,
         expects_reply=write.expects_reply,
         reply_due_at=write.reply_due_at,
+        category=write.category,
+        broadcast_id=write.broadcast_id,
     )
 
 
@@ -241,6 +256,8 @@ def _activity(message: Message) -> ActivityEvent:
     data: dict[str, Any] = {"message_id": str(message.id), "body": message.body}
     if message.template_id:
         data["template"] = _template_summary(message)
+    if message.broadcast_id is not None:
+        data["broadcast_id"] = str(message.broadcast_id)
     return activity_build(
         client=message.client,
         type=ActivityType.REPLY_RECEIVED if inbound else ActivityType.MESSAGE_SENT,
@@ -276,6 +293,9 @@ def _ledger_entry(message: Message) -> AuditEntry:
             "template_version": message.template_version,
             "template_edited": message.template_edited,
         }
+        if message.broadcast_id is not None:
+            data["broadcast_id"] = str(message.broadcast_id)
+            data["category"] = message.category
     return audit_build(
         actor=message.sender,
         client_actor=message.client if inbound else None,
