@@ -558,7 +558,7 @@ def two_factor_verify(*, user: User, code: str) -> tuple[Any, bool] | None:
     return device, True
 
 
-def two_factor_disable(*, actor: User, user: User) -> None:
+def two_factor_disable(*, actor: User | None, user: User) -> None:
     """Turn two-factor sign-in off: the authenticator and every recovery code are forgotten.
     The user does it from their profile with a current code; an administrator, for someone who
     lost their device, from the Administration area."""
