@@ -1,6 +1,7 @@
 """A client's consent to outreach: the one write (ledger record with the real actor, the
 timeline entry, nothing on a repeat) and the signed token of the unsubscribe link."""
 
+import re
 import uuid
 
 import pytest
@@ -107,15 +108,17 @@ def test_the_token_names_its_client_and_nothing_else(make_client):
     token = unsubscribe_token(one)
     assert unsubscribe_token_client(token) == one
     assert unsubscribe_token_client(unsubscribe_token(other)) == other
-    value, signature = token.split(":")
+    value, signature = token.split(".")
     # Another client's id under this client's signature, or an altered signature: refused.
-    assert unsubscribe_token_client(f"{other.pk.hex}:{signature}") is None
-    assert unsubscribe_token_client(f"{value}:{signature[:-1]}A") is None
+    assert unsubscribe_token_client(f"{other.pk.hex}.{signature}") is None
+    flipped = signature[:-1] + ("B" if signature.endswith("A") else "A")
+    assert unsubscribe_token_client(f"{value}.{flipped}") is None
     assert unsubscribe_token_client(value) is None
-    for hostile in ["", ":", "\x00", "é" * 10_000, token + "\x00", f"{value}:{signature}:x"]:
+    for hostile in ["", ":", "\x00", "é" * 10_000, token + "\x00", f"{value}.{signature}.x"]:
         assert unsubscribe_token_client(hostile) is None
     # The same id signed for another purpose (another salt) opens nothing.
-    assert unsubscribe_token_client(signing.Signer(salt="other").sign(one.pk.hex)) is None
+    assert unsubscribe_token_client(signing.Signer(salt="other", sep=".").sign(one.pk.hex)) is None
+    assert re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]{20,}", token)
     assert unsubscribe_token_client(signing.Signer().sign(one.pk.hex)) is None
 
 

@@ -45,8 +45,11 @@ def client_consent_change(
         raise ValueError("a change by the client has no staff actor")
     if actor is not None:
         check_can_change_consent(actor)
+    client = client_get(client_id=client_id)
+    if client.outreach_opt_out == opt_out:
+        return client  # read without a lock: a repeated unsubscribe writes and waits for nothing
     with transaction.atomic():
-        client = Client.objects.select_for_update().get(pk=client_get(client_id=client_id).pk)
+        client = Client.objects.select_for_update().get(pk=client.pk)
         if client.outreach_opt_out == opt_out:
             return client
         now = timezone.now()
@@ -81,16 +84,17 @@ def client_consent_change(
 
 
 def unsubscribe_token(client: Client) -> str:
-    """The signed, URL-safe token of the client's unsubscribe link. It does not expire (a link in
-    an old e-mail must still work, RFC 8058) and opens only this client's consent."""
-    return signing.Signer(salt=UNSUBSCRIBE_SALT).sign(client.pk.hex)
+    """The signed token of the client's unsubscribe link: the client's id and its HMAC, in
+    URL-safe characters only. It does not expire (a link in an old e-mail must still work) and
+    opens only this client's consent."""
+    return signing.Signer(salt=UNSUBSCRIBE_SALT, sep=".").sign(client.pk.hex)
 
 
 def unsubscribe_token_client(token: str) -> Client | None:
     """The client a token was signed for; None when it was tampered with, signed with another
     salt, or names no client."""
     try:
-        value = signing.Signer(salt=UNSUBSCRIBE_SALT).unsign(token)
+        value = signing.Signer(salt=UNSUBSCRIBE_SALT, sep=".").unsign(token)
         client_id = uuid.UUID(hex=value)
     except (signing.BadSignature, ValueError, TypeError):
         return None

@@ -13,6 +13,9 @@ from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
 from clientdesk.delivery.outcomes import Outcome, signing_secrets
 
 SLOW_DOWN_STATUSES = {429, 502, 503, 504}
+# The headers an e-mail payload may add (an outreach message's one-click unsubscribe, RFC 8058);
+# any other name in a payload is not sent.
+EMAIL_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 
 
 def webhook_body(delivery: Delivery) -> str:
@@ -52,6 +55,14 @@ def send_webhook(delivery: Delivery, endpoint: OutgoingEndpoint) -> Outcome:
     )
 
 
+def _email_headers(delivery: Delivery) -> dict[str, str]:
+    given = delivery.payload.get("headers") or {}
+    headers = {name: str(given[name]) for name in EMAIL_HEADERS if name in given}
+    # One Message-ID per delivery, the same on every retry, so mail systems drop duplicates.
+    headers["Message-ID"] = make_msgid(idstring=delivery.webhook_id, domain="clientdesk")
+    return headers
+
+
 def send_email(delivery: Delivery) -> Outcome:
     payload = delivery.payload
     started = time.monotonic()
@@ -61,8 +72,7 @@ def send_email(delivery: Delivery) -> Outcome:
         from_email=f"{payload['from_name']} <{settings.DEFAULT_FROM_EMAIL}>",
         to=[payload["to"]],
         reply_to=[payload["reply_to"]] if payload.get("reply_to") else None,
-        # One Message-ID per delivery, the same on every retry, so mail systems drop duplicates.
-        headers={"Message-ID": make_msgid(idstring=delivery.webhook_id, domain="clientdesk")},
+        headers=_email_headers(delivery),
     )
     message.attach_alternative(payload["html"], "text/html")
     try:

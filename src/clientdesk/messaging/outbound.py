@@ -6,14 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.html import escape, linebreaks
 
+from clientdesk.clients.consent import unsubscribe_token
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services.endpoints import active_channels, endpoint_channels
 from clientdesk.delivery.services.queue import Outgoing, deliveries_create, delivery_create
-from clientdesk.messaging.models import Direction, Message
+from clientdesk.messaging.models import Category, Direction, Message
 
 
 def _time(message: Message) -> str:
@@ -29,8 +31,6 @@ def webhook_payload(
         "body": message.body,
         "created_at": _time(message),
         "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
-        "category": message.category,
-        "broadcast_id": str(message.broadcast_id) if message.broadcast_id else None,
     }
     if type != "message.sent":  # what the client did: which way, when read, answering what
         shape["direction"] = message.direction
@@ -81,25 +81,53 @@ def email_subject(language: str, business: str) -> str:
 
 
 def email_payload(message: Message) -> dict[str, Any]:
+    """The e-mail of `message`: an outreach message also carries its one-click unsubscribe link
+    (RFC 8058) in the headers and the footer; a service message never does."""
     business = settings.BUSINESS_NAME
+    unsubscribe = _unsubscribe(message)
     if settings.EMAIL_NOTIFY_ONLY and settings.PORTAL_URL:
-        return _notification_email(message, business)
-    sender = message.sender.display_name if message.sender else business
-    text = f"{message.body}\n\n— {sender}, {business}\n"
-    # Plain HTML: the text escaped, paragraphs kept; no images, no tracking.
-    html = (
-        '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
-        f"{linebreaks(escape(message.body))}"
-        f'<p style="color: #5b6675">— {escape(sender)}, {escape(business)}</p></div>'
-    )
-    return {
-        "to": message.client.email,
-        "subject": email_subject(message.client.language, business),
-        "text": text,
-        "html": html,
-        "from_name": business,
-        "reply_to": settings.EMAIL_REPLY_TO,
-    }
+        payload = _notification_email(message, business)
+    else:
+        sender = message.sender.display_name if message.sender else business
+        text = f"{message.body}\n\n— {sender}, {business}\n"
+        # Plain HTML: the text escaped, paragraphs kept; no images, no tracking.
+        html = (
+            '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
+            f"{linebreaks(escape(message.body))}"
+            f'<p style="color: #5b6675">— {escape(sender)}, {escape(business)}</p></div>'
+        )
+        payload = {
+            "to": message.client.email,
+            "subject": email_subject(message.client.language, business),
+            "text": text,
+            "html": html,
+            "from_name": business,
+            "reply_to": settings.EMAIL_REPLY_TO,
+        }
+    if unsubscribe:
+        payload["text"] += f"\n{UNSUBSCRIBE_FOOTER.format(business=business)}\n{unsubscribe}\n"
+        payload["html"] += (
+            '<p style="color: #5b6675; font-size: 13px">'
+            f'<a href="{escape(unsubscribe)}">'
+            f"{escape(UNSUBSCRIBE_FOOTER.format(business=business))}</a></p>"
+        )
+        payload["headers"] = {
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    return payload
+
+
+UNSUBSCRIBE_FOOTER = "Stop news and offers from {business}"
+
+
+def _unsubscribe(message: Message) -> str:
+    """The unsubscribe link of an outreach message; empty for a service message, and when
+    Clientdesk's public address (CLIENTDESK_PUBLIC_URL) is not set, as no link could reach it."""
+    if message.category != Category.OUTREACH or not settings.PUBLIC_URL:
+        return ""
+    token = unsubscribe_token(message.client)
+    return settings.PUBLIC_URL + reverse("portal:unsubscribe", kwargs={"token": token})
 
 
 def _notification_email(message: Message, business: str) -> dict[str, Any]:
@@ -121,15 +149,11 @@ def _notification_email(message: Message, business: str) -> dict[str, Any]:
     }
 
 
-def messages_deliveries_create(
-    messages: Sequence[Message], *, notify_at: Sequence[datetime | None] | None = None
-) -> list[list[Delivery]]:
+def messages_deliveries_create(messages: Sequence[Message]) -> list[list[Delivery]]:
     """Queue written messages, all in one insert, inside the transaction that writes them: ours
     on every active channel (`message.sent`), a client's to the outgoing endpoint
-    (`message.received`). `notify_at`: per message, when its deliveries may go first (None: at
-    once; a broadcast's quiet hours). Returns each message's deliveries, in the order given."""
+    (`message.received`). Returns each message's deliveries, in the order given."""
     endpoint = endpoint_get()
-    not_before = list(notify_at) if notify_at is not None else [None] * len(messages)
     outgoing: list[Outgoing] = []
     owners: list[int] = []
     for index, message in enumerate(messages):
@@ -139,13 +163,7 @@ def messages_deliveries_create(
             channels = [Channel.WEBHOOK] if endpoint is not None else []
         for channel in channels:
             outgoing.append(
-                Outgoing(
-                    channel,
-                    message.client,
-                    message.id,
-                    _payload(channel, message),
-                    not_before[index],
-                )
+                Outgoing(channel, message.client, message.id, _payload(channel, message))
             )
             owners.append(index)
     queued: list[list[Delivery]] = [[] for _ in messages]

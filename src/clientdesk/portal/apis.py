@@ -12,11 +12,13 @@ from rest_framework.response import Response
 
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.accounts.services import token_digest
+from clientdesk.clients.consent import client_consent_change
 from clientdesk.core.api import ApiView, WholeNumberField
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
+from clientdesk.core.time import iso_utc
 from clientdesk.messaging.representations import message_client_representation
 from clientdesk.portal.authentication import (
     IsPortalClient,
@@ -53,6 +55,13 @@ _PORTAL_MESSAGE = inline_serializer(
         ),
         "read_at": serializers.DateTimeField(allow_null=True),
         "in_reply_to": serializers.UUIDField(allow_null=True),
+    },
+)
+_PREFERENCES = inline_serializer(
+    "PortalPreferences",
+    {
+        "outreach_opt_out": serializers.BooleanField(),
+        "outreach_opt_out_at": serializers.DateTimeField(allow_null=True),
     },
 )
 
@@ -203,3 +212,56 @@ class PortalMessageReadApi(PortalApiView):
             client=self.portal_client(request).client, message_id=message_id
         )
         return Response(message_client_representation(message))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: not "yes", 1 or "false", which a plain BooleanField reads."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class PortalPreferencesApi(PortalApiView):
+    """The client's own notification settings: outreach off or on. Service messages are not a
+    preference: they always come."""
+
+    required_permissions = {"GET": CLIENT_SESSION, "PUT": CLIENT_SESSION}
+
+    class PortalPreferences(serializers.Serializer):
+        outreach_opt_out = StrictBooleanField()
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            return attrs
+
+    @staticmethod
+    def _representation(client: Any) -> dict[str, Any]:
+        return {
+            "outreach_opt_out": client.outreach_opt_out,
+            "outreach_opt_out_at": iso_utc(client.outreach_opt_out_at),
+        }
+
+    @extend_schema(responses={200: _PREFERENCES}, operation_id="portal_preferences_get")
+    def get(self, request: Request) -> Response:
+        return Response(self._representation(self.portal_client(request).client))
+
+    @extend_schema(
+        request=PortalPreferences,
+        responses={200: _PREFERENCES},
+        operation_id="portal_preferences_set",
+    )
+    def put(self, request: Request) -> Response:
+        data = self.PortalPreferences(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = client_consent_change(
+            client_id=self.portal_client(request).client.id,
+            opt_out=data.validated_data["outreach_opt_out"],
+            actor=None,
+            by_client=True,
+            via="cabinet",
+        )
+        return Response(self._representation(client))

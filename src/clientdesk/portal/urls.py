@@ -1,4 +1,5 @@
-"""Routes of the client's side: the reference cabinet and the portal API under /portal/."""
+"""Routes of the client's side under /portal/: the reference cabinet, the portal API and the
+unsubscribe link of outreach e-mail."""
 
 from django.urls import path
 
@@ -16,4 +17,6 @@ urlpatterns = [
         name="api-message-read",
     ),
     path("api/v1/events", streams.portal_events, name="api-events"),
+    path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
+    path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]

@@ -4,6 +4,8 @@
 //   POST /portal/api/v1/messages/{id}/read mark a message from the business read
 //   POST /portal/api/v1/messages           send a reply (with an Idempotency-Key)
 //   GET  /portal/api/v1/events             live events (SSE), resumed by Last-Event-ID
+//   GET  /portal/api/v1/preferences        notification settings: {"outreach_opt_out": bool}
+//   PUT  /portal/api/v1/preferences        turn news and offers (outreach) off or on
 "use strict";
 
 const API = "/portal/api/v1";
@@ -46,6 +48,7 @@ async function signIn() {
   state.token = sessionStorage.getItem("portal-token");
   if (!state.token) return signOut("Open the sign-in link you were given to see your messages.");
   $("inbox").hidden = false;
+  $("settings-button").hidden = false;
   const inbox = await api("/messages?limit=20");
   inbox.items.forEach((m) => add(m, "end"));
   setUnread(inbox.unread_count);
@@ -57,6 +60,8 @@ function signOut(text) {
   sessionStorage.removeItem("portal-token");
   if (state.stream) state.stream.close();
   $("inbox").hidden = true;
+  $("settings").hidden = true;
+  $("settings-button").hidden = true;
   $("signed-out").hidden = false;
   $("signed-out-text").textContent = text;
   document.title = `Messages · ${business}`;
@@ -208,6 +213,55 @@ $("reply").addEventListener("submit", async (event) => {
   } catch (failure) {
     error.textContent = failure.message; // the text stays in the box to try again
     error.hidden = false;
+  }
+});
+
+// --- notification settings ------------------------------------------------------------------
+
+// The box says "send me news and offers": checked is outreach on (opt-out false).
+function showPreferences(preferences) {
+  $("outreach").checked = !preferences.outreach_opt_out;
+}
+
+$("settings-button").addEventListener("click", async () => {
+  const button = $("settings-button");
+  const open = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(open));
+  $("settings").hidden = !open;
+  if (!open) return;
+  $("outreach").disabled = true;
+  try {
+    showPreferences(await api("/preferences"));
+    $("outreach").disabled = false;
+    $("outreach").focus();
+  } catch (failure) {
+    $("settings-error").textContent = failure.message;
+    $("settings-error").hidden = false;
+  }
+});
+
+$("outreach").addEventListener("change", async () => {
+  const box = $("outreach");
+  const error = $("settings-error");
+  error.hidden = true;
+  $("settings-status").textContent = "";
+  box.disabled = true;
+  try {
+    const saved = await api("/preferences", {
+      method: "PUT",
+      body: { outreach_opt_out: !box.checked },
+    });
+    showPreferences(saved);
+    $("settings-status").textContent = saved.outreach_opt_out
+      ? "Saved: you will no longer receive news and offers."
+      : "Saved: you will receive news and offers.";
+  } catch (failure) {
+    box.checked = !box.checked; // nothing changed on the server: show what holds
+    error.textContent = failure.message;
+    error.hidden = false;
+  } finally {
+    box.disabled = false;
+    box.focus();
   }
 });
 
