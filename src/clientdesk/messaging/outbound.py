@@ -31,6 +31,8 @@ def webhook_payload(
         "body": message.body,
         "created_at": _time(message),
         "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
+        "category": message.category,
+        "broadcast_id": str(message.broadcast_id) if message.broadcast_id else None,
     }
     if type != "message.sent":  # what the client did: which way, when read, answering what
         shape["direction"] = message.direction
@@ -149,11 +151,15 @@ def _notification_email(message: Message, business: str) -> dict[str, Any]:
     }
 
 
-def messages_deliveries_create(messages: Sequence[Message]) -> list[list[Delivery]]:
+def messages_deliveries_create(
+    messages: Sequence[Message], *, notify_at: Sequence[datetime | None] | None = None
+) -> list[list[Delivery]]:
     """Queue written messages, all in one insert, inside the transaction that writes them: ours
     on every active channel (`message.sent`), a client's to the outgoing endpoint
-    (`message.received`). Returns each message's deliveries, in the order given."""
+    (`message.received`). `notify_at`: per message, when its deliveries may go first (None: at
+    once; a broadcast's quiet hours). Returns each message's deliveries, in the order given."""
     endpoint = endpoint_get()
+    not_before = list(notify_at) if notify_at is not None else [None] * len(messages)
     outgoing: list[Outgoing] = []
     owners: list[int] = []
     for index, message in enumerate(messages):
@@ -163,7 +169,13 @@ def messages_deliveries_create(messages: Sequence[Message]) -> list[list[Deliver
             channels = [Channel.WEBHOOK] if endpoint is not None else []
         for channel in channels:
             outgoing.append(
-                Outgoing(channel, message.client, message.id, _payload(channel, message))
+                Outgoing(
+                    channel,
+                    message.client,
+                    message.id,
+                    _payload(channel, message),
+                    not_before[index],
+                )
             )
             owners.append(index)
     queued: list[list[Delivery]] = [[] for _ in messages]
