@@ -54,6 +54,7 @@ urlpatterns = [
     path("accounts/invitation/<uidb64>/<token>/", invitation_accept, name="invitation-accept"),
     path("administration/", include("clientdesk.accounts.administration.urls")),
     path("clients/", include("clientdesk.clients.urls")),
+    path("broadcasts/", include("clientdesk.outreach.urls")),
     path("", include("clientdesk.messaging.urls")),
     path("", include("clientdesk.audit.urls")),
     path("", include("clientdesk.followup.urls")),
