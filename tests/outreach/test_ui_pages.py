@@ -191,6 +191,8 @@ def test_the_review_of_attribute_and_language_filters(client, manager, crowd):
     [
         ({"search": ""}, "audience"),
         ({"search": "Lisbon", "attributes": "plan"}, "line 1"),
+        ({"search": "Lisbon", "attributes": "plan = gold\n" * 21}, "at most 20"),
+        ({"search": "Lisbon", "attributes": "a b = c"}, "attribute name"),
         ({"search": "Lisbon", "category": "spam"}, "category"),
         ({"search": "Lisbon", "when": "at", "send_at": "yesterday"}, "date"),
         ({"search": "Lisbon", "when": "at", "send_at": "2001-01-01T09:00"}, "past"),
