@@ -36,6 +36,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -43,7 +44,6 @@ from clientdesk.accounts.models import User
 from clientdesk.clients.consent import client_consent_change
 from clientdesk.clients.models import Client
 from clientdesk.clients.permissions import ClientsPermission
-from clientdesk.clients.services import client_check
 from clientdesk.clients.validators import ATTRIBUTE_NAME, MAX_ATTRIBUTES
 from clientdesk.core.errors import ApplicationError, ValidationFailed
 from clientdesk.core.ledger import ledger_record
@@ -349,6 +349,11 @@ class _Chunk:
 
 
 _COMPARED = (*FIELDS, "attributes", "search_text", "sort_name")
+_NOT_SET = [
+    f.name
+    for f in Client._meta.concrete_fields
+    if f.name not in (KEY, *FIELDS, "attributes", "search_text", "sort_name")
+]
 
 
 def _apply(
@@ -398,10 +403,13 @@ def _apply(
                 candidate.attributes[name] = value
             else:
                 candidate.attributes.pop(name, None)
+        candidate.refresh_derived()
         try:
-            client_check(candidate)
-        except ValidationFailed as error:
-            out.errors.append((row.line, error.extra["errors"]))
+            # The model's own rules, for the fields an import sets (the others are defaults or
+            # as stored); uniqueness is the chunk's own business (by external_id).
+            candidate.full_clean(exclude=_NOT_SET, validate_unique=False)
+        except ValidationError as error:
+            out.errors.append((row.line, error.message_dict))
             continue
         if base is None and not candidate.first_name:
             out.errors.append((row.line, {"first_name": ["A new client needs a first name."]}))
@@ -454,19 +462,51 @@ def _apply(
     return out
 
 
+def _execute_many(sql: str, clients: list[Client], fields: list[Any]) -> None:
+    """One statement, prepared once and run for every client of the chunk (`executemany`),
+    with each value converted as the ORM converts it for saving."""
+    rows = [
+        [f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] for c in clients
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _write(chunk: _Chunk, header: _Header, *, actor: User | None) -> None:
-    """The chunk's inserts and updates (inside the caller's transaction)."""
+    """The chunk's inserts and updates (inside the caller's transaction). Set-based, but not
+    bulk_create / bulk_update: those compile every value of every row in Python (half the CPU
+    of an import), and bulk_update's CASE over the whole batch grows with its square (44 s
+    for 10,000 updated clients). On SQLite the FTS triggers follow each inserted and updated
+    row as they do for any other write."""
+    meta = Client._meta
+    table = connection.ops.quote_name(meta.db_table)
+    columns = {f.name: f for f in meta.concrete_fields}
+    now = timezone.now()
     if chunk.created:
-        Client.objects.bulk_create(chunk.created, batch_size=CHUNK_ROWS)
+        for client in chunk.created:
+            client.created_at = client.updated_at = now
+        fields = list(columns.values())
+        names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        _execute_many(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - from the model
+            chunk.created,
+            fields,
+        )
     changed = sorted(chunk.updated.values(), key=lambda c: c.external_id)
     if changed:
-        now = timezone.now()
         for client in changed:
             client.updated_at = now
-        fields = [*header.fields, "search_text", "sort_name", "updated_at"]
+        wanted = [*header.fields, "search_text", "sort_name", "updated_at"]
         if header.attributes:
-            fields.append("attributes")
-        Client.objects.bulk_update(changed, fields, batch_size=CHUNK_ROWS)
+            wanted.append("attributes")
+        fields = [columns[name] for name in wanted]
+        sets = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+        _execute_many(
+            f"UPDATE {table} SET {sets} WHERE id = %s",  # noqa: S608 - from the model
+            changed,
+            [*fields, columns["id"]],
+        )
     if chunk.consent:
         ids = dict(
             Client.objects.filter(external_id__in=list(chunk.consent)).values_list(

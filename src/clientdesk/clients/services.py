@@ -1,6 +1,6 @@
 """Writes for clients: create, change, and the bulk load of the demo. The derived search fields
-are kept here (and by the import, `clients/importing.py`, through `client_check`); each write is
-in the audit ledger with its actor. A change of consent to outreach is delegated to
+are kept here (and by the import, `clients/importing.py`, through `Client.refresh_derived()`);
+each write is in the audit ledger with its actor. A change of consent to outreach is delegated to
 `clients/consent.py`, its one writer."""
 
 import uuid
