@@ -33,10 +33,34 @@ run: $(RUN_STAMP)
 	@echo "Client's online cabinet for demo client CRM-000001 (one-time link, 15 minutes):"
 	@$(PY) manage.py portal_link CRM-000001 --base-url http://127.0.0.1:$(PORT) | tail -n 1
 	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
-	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 CLIENTDESK_REQUIRE_2FA_FOR= bash -c 'trap "kill 0" EXIT; \
-		$(PY) manage.py run_worker & \
-		$(VENV)/bin/granian --interface asgi --no-ws clientdesk.asgi:application --host 127.0.0.1 \
-			--port $(PORT) --log-level warning'
+	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 CLIENTDESK_REQUIRE_2FA_FOR= bash -c "$$RUN_BOTH"
+
+# `make run`'s two processes. Ctrl-C reaches both (they share the terminal's process group); a
+# SIGTERM, or either one exiting, stops the other: SIGTERM (open event streams end, the worker
+# releases what it has not finished, granian kills a worker process of its own still busy after
+# 5 s), then SIGKILL to whatever is left after STOP_SECONDS: nothing stuck outlives `make run`.
+STOP_SECONDS ?= 10
+define RUN_BOTH
+$(PY) manage.py run_worker & worker=$$!
+$(VENV)/bin/granian --interface asgi --no-ws clientdesk.asgi:application --host 127.0.0.1 \
+	--port $(PORT) --log-level warning --workers-kill-timeout 5 & web=$$!
+stop() {
+	trap '' INT TERM
+	processes="$$worker $$web $$(pgrep -P $$web)"
+	kill -TERM $$worker $$web 2>/dev/null
+	for _ in $$(seq $$(( $(STOP_SECONDS) * 10 ))); do
+		kill -0 $$processes 2>/dev/null || exit 0
+		sleep 0.1
+	done
+	echo "Still running after $(STOP_SECONDS) s: killed." >&2
+	kill -KILL $$processes 2>/dev/null
+	exit 1
+}
+trap stop INT TERM
+wait -n
+stop
+endef
+export RUN_BOTH
 
 
 lint: $(DEV_STAMP)

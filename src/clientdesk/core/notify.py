@@ -3,21 +3,31 @@
 PostgreSQL: `pg_notify` inside the writing transaction, delivered at commit to every listener on
 any host. SQLite (one host): after commit, a datagram to each worker's socket under var/workers/.
 Workers also wake on a timeout, so a lost wake-up delays work but never loses it.
+
+A worker's LISTEN connection may be lost (the database restarted, the backend was terminated):
+the waiter logs it, reconnects with backoff, and meanwhile the worker wakes on its timeout alone.
 """
 
 import contextlib
+import logging
 import os
 import select
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
+from clientdesk.core.backoff import Backoff
 from clientdesk.core.postgres import listen_connection_params
 
+log = logging.getLogger(__name__)
+
 CHANNEL = "clientdesk_work"
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _socket_dir() -> Path:
@@ -81,27 +91,79 @@ class Waiter:
 
 
 class _PostgresWaiter(Waiter):
+    """LISTENs on a connection of its own. When it cannot connect or loses the connection, it
+    says so once, waits on pokes and the timeout alone, and reconnects with backoff; the first
+    wait after reconnecting reports work, for an announcement may have been missed meanwhile."""
+
     def __init__(self) -> None:
+        super().__init__()
+        self._conn: Any = None
+        self._retry_at = 0.0
+        self._reconnect = Backoff()
+        self._connect()
+
+    def _connect(self) -> bool:
         import psycopg
 
-        super().__init__()
-        self._conn = psycopg.connect(**listen_connection_params(), autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            conn = psycopg.connect(
+                **listen_connection_params(),
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            )
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+            except BaseException:
+                conn.close()
+                raise
+        except psycopg.Error as error:
+            self._lost(error)
+            return False
+        self._conn = conn
+        self._reconnect.succeeded(log, "work announcements: listening again")
+        return True
+
+    def _lost(self, error: Exception) -> None:
+        """Without a connection the worker wakes on its timeouts; reconnect after a backoff."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        delay = self._reconnect.failed(log, "work announcements: no LISTEN connection", error)
+        self._retry_at = time.monotonic() + delay
 
     def wait(self, timeout: float) -> bool:
-        # Announcements already read off the socket come first; then wait on both.
-        if self._take_notifies():
-            return True
-        ready, _, _ = select.select([self._conn.fileno(), self._poke_r], [], [], timeout)
-        if self._poke_r in ready:
+        import psycopg
+
+        if self._conn is None:
+            if time.monotonic() >= self._retry_at and self._connect():
+                return True
+            return self._wait_for_pokes(min(timeout, max(0.0, self._retry_at - time.monotonic())))
+        try:
+            # Announcements already read off the socket come first; then wait on both.
+            if self._take_notifies():
+                return True
+            ready, _, _ = select.select([self._conn.fileno(), self._poke_r], [], [], timeout)
+            if self._poke_r in ready:
+                self._drain_pokes()
+            return self._take_notifies() or bool(ready)
+        except (psycopg.Error, OSError) as error:
+            self._lost(error)
+            return True  # look at the queue: nothing tells us what happened meanwhile
+
+    def _wait_for_pokes(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._poke_r], [], [], timeout)
+        if ready:
             self._drain_pokes()
-        return self._take_notifies() or bool(ready)
+        return bool(ready)
 
     def _take_notifies(self) -> bool:
         return bool(list(self._conn.notifies(timeout=0)))
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
         super().close()
 
 

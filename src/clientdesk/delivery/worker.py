@@ -11,10 +11,12 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import Error as DatabaseFailure  # any: refused, dropped, closed, timed out
+from django.db import close_old_connections
 from django.utils import timezone
 
 from clientdesk.core import notify
+from clientdesk.core.backoff import Backoff
 from clientdesk.core.jobs import JobClock
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
 from clientdesk.delivery.services.queue import (
@@ -22,6 +24,7 @@ from clientdesk.delivery.services.queue import (
     attempts_record,
     deliveries_claim,
     deliveries_next_due_at,
+    deliveries_release,
     delivery_attempt,
 )
 
@@ -31,6 +34,8 @@ IDLE_WAKE_SECONDS = 5.0
 MIN_WAIT_SECONDS = 0.05
 # How long a finished attempt may wait to be recorded with others (see Worker.run).
 RECORD_DELAY_SECONDS = 0.02
+# Stopping, how long the attempts in flight may take to finish before they are released.
+STOP_GRACE_SECONDS = 5.0
 
 
 def worker_name() -> str:
@@ -48,9 +53,13 @@ class Worker:
         self.stopping = threading.Event()
         self._jobs = JobClock()  # the apps' periodic jobs (core.jobs), between deliveries
         self._claim_at = max(1, concurrency // 2)
+        self._waiter: notify.Waiter | None = None
 
     def stop(self, *_: Any) -> None:
+        """Stop soon (a signal handler: it also wakes the loop from its wait)."""
         self.stopping.set()
+        if self._waiter is not None:
+            self._waiter.poke()
 
     def run_once(self) -> list[Delivery]:
         """Attempt, one after another in this thread, a batch of what is due now."""
@@ -60,64 +69,103 @@ class Worker:
         ]
         return attempts_record(worker=self.name, attempted=attempted)
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Until `stop()`. A database that goes away (restarts, drops the connection) is logged
+        and waited out with backoff: nothing is claimed meanwhile, attempts already carried
+        wait to be recorded, and work resumes as soon as it answers again. Stopping, the
+        worker waits up to STOP_GRACE_SECONDS for its attempts in flight, records what
+        finished and releases the rest (`deliveries_release`): another worker takes them at
+        once. Returns how many attempts it left running (their threads still carry them: the
+        caller exits the process without waiting for them)."""
         log.info("worker %s started (concurrency %d)", self.name, self.concurrency)
-        in_flight: set[Future[Attempted]] = set()
-        finished: list[Attempted] = []
-        first_finished_at = 0.0
-        with notify.waiter() as waiter, ThreadPoolExecutor(self.concurrency) as pool:
-            while not self.stopping.is_set():
-                self._jobs.run_due()
-                done = {f for f in in_flight if f.done()}
-                if done:
-                    in_flight -= done
-                    if not finished:
-                        first_finished_at = time.monotonic()
-                    finished += [f.result() for f in done]
-                free = self.concurrency - len(in_flight)
-                # Work in batches: record what finished and claim more once half the slots are
-                # free (or nothing is in flight), so one transaction of each kind serves several
-                # deliveries. A finished attempt waits at most RECORD_DELAY_SECONDS for others.
-                batch = free >= self._claim_at or not in_flight
-                held = time.monotonic() - first_finished_at
-                if finished and (batch or held >= RECORD_DELAY_SECONDS):
-                    self._record(finished)
-                    finished = []
-                if free and batch:
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="attempt")
+        self._in_flight: dict[Future[Attempted], Delivery] = {}
+        self._finished: list[Attempted] = []
+        self._first_finished_at = 0.0
+        away = Backoff()
+        try:
+            with notify.waiter() as waiter:
+                self._waiter = waiter
+                while not self.stopping.is_set():
                     try:
-                        claimed = deliveries_claim(worker=self.name, limit=free)
-                    except DatabaseError:
-                        log.exception("worker %s: claiming failed; trying again", self.name)
+                        timeout = self._step(pool, waiter)
+                    except DatabaseFailure as error:
+                        delay = away.failed(log, f"worker {self.name}: the database failed", error)
                         close_old_connections()
-                        self.stopping.wait(IDLE_WAKE_SECONDS)
+                        self.stopping.wait(delay)
                         continue
-                    for delivery in claimed.deliveries:
-                        future = pool.submit(
-                            delivery_attempt, delivery=delivery, endpoint=claimed.endpoint
-                        )
-                        future.add_done_callback(lambda _: waiter.poke())
-                        in_flight.add(future)
-                    if len(claimed.deliveries) == free:
-                        continue  # the queue may hold more
-                    timeout = self._idle_timeout(claimed.endpoint)
-                elif finished:
-                    timeout = max(0.0, RECORD_DELAY_SECONDS - held)
-                else:
-                    timeout = IDLE_WAKE_SECONDS
-                # Wakes when an attempt finishes, new work is announced, or at the timeout.
-                waiter.wait(timeout)
-            wait(in_flight)
-            self._record(finished + [f.result() for f in in_flight])
+                    away.succeeded(log, f"worker {self.name}: the database answers again")
+                    # Wakes when an attempt finishes, new work is announced, or at the timeout.
+                    waiter.wait(timeout)
+                self._waiter = None
+                left = self._stop()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         log.info("worker %s stopped", self.name)
+        return left
 
-    def _record(self, finished: list[Attempted]) -> None:
+    def _step(self, pool: ThreadPoolExecutor, waiter: notify.Waiter) -> float:
+        """One turn of the loop: jobs, recording, claiming. Returns how long to wait next."""
+        self._jobs.run_due()
+        in_flight = self._in_flight
+        done = [f for f in in_flight if f.done()]
+        if done:
+            if not self._finished:
+                self._first_finished_at = time.monotonic()
+            self._finished += [f.result() for f in done]
+            for f in done:
+                del in_flight[f]
+        free = self.concurrency - len(in_flight)
+        # Work in batches: record what finished and claim more once half the slots are free
+        # (or nothing is in flight), so one transaction of each kind serves several
+        # deliveries. A finished attempt waits at most RECORD_DELAY_SECONDS for others.
+        batch = free >= self._claim_at or not in_flight
+        held = time.monotonic() - self._first_finished_at
+        if self._finished and (batch or held >= RECORD_DELAY_SECONDS):
+            # Kept until recorded: a database that failed gets them again when it answers,
+            # and no attempt is made twice for want of its record.
+            attempts_record(worker=self.name, attempted=self._finished)
+            self._finished = []
+        if free and batch:
+            claimed = deliveries_claim(worker=self.name, limit=free)
+            for delivery in claimed.deliveries:
+                future = pool.submit(delivery_attempt, delivery=delivery, endpoint=claimed.endpoint)
+                future.add_done_callback(lambda _: waiter.poke())
+                in_flight[future] = delivery
+            if len(claimed.deliveries) == free:
+                return 0.0  # the queue may hold more
+            return self._idle_timeout(claimed.endpoint)
+        if self._finished:
+            return max(0.0, RECORD_DELAY_SECONDS - held)
+        return IDLE_WAKE_SECONDS
+
+    def _stop(self) -> int:
+        """Record what finished, wait a little for what is in flight, release the rest."""
+        done, running = wait(self._in_flight, timeout=STOP_GRACE_SECONDS)
+        finished = self._finished + [f.result() for f in done]
         try:
             attempts_record(worker=self.name, attempted=finished)
-        except DatabaseError:
-            # Nothing is lost: the leases run out and the deliveries go again, under the same
-            # webhook-id (at least once). The worker goes on.
+        except DatabaseFailure:
+            # Their leases run out and they go again, under the same webhook-id (at least once).
             log.exception("worker %s: recording %d attempts failed", self.name, len(finished))
             close_old_connections()
+        if running:
+            ids = [self._in_flight[f].pk for f in running]
+            try:
+                released = deliveries_release(worker=self.name, delivery_ids=ids)
+            except DatabaseFailure:
+                log.exception("worker %s: releasing %d deliveries failed", self.name, len(ids))
+                close_old_connections()
+            else:
+                log.warning(
+                    "worker %s: %d attempts still running after %.0f s; released %d deliveries "
+                    "for another worker",
+                    self.name,
+                    len(running),
+                    STOP_GRACE_SECONDS,
+                    released,
+                )
+        return len(running)
 
     def _idle_timeout(self, endpoint: OutgoingEndpoint | None) -> float:
         """Sleep until new work is announced, the next retry is due, or the idle timeout.

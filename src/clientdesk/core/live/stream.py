@@ -1,5 +1,7 @@
 """The body of a Server-Sent Events response of live events: the backlog after a cursor, then
-events as they commit, a comment every 15 s, and `stream.closed` when the session ends."""
+events as they commit, a comment every 15 s, and `stream.closed` when the session ends. When the
+server stops, the body just ends: the browser reconnects (to another process) with
+`Last-Event-ID` and misses nothing."""
 
 import asyncio
 import json
@@ -73,6 +75,8 @@ async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[
             if reread:
                 reread = False
                 async for event in _catch_up(spec, sent):
+                    if sub.ended:
+                        return
                     if event is None:
                         sent = max(sub.start_id, await db_call(live_event_head)())
                         yield sse_frame(
@@ -89,6 +93,8 @@ async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[
                     return
                 timeout = min(timeout, left)
             batch = await sub.next(timeout)
+            if sub.ended:
+                return  # the server stops: what was not sent is resent after Last-Event-ID
             if batch is None:
                 reread = True
                 continue

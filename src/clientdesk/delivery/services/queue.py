@@ -232,6 +232,19 @@ def deliveries_claim(*, worker: str, limit: int) -> Claimed:
     return Claimed(claimed, endpoint)
 
 
+def deliveries_release(*, worker: str, delivery_ids: Sequence[uuid.UUID]) -> int:
+    """End `worker`'s leases on these deliveries now, as a stopping worker does for attempts it
+    will not record: the next claim by any worker takes them at once, noting that the worker
+    stopped during the attempt, instead of after the lease. Returns how many were released."""
+    with transaction.atomic():
+        released = Delivery.objects.filter(
+            pk__in=delivery_ids, leased_by=worker, status=DeliveryStatus.SENDING
+        ).update(lease_until=timezone.now())
+        if released:
+            notify.work_due()  # the other workers wake for them
+    return released
+
+
 @dataclass(frozen=True)
 class Attempted:
     """One finished attempt, not yet recorded: the delivery as claimed, when the attempt

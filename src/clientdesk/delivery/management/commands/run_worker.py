@@ -1,5 +1,8 @@
 """Run a delivery worker until SIGTERM or Ctrl-C."""
 
+import logging
+import os
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -31,4 +34,10 @@ class Command(BaseCommand):
             done = worker.run_once()
             self.stdout.write(f"Attempted {len(done)} deliveries.")
             return
-        worker.run()
+        if worker.run():
+            # Attempts still running were released to other workers; their threads would hold
+            # the exit (Python waits for a thread pool's threads) until their own timeouts.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
