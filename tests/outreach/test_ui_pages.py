@@ -411,5 +411,11 @@ def test_send_to_all_matching_counts_the_search_for_managers_only(client, manage
     assert "Send to all 4 matching" in button
     assert 'href="/broadcasts/new/?search=Lisbon"' in button
     assert client.get("/broadcasts/matching/?search=nobody", **HTMX).content.decode().strip() == ""
+    for nothing in ("!!!", "%3Cscript%3E", "x" * 5000):
+        response = client.get(f"/broadcasts/matching/?search={nothing}", **HTMX)
+        assert response.status_code == 200
+        assert "Send to all" not in response.content.decode()
+    # A NUL is refused at the boundary, as everywhere.
+    assert client.get("/broadcasts/matching/?search=a%00", **HTMX).status_code == 422
     client.force_login(agent)
     assert "/broadcasts/matching/" not in client.get("/clients/?q=Lisbon").content.decode()

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
 from clientdesk.clients.models import Client
+from clientdesk.clients.selectors import search_terms
 from clientdesk.clients.validators import LANGUAGE_CHOICES
 from clientdesk.core.errors import ApplicationError, ValidationFailed
 from clientdesk.core.gate import requires
@@ -357,7 +358,10 @@ def audience_matching(request: StaffRequest) -> HttpResponse:
     """The Clients page's "Send to all N matching" button for its current search, loaded after
     the page so counting a large match never slows the list; nothing when none match."""
     search = request.GET.get("search", "")[:200].strip()
-    count = Client.objects.filter(audience_filter({"search": search})).count() if search else 0
+    # No word to search for (only punctuation, say): no audience a broadcast would take.
+    count = 0
+    if search_terms(search):
+        count = Client.objects.filter(audience_filter({"search": search})).count()
     context = {
         "count": count,
         "url": reverse("outreach:new") + "?" + urlencode({"search": search}),
