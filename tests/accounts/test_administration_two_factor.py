@@ -372,3 +372,32 @@ def test_a_nul_in_the_code_is_refused_before_the_view(client, agent):
     response = client.post("/accounts/login/code/", {"code": "12\x003456"})
     assert response.status_code == 422
     assert client.get("/clients/")["Location"].startswith("/accounts/login/")
+
+
+def test_the_django_admin_login_cannot_skip_the_second_step(client, make_user):
+    staff = make_user(Role.AGENT, is_staff=True, password=PASSWORD)
+    client.force_login(staff)
+    secret, _ = enrol(client)
+    client.post("/accounts/logout/")
+    # The admin's own form is not offered: sign-in goes through the two steps, then back.
+    form = client.get("/admin/login/?next=/admin/")
+    assert form.status_code == 302 and form["Location"] == "/accounts/login/?next=/admin/"
+    posted = client.post(
+        "/admin/login/?next=/admin/", {"username": staff.username, "password": PASSWORD}
+    )
+    assert posted.status_code == 302 and posted["Location"].startswith("/accounts/login/")
+    assert "_auth_user_id" not in client.session
+    first = client.post(
+        "/accounts/login/?next=/admin/", {"username": staff.username, "password": PASSWORD}
+    )
+    assert first["Location"] == "/accounts/login/code/"
+    step = TOTPDevice.objects.get(user=staff).last_t + 1
+    done = client.post("/accounts/login/code/", {"code": code_at(secret, step)})
+    assert done["Location"] == "/admin/"
+
+
+def test_a_signed_in_non_staff_user_is_refused_the_admin_without_a_loop(client, agent):
+    client.force_login(agent)
+    response = client.get("/admin/", follow=True)
+    assert response.status_code == 403
+    assert len(response.redirect_chain) == 1
