@@ -32,4 +32,6 @@ def test_every_variable_the_code_reads_is_in_the_readme():
 
 
 def test_the_readme_documents_no_variable_the_code_does_not_read():
-    assert _documented() - _read_by_code() == set()
+    # GRANIAN_* are granian's own options, read by the server from the environment.
+    granian = {name for name in _documented() if name.startswith("GRANIAN_")}
+    assert _documented() - granian - _read_by_code() == set()
