@@ -131,7 +131,7 @@ def test_every_line_is_json_with_the_request_id_and_holds_no_secret(
     assert kept[0]["status"] == 200
     assert isinstance(kept[0]["duration_ms"], float | int)
     made = [r for r in access if r["request_id"] == sent.headers["X-Request-ID"]]
-    assert len(made) == 1
+    assert len(made) == 1, (sent.headers, [r for r in access if r["method"] == "POST"])
     assert made[0]["route"] == "/api/v1/clients/<id:client_id>/messages"
     assert made[0]["status"] == 201
     assert made[0]["user_id"] == str(agent.pk)
