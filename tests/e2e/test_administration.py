@@ -140,3 +140,35 @@ def test_an_administrator_enrols_and_signs_in_with_the_second_step(
     row = page.get_by_role("row").filter(has_text=admin.username)
     expect(row.get_by_role("cell").nth(6)).to_have_text("On")
     screenshot(page, "users")
+
+
+def test_deactivation_is_confirmed_first_and_ends_the_users_session(
+    page: Any, login: Callable[[User], Any], make_staff: Callable[..., User], browser: Any,
+    live_server: Any, screenshot: Callable[[Any, str], Any],
+) -> None:  # fmt: skip
+    admin = make_staff("Administrator", first_name="Ada", last_name="Admin")
+    agent = make_staff("Agent", first_name="Alex", last_name="Agent")
+    agent_context = browser.new_context(base_url=live_server.url)
+    try:
+        agent_page = agent_context.new_page()
+        agent_page.goto("/accounts/login/")
+        agent_page.get_by_label("Username").fill(agent.username)
+        agent_page.get_by_label("Password").fill(PASSWORD)
+        agent_page.get_by_role("button", name="Log in").click()
+        expect(agent_page.get_by_role("heading", name="Clients", level=1)).to_be_visible()
+
+        login(admin)
+        page.goto(f"/administration/users/{agent.pk}/")
+        screenshot(page, "deactivate")
+        confirm = page.get_by_role("button", name=f"Deactivate {agent.username}")
+        expect(confirm).to_be_hidden()
+        page.get_by_text("Deactivate…").click()
+        expect(page.get_by_text("their sessions end now")).to_be_visible()
+        confirm.click()
+        expect(page.locator("#toasts")).to_contain_text("Deactivated")
+        expect(page.locator("#person-status")).to_have_text("Deactivated")
+
+        agent_page.reload()
+        expect(agent_page.get_by_role("heading", name="Log in")).to_be_visible()
+    finally:
+        agent_context.close()

@@ -105,6 +105,7 @@ def user_page(request: StaffRequest, user_id: uuid.UUID) -> HttpResponse:
         "person_roles": {g.name for g in person.groups.all()},
         "roles": ROLES,
         "tokens": tokens_for_administration(user=person),
+        "live_tokens": ApiToken.objects.filter(user=person, revoked_at__isnull=True).count(),
         "invited": not person.has_usable_password() and person.last_login is None,
     }
     return render(request, "accounts/administration/user.html", context)
