@@ -343,3 +343,36 @@ def test_the_command_in_a_process_reads_stdin_and_prints_the_report(tmp_path):
     assert report["errors"][0]["line"] == 3
     assert "\x1b[" not in done.stderr.decode()  # no progress bar into a pipe
     assert Client.objects.get(external_id="I-1").timezone == "Europe/London"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_shows_a_progress_bar_on_a_terminal(tmp_path):
+    import os
+    import pty
+
+    path = tmp_path / "many.csv"
+    path.write_text(HEADER + "".join(f"R-{n},Row,{n},,,,,\n" for n in range(3 * CHUNK_ROWS)))
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "import_clients", str(path)],
+        cwd=ROOT,
+        env={**child_env(), "COLUMNS": "120", "TERM": "xterm"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    out, _ = process.communicate(timeout=120)
+    os.close(leader)
+    assert process.returncode == 0
+    assert b"Importing" in shown
+    assert b"Created 3,000, updated 0" in shown
+    assert json.loads(out)["created"] == 3 * CHUNK_ROWS

@@ -34,10 +34,18 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
@@ -350,9 +358,7 @@ class _Chunk:
 
 _COMPARED = (*FIELDS, "attributes", "search_text", "sort_name")
 _NOT_SET = [
-    f.name
-    for f in Client._meta.concrete_fields
-    if f.name not in (KEY, *FIELDS, "attributes", "search_text", "sort_name")
+    f.name for f in Client._meta.concrete_fields if f.name not in (KEY, *FIELDS, "attributes")
 ]
 
 
@@ -462,12 +468,26 @@ def _apply(
     return out
 
 
+# Fields whose Python value is already what the database driver takes (the others go through
+# the ORM's own conversion: the UUID, the JSON attributes, the times).
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField)
+
+
 def _execute_many(sql: str, clients: list[Client], fields: list[Any]) -> None:
     """One statement, prepared once and run for every client of the chunk (`executemany`),
     with each value converted as the ORM converts it for saving."""
-    rows = [
-        [f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] for c in clients
+    values = attrgetter(*(field.attname for field in fields))
+    converted = [
+        (index, column)
+        for index, column in enumerate(fields)
+        if not isinstance(column, _PLAIN_FIELDS)
     ]
+    rows = []
+    for client in clients:
+        row = list(values(client))
+        for index, column in converted:
+            row[index] = column.get_db_prep_save(row[index], connection)
+        rows.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
