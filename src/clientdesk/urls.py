@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clientdesk.accounts.views import (
+    admin_login,
     invitation_accept,
     login_code,
     login_view,
@@ -59,6 +60,8 @@ urlpatterns = [
     path("", include("clientdesk.audit.urls")),
     path("", include("clientdesk.followup.urls")),
     path("integrations/", include("clientdesk.delivery.urls")),
+    # Before the admin's own routes: its login form would skip the second step.
+    path("admin/", include([path("login/", admin_login, name="admin-login")])),
     path("admin/", admin.site.urls),
     path("api/v1/", include("clientdesk.api_urls")),
     path("portal/", include("clientdesk.portal.urls")),

@@ -8,14 +8,11 @@ from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from django_otp.plugins.otp_totp import admin as otp_totp_admin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -35,8 +32,6 @@ from clientdesk.accounts.services import (
     user_roles_changed_record,
 )
 from clientdesk.core.admin import ReadOnlyAdmin
-from clientdesk.core.errors import PermissionDenied
-from clientdesk.core.ui import render_error_page
 
 
 def _actor(request: HttpRequest) -> User:
@@ -159,20 +154,6 @@ for model in (AccessAttempt, AccessLog, AccessFailureLog):
 
 # Authenticators are managed on the profile page and in the Administration area, through the
 # services that record them; django-otp's own admin pages would change them unrecorded.
-
-
-def _sign_in_first(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-    """The admin's own login form would sign in with the password alone, skipping the second
-    step: everyone signs in at /accounts/login/, then comes back."""
-    if request.user.is_authenticated:  # signed in, but not staff: the admin is not for them
-        return render_error_page(
-            request, PermissionDenied("The Django admin is for staff accounts only.")
-        )
-    return redirect_to_login(request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index"))
-
-
-setattr(admin.site, "login", _sign_in_first)  # noqa: B010 - replaces the bound method
-
 assert otp_totp_admin  # imported first: it registers the model, undone here
 if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)

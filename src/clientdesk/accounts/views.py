@@ -7,9 +7,10 @@ from typing import Any
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, user_login_failed
+from django.contrib.auth import REDIRECT_FIELD_NAME, login, user_login_failed
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -39,9 +40,10 @@ from clientdesk.accounts.two_factor import (
     totp_secret_new,
     two_factor_required,
 )
-from clientdesk.core.errors import ApplicationError
+from clientdesk.core.errors import ApplicationError, PermissionDenied
 from clientdesk.core.gate import authenticated, public
 from clientdesk.core.local_time import browser_zone
+from clientdesk.core.ui import render_error_page
 from clientdesk.core.zones import zone_groups
 
 PENDING = "clientdesk_2fa_pending"
@@ -253,6 +255,18 @@ class InvitationAcceptView(auth_views.PasswordResetConfirmView):
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
         messages.success(self.request, "Your password is set. Log in with it now.")
         return redirect("login")
+
+
+@public
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The Django admin's login (routed before the admin's own, whose form would sign in with
+    the password alone, skipping the second step): everyone signs in at /accounts/login/ and
+    comes back; a signed-in user who is not staff is refused, not sent round in a loop."""
+    if request.user.is_authenticated:
+        return render_error_page(
+            request, PermissionDenied("The Django admin is for staff accounts only.")
+        )
+    return redirect_to_login(request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index"))
 
 
 invitation_accept = public(InvitationAcceptView.as_view())
