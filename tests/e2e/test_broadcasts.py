@@ -209,7 +209,15 @@ def test_the_composer_review_and_broadcast_page_at_390_px(
         widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"the composer scrolls sideways at 390 px: {widths}"
         screenshot(page, "composer-top-390")
+        # A refused review is an alert; the form keeps what was typed.
+        search = page.get_by_role("searchbox", name="Search")
+        search.fill("")
         page.get_by_role("textbox", name="Text").fill("Hello {{firstName}}")
+        page.get_by_role("button", name="Review").click()
+        expect(page.get_by_role("alert")).to_contain_text("Choose who gets it")
+        expect(page.get_by_role("textbox", name="Text")).to_have_value("Hello {{firstName}}")
+        screenshot(page, "refused-390")
+        search.fill("harbour")
         page.get_by_role("radio", name="Outreach").check()
         page.get_by_role("button", name="Review").click()
         confirm = page.get_by_role("button", name=f"Send to {AUDIENCE} clients")

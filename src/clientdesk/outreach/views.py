@@ -103,6 +103,10 @@ def _payload(request: StaffRequest, form: dict[str, Any]) -> dict[str, Any]:
     attributes = _attributes(form["attributes"])
     if attributes:
         audience["attributes"] = attributes
+    if not audience:
+        raise ValidationFailed(
+            "Choose who gets it: a search, a language or an attribute (the audience is empty)."
+        )
     payload: dict[str, Any] = {
         "audience": audience,
         "category": form["category"],

@@ -26,8 +26,11 @@
   document.addEventListener("input", composerChanged);
   document.addEventListener("change", composerChanged);
 
+  // A review that went through makes the form's earlier alerts history (and on a phone an alert
+  // would sit over "Send to N clients").
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target.id !== "review") return;
+    if (event.detail.target.id !== "review" || event.detail.xhr.status >= 300) return;
+    document.querySelectorAll("#toasts .toast-error").forEach(function (toast) { toast.remove(); });
     const confirm = document.getElementById("confirm-button");
     const title = document.getElementById("review-title");
     if (confirm) confirm.focus();
