@@ -116,6 +116,9 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
     "portal/api/v1/messages/<id:message_id>/read": {"POST": CLIENT},
     "portal/api/v1/events": {"GET": CLIENT},
+    "portal/api/v1/preferences": {"GET": CLIENT, "PUT": CLIENT},
+    # The signed link is the credential (RFC 8058): a token that is not one is a 404 page.
+    "portal/unsubscribe/<token>": {"GET": PUBLIC, "POST": PUBLIC},
     "portal/api/<path:path>": {"GET": PUBLIC},
     "api/v1/messages/export": {"GET": EXPORTERS},
     "audit/": {"GET": ADMIN},

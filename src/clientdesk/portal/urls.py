@@ -18,5 +18,5 @@ urlpatterns = [
     ),
     path("api/v1/events", streams.portal_events, name="api-events"),
     path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
-    path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
+    path("unsubscribe/<token>", views.unsubscribe, name="unsubscribe"),
 ]
