@@ -33,7 +33,7 @@ run: $(RUN_STAMP)
 	@echo "Client's online cabinet for demo client CRM-000001 (one-time link, 15 minutes):"
 	@$(PY) manage.py portal_link CRM-000001 --base-url http://127.0.0.1:$(PORT) | tail -n 1
 	@echo "Clientdesk on http://127.0.0.1:$(PORT)/ with a delivery worker (Ctrl-C stops both)"
-	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 CLIENTDESK_REQUIRE_2FA_FOR= bash -c "$$RUN_BOTH"
+	@CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS=1 CLIENTDESK_REQUIRE_2FA_FOR= exec bash -c "$$RUN_BOTH"
 
 # `make run`'s two processes. Ctrl-C reaches both (they share the terminal's process group); a
 # SIGTERM, or either one exiting, stops the other: SIGTERM (open event streams end, the worker
