@@ -743,7 +743,8 @@ def broadcasts_send_batch(*, limit: int = BATCH) -> int:
             return 0
         broadcasts = {
             b.pk: b
-            for b in Broadcast.objects.select_for_update()
+            # Only the broadcasts' rows: the creator and the template are read, not locked.
+            for b in Broadcast.objects.select_for_update(of=("self",))
             .select_related("created_by", "template")
             .filter(pk__in={b for _, b, _ in claimed})
             .order_by("pk")
