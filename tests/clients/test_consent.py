@@ -16,6 +16,7 @@ from clientdesk.clients.consent import (
 )
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +126,21 @@ def test_the_token_names_its_client_and_nothing_else(make_client):
 def test_a_token_of_a_deleted_client_names_nobody(make_client):
     stranger = Client(pk=uuid.uuid4())
     assert unsubscribe_token_client(unsubscribe_token(stranger)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_unsubscribes_change_the_client_once(make_client):
+    """Eight one-click POSTs arriving together (a mail system retrying): one change, one record."""
+    client = make_client()
+    results, errors = race(
+        8,
+        lambda n: client_consent_change(
+            client_id=client.id, opt_out=True, actor=None, by_client=True, via="unsubscribe_link"
+        ),
+    )
+    assert not errors, errors
+    assert {r.outreach_opt_out for r in results} == {True}
+    assert len(_entries()) == 1
+    assert (
+        ActivityEvent.objects.filter(client=client, type=ActivityType.CONSENT_CHANGED).count() == 1
+    )
