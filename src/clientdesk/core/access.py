@@ -46,7 +46,9 @@ def _user_id(request: HttpRequest) -> str:
     user = request.__dict__.get("user")
     if user is None or type(user) is SimpleLazyObject or not user.is_authenticated:
         return ""
-    return str(user.pk)
+    # A client on the portal API is no staff user: no user id to log.
+    pk = getattr(user, "pk", None)
+    return "" if pk is None else str(pk)
 
 
 async def _counted(stream: AsyncIterator[bytes], kind: str) -> AsyncIterator[bytes]:
@@ -119,7 +121,7 @@ class UserIdMiddleware:
         lazy = request.user
 
         def load() -> Any:
-            if context is not None and lazy.is_authenticated:
+            if context is not None and lazy.is_authenticated and hasattr(lazy, "pk"):
                 context.user_id = str(lazy.pk)
             return lazy
 
