@@ -131,6 +131,7 @@ def uvicorn_process(**env: str) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()  # else reading its stderr waits for it forever
                 raise RuntimeError(f"uvicorn did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
             time.sleep(0.1)
         yield url
