@@ -67,12 +67,23 @@ def test_every_answer_conforms_to_the_openapi_document(make_user, make_client):
     sent = message_send(
         sender=admin, client_id=client.id, idempotency_key="k1", meta=RequestMeta(), body="Hi"
     )
+    from clientdesk.outreach.services import broadcast_create, broadcast_request_parse
+
+    broadcast, _ = broadcast_create(
+        actor=admin,
+        request=broadcast_request_parse(
+            {"audience": {"client_ids": [str(client.id)]}, "body": "Hi", "category": "service"}
+        ),
+        idempotency_key="b1",
+        meta=RequestMeta(),
+    )
     audit_sequence()
     real_ids = {
         "client_id": str(client.id),
         "message_id": str(sent.message_id),
         "template_id": str(version.template_id),
         "sequence": 1,
+        "broadcast_id": str(broadcast.id),
     }
     _, token = api_token_create(user=admin)
     headers = {"Authorization": f"Bearer {token}"}

@@ -21,6 +21,7 @@ from clientdesk.core.api import ApiView, query_names
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.messaging.services.sending import message_send
 from clientdesk.messaging.services.templates import template_create
+from clientdesk.outreach.services import broadcast_create, broadcast_request_parse
 from tests.routes import site_routes
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +102,14 @@ def world(make_user, make_client, api_for):
     sent = message_send(
         sender=admin, client_id=client.id, idempotency_key="k1", meta=RequestMeta(), body="Hi"
     )
+    broadcast, _ = broadcast_create(
+        actor=admin,
+        request=broadcast_request_parse(
+            {"audience": {"client_ids": [str(client.id)]}, "body": "Hi", "category": "service"}
+        ),
+        idempotency_key="b1",
+        meta=RequestMeta(),
+    )
     audit_sequence()
     staff = api_for(admin)
     issued = api_for(make_user("Integration")).post(
@@ -113,6 +122,7 @@ def world(make_user, make_client, api_for):
         "message_id": str(sent.message_id),
         "template_id": str(version.template_id),
         "sequence": "1",
+        "broadcast_id": str(broadcast.id),
     }
     return {"staff": staff, "portal": portal, "ids": ids, "admin": admin, "client": client}
 

@@ -1,4 +1,4 @@
-"""Staff API for broadcasts and the outreach settings (CONTRACT.md "Broadcasts")."""
+"""Staff API for broadcasts and the outreach settings (docs/BROADCASTS.md, docs/API.md)."""
 
 import uuid
 from typing import Any

@@ -229,7 +229,7 @@ class PortalPreferencesApi(PortalApiView):
 
     required_permissions = {"GET": CLIENT_SESSION, "PUT": CLIENT_SESSION}
 
-    class PortalPreferences(serializers.Serializer):
+    class PortalPreferencesChange(serializers.Serializer):
         outreach_opt_out = StrictBooleanField()
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -250,12 +250,12 @@ class PortalPreferencesApi(PortalApiView):
         return Response(self._representation(self.portal_client(request).client))
 
     @extend_schema(
-        request=PortalPreferences,
+        request=PortalPreferencesChange,
         responses={200: _PREFERENCES},
         operation_id="portal_preferences_set",
     )
     def put(self, request: Request) -> Response:
-        data = self.PortalPreferences(data=request.data)
+        data = self.PortalPreferencesChange(data=request.data)
         data.is_valid(raise_exception=True)
         client = client_consent_change(
             client_id=self.portal_client(request).client.id,
