@@ -164,6 +164,8 @@ class Sender(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.token, self.client_id = url, token, client_id
         self.statuses: Counter[int] = Counter()
+        # A 503 that is not problem+json with Retry-After (the database was away).
+        self.unhelpful: list[str] = []
         self.accepted: list[str] = []
         self.stopping = threading.Event()
 
@@ -188,6 +190,11 @@ class Sender(threading.Thread):
                         time.sleep(0.2)
                         continue
                     self.statuses[response.status_code] += 1
+                    if response.status_code == 503 and not (
+                        response.headers.get("content-type") == "application/problem+json"
+                        and response.headers.get("retry-after", "").isdigit()
+                    ):
+                        self.unhelpful.append(f"{response.headers} {response.text[:300]}")
                     if response.status_code in (200, 201):
                         self.accepted.append(response.json()["id"])
                         break
@@ -327,6 +334,8 @@ def test_a_database_restart_and_dropped_connections_lose_nothing(
         receiver.close()
 
     assert 500 not in sender.statuses, sender.statuses
+    print(f"send statuses {dict(sender.statuses)}")
+    assert sender.unhelpful == [], sender.unhelpful[:3]
     assert 500 not in reader.statuses, reader.statuses
     assert len(sender.accepted) == len(accepted)  # one message per send
     per_id = Counter(webhook_id for webhook_id, _ in receiver.seen)
