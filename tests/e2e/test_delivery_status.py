@@ -242,6 +242,8 @@ def test_status_chip_turns_delivered_without_a_reload_and_the_receiver_verifies_
             "body": "Hello Zoë, your documents are approved.",
             "created_at": body["data"]["message"]["created_at"],
             "sender": {"id": str(agent_user.pk), "name": "Alex Agent"},
+            "category": "service",
+            "broadcast_id": None,
         },
         "client": {"id": str(client_obj.id), "external_id": client_obj.external_id},
     }

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from django.db import Error as DatabaseFailure  # any: refused, dropped, closed, timed out
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from clientdesk.core import notify
@@ -122,10 +122,7 @@ class Worker:
         batch = free >= self._claim_at or not in_flight
         held = time.monotonic() - self._first_finished_at
         if self._finished and (batch or held >= RECORD_DELAY_SECONDS):
-            # Kept until recorded: a database that failed gets them again when it answers,
-            # and no attempt is made twice for want of its record.
-            attempts_record(worker=self.name, attempted=self._finished)
-            self._finished = []
+            self._record_finished()
         if free and batch:
             claimed = deliveries_claim(worker=self.name, limit=free)
             for delivery in claimed.deliveries:
@@ -138,6 +135,26 @@ class Worker:
         if self._finished:
             return max(0.0, RECORD_DELAY_SECONDS - held)
         return IDLE_WAKE_SECONDS
+
+    def _record_finished(self) -> None:
+        """Record the finished attempts. A database that is away (the connection failed) gets
+        them again when it answers: they are kept, and no attempt is made twice for want of
+        its record. A database that answered and refused them (a record it will never take)
+        must not hold up every other delivery: they are dropped, and their leases run out and
+        they go again under the same webhook-id (at least once); the worker goes on."""
+        try:
+            attempts_record(worker=self.name, attempted=self._finished)
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseFailure:
+            log.exception(
+                "worker %s: the database refused the records of %d attempts; they go again "
+                "when their leases run out",
+                self.name,
+                len(self._finished),
+            )
+            close_old_connections()
+        self._finished = []
 
     def _stop(self) -> int:
         """Record what finished, wait a little for what is in flight, release the rest."""
