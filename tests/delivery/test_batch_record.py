@@ -223,21 +223,27 @@ def test_a_recording_the_database_refuses_stops_neither_the_worker_nor_the_deliv
         return Counter(r.headers["webhook-id"] for r in message_requests())
 
     _refuse_attempt_records(True)
-    with running(Worker(concurrency=4, name="refused-worker")) as thread:
-        sent = [send(agent, client_obj, body=f"Message {n}") for n in range(3)]
-        # While the database refuses every record, each lease runs out and the message goes
-        # again under its webhook-id: wait until each went twice, the worker still running.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            seen = arrivals()
-            if len(seen) == 3 and min(seen.values()) >= 2:
-                break
-            time.sleep(0.05)
-        assert len(seen) == 3
-        assert min(seen.values()) >= 2
-        assert thread.is_alive()
-        _refuse_attempt_records(False)
-        assert delivered([s.message_id for s in sent], want=3, seconds=30) == 3
-        assert thread.is_alive()
+    refused = True
+    try:
+        with running(Worker(concurrency=4, name="refused-worker")) as thread:
+            sent = [send(agent, client_obj, body=f"Message {n}") for n in range(3)]
+            # While the database refuses every record, each lease runs out and the message goes
+            # again under its webhook-id: wait until each went twice, the worker still running.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                seen = arrivals()
+                if len(seen) == 3 and min(seen.values()) >= 2:
+                    break
+                time.sleep(0.05)
+            assert len(seen) == 3
+            assert min(seen.values()) >= 2
+            assert thread.is_alive()
+            _refuse_attempt_records(False)
+            refused = False
+            assert delivered([s.message_id for s in sent], want=3, seconds=30) == 3
+            assert thread.is_alive()
+    finally:
+        if refused:  # never leave the trigger behind for the tests that follow
+            _refuse_attempt_records(False)
     expected = Delivery.objects.filter(subject_id__in=[s.message_id for s in sent])
     assert set(arrivals()) == set(expected.values_list("webhook_id", flat=True))
