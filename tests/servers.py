@@ -87,6 +87,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    """Until `url` answers 200, failing at once if `process` (what should serve it) exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"nothing answered at {url} in {timeout} s")
+
+
 def database_url() -> str:
     s = connection.settings_dict
     if connection.vendor == "sqlite":

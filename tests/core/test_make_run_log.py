@@ -6,30 +6,16 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lines a clean start, static file and export may not print.
 TROUBLE = re.compile(r"error|warning|traceback|exception|lifespan|must consume", re.IGNORECASE)
 STOPPING_RACE = re.compile(r"Unexpected exit from worker-\d+")
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"make run exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"nothing answered at {url} in {timeout} s")
 
 
 def test_make_run_logs_no_warning_or_error_from_start_to_stop(tmp_path):
@@ -52,7 +38,7 @@ def test_make_run_logs_no_warning_or_error_from_start_to_stop(tmp_path):
             start_new_session=True,
         )
     try:
-        _wait(f"{base}/healthz", make)
+        wait_until_answering(f"{base}/healthz", make)
         token = subprocess.run(
             [str(ROOT / ".venv/bin/python"), "manage.py", "create_api_token", "manager"],
             cwd=ROOT,

@@ -25,7 +25,7 @@ from clientdesk.delivery.models import Delivery, DeliveryStatus
 from clientdesk.delivery.services.endpoints import endpoint_configure
 from clientdesk.messaging.services.sending import message_send
 from clientdesk.portal.services import portal_link_create, portal_link_redeem
-from tests.servers import SSEReader, child_env, free_port, procfile_process
+from tests.servers import SSEReader, child_env, free_port, procfile_process, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_LIMIT = 10.0
@@ -85,19 +85,6 @@ def _streams(base: str, staff_token: str, portal_token: str) -> list[SSEReader]:
 # --- make run ----------------------------------------------------------------------------------
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"nothing answered at {url} in {timeout} s")
-
-
 @pytest.mark.parametrize("how", ["SIGTERM to make", "Ctrl-C"])
 def test_make_run_with_streams_open_stops_within_10_s(how: str, tmp_path: Path) -> None:
     port = free_port()
@@ -126,7 +113,7 @@ def test_make_run_with_streams_open_stops_within_10_s(how: str, tmp_path: Path) 
         )
     readers: list[SSEReader] = []
     try:
-        _wait_http(f"{base}/healthz", make)
+        wait_until_answering(f"{base}/healthz", make)
         staff_token = subprocess.run(
             [str(ROOT / ".venv/bin/python"), "manage.py", "create_api_token", "manager"],
             cwd=ROOT,
