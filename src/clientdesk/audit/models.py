@@ -23,6 +23,7 @@ class ActivityType(models.TextChoices):
     MESSAGE_READ = "message.read", "Read by the client"
     REPLY_RECEIVED = "message.received", "Reply from the client"
     CONSENT_CHANGED = "client.consent_changed", "Outreach consent changed"
+    PUSH_SUBSCRIPTION_EXPIRED = "push.subscription_expired", "Push subscription expired"
 
 
 class ActivityEvent(models.Model):

@@ -563,6 +563,11 @@ ACTIVITY_SENTENCES: Mapping[str, Callable[[ActivityEvent], SafeString]] = {
         _event_actor(e),
         "outreach off" if _data(e).get("outreach_opt_out") else "outreach on",
     ),
+    ActivityType.PUSH_SUBSCRIPTION_EXPIRED: lambda e: format_html(
+        "Push subscription expired: the push service answered {} for a device, which no "
+        "longer gets notifications",
+        _named(str(_data(e).get("status_code", "?")), 5),
+    ),
 }
 
 
