@@ -12,6 +12,7 @@ from clientdesk.audit.ledger_apis import (
 )
 from clientdesk.clients.apis import ClientDetailApi, ClientImportApi, ClientListCreateApi
 from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
+from clientdesk.files.apis import FileDownloadApi, FileUploadApi
 from clientdesk.followup.apis import FollowUpSettingsApi, MessageListApi
 from clientdesk.messaging.apis import (
     ClientMessagesApi,
@@ -52,6 +53,8 @@ urlpatterns = [
         MessagePreviewApi.as_view(),
         name="api-client-messages-preview",
     ),
+    path("files", FileUploadApi.as_view(), name="api-files"),
+    path("files/<id:file_id>", FileDownloadApi.as_view(), name="api-file"),
     path("messages", MessageListApi.as_view(), name="api-messages"),
     path("messages/export", MessagesExportApi.as_view(), name="api-messages-export"),
     path("messages/<id:message_id>", MessageDetailApi.as_view(), name="api-message"),

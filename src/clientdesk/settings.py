@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "clientdesk.accounts",
     "clientdesk.clients",
     "clientdesk.audit",
+    "clientdesk.files",
     "clientdesk.delivery",
     "clientdesk.messaging",
     "clientdesk.followup",
@@ -323,6 +324,24 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG or _env_bool("CLIENTDESK_STATIC_FINDERS")
 if WHITENOISE_USE_FINDERS:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+
+# --- Files -----------------------------------------------------------------------
+
+# Uploads stream to a temporary file on disk as they arrive (never held in memory), hashed
+# with SHA-256 on the way (files/uploads.py).
+FILE_UPLOAD_HANDLERS = ["clientdesk.files.uploads.HashingUploadHandler"]
+# Where files live: var/files/ by default, or s3://BUCKET?endpoint_url=... (docs/FILES.md).
+FILES_URL = os.environ.get("CLIENTDESK_FILES_URL", "")
+FILES_DIR = VAR_DIR / "files"
+FILES_MAX_BYTES = int(float(os.environ.get("CLIENTDESK_MAX_FILE_MB", "10")) * 1024 * 1024)
+# A client's own uploads: how many an hour, and how many bytes in all.
+FILES_CLIENT_UPLOADS_PER_HOUR = int(os.environ.get("CLIENTDESK_CLIENT_UPLOADS_PER_HOUR", "30"))
+FILES_CLIENT_TOTAL_BYTES = int(
+    float(os.environ.get("CLIENTDESK_CLIENT_FILES_TOTAL_MB", "200")) * 1024 * 1024
+)
+# clamd's socket (a path, or tcp://host:port): every upload is scanned, and refused while it
+# does not answer. Empty: no scan.
+FILES_CLAMD_SOCKET = os.environ.get("CLIENTDESK_CLAMD_SOCKET", "")
 
 # --- API -------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("clientdesk.api_urls")),
     path("portal/", include("clientdesk.portal.urls")),
+    path("files/", include("clientdesk.files.urls")),
     path("portal/api/<path:path>", api_not_found),
     path("api/schema/", public(SpectacularAPIView.as_view()), name="schema"),
     # Swagger UI's script is a file (the split view); the UI sets inline styles, allowed on

@@ -124,6 +124,13 @@ MATRIX: dict[str, dict[str, Any]] = {
     "api/v1/broadcasts/<id:broadcast_id>/recipients": {"GET": READERS},
     "api/v1/broadcasts/<id:broadcast_id>/cancel": {"POST": BROADCASTERS},
     "api/v1/portal/sessions": {"POST": ISSUERS},
+    "api/v1/files": {"POST": SENDERS},
+    # The uploader, or staff who may view the file's client (files/selectors.py).
+    "api/v1/files/<id:file_id>": {"GET": READERS},
+    "portal/api/v1/files": {"POST": CLIENT},
+    "portal/api/v1/files/<id:file_id>": {"GET": CLIENT},
+    # The signed link is the credential: a token that is not one is a 404.
+    "files/signed/<token>": {"GET": PUBLIC},
     "portal/": {"GET": PUBLIC},
     "portal/api/v1/session": {"POST": PUBLIC},
     "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
@@ -202,6 +209,7 @@ def objects(make_user, make_client):
         "message_id": str(sent.message_id),
         "delivery_id": str(uuid.uuid4()),
         "broadcast_id": str(uuid.uuid4()),  # none: who may ask is what is tried
+        "file_id": str(uuid.uuid4()),  # none: who may ask is what is tried
         "path": "v1/nothing-here",
         "sequence": "1",
         "user_id": str(manager.pk),

@@ -3,7 +3,7 @@ unsubscribe link of outreach e-mail."""
 
 from django.urls import path
 
-from clientdesk.portal import apis, streams, views
+from clientdesk.portal import apis, file_apis, streams, views
 
 app_name = "portal"
 
@@ -15,6 +15,10 @@ urlpatterns = [
         "api/v1/messages/<id:message_id>/read",
         apis.PortalMessageReadApi.as_view(),
         name="api-message-read",
+    ),
+    path("api/v1/files", file_apis.PortalFileUploadApi.as_view(), name="api-files"),
+    path(
+        "api/v1/files/<id:file_id>", file_apis.PortalFileDownloadApi.as_view(), name="api-file"
     ),
     path("api/v1/events", streams.portal_events, name="api-events"),
     path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
