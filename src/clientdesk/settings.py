@@ -204,6 +204,9 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "clientdesk.accounts.backends.OneQueryModelBackend",
 ]
+# Seconds a process keeps an API token's user and a user's permission set in memory; changes made
+# in the process take effect at once, in the others within this bound (accounts/auth_cache.py).
+AUTH_CACHE_SECONDS = float(os.environ.get("CLIENTDESK_AUTH_CACHE_SECONDS", "5"))
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
