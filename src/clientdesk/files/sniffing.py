@@ -173,6 +173,8 @@ def sniff(stream: IO[bytes], *, size: int, name: str) -> Sniffed:
     for magic, what in _EXECUTABLES:
         if head.startswith(magic):
             raise _refuse(f"a {what}" if not what.startswith("e") else f"an {what}")
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise _refuse("a ZIP archive (or an Office document or JAR built on one)")
     content_type = _binary_type(head)
     if content_type is None:
         library = _library_names(head)
