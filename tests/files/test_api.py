@@ -106,6 +106,7 @@ def test_the_same_content_twice_is_two_files_and_one_stored_object(staff_api, _f
 # --- refused -----------------------------------------------------------------------------------
 
 ZIP_END = b"PK\x05\x06" + b"\x00" * 18
+JAR = b"PK\x03\x04" + b"\0" * 26 + b"META-INF/MANIFEST.MF" + ZIP_END
 REFUSED = {
     "html": ("page.txt", b"<!DOCTYPE html><html><script>alert(1)</script></html>", "HTML"),
     "html-no-doctype": ("x.txt", b"  \n<html><body>hi</body></html>", "HTML"),
@@ -125,7 +126,8 @@ REFUSED = {
     "gif": ("anim.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "GIF"),
     "zip": ("archive.pdf", b"PK\x03\x04\x14\x00" + b"\x00" * 40 + ZIP_END, "ZIP"),
     "pdf-zip-polyglot": ("doc.pdf", pdf_bytes() + b"PK\x03\x04" + b"\x00" * 30 + ZIP_END, "ZIP"),
-    "gifar-like-png-jar": ("photo.png", png_bytes(extra=b"PK\x03\x04" + b"\0" * 30 + ZIP_END), "ZIP"),
+    "png-jar-polyglot": ("photo.png", png_bytes(extra=JAR), "ZIP"),
+    "gifar": ("photo.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;" + JAR, "GIF"),
     "png-html-polyglot": ("photo.png", png_bytes()[:33] + b"<html><script>x</script>", "HTML"),
     "pdf-html-polyglot": ("doc.pdf", b"%PDF-1.4\n<html><script>alert(1)</script>", "HTML"),
     "mismatch-png-named-pdf": ("passport.pdf", png_bytes(), "PNG"),
