@@ -414,6 +414,30 @@ PORTAL_REPLIES_PER_MINUTE = int(os.environ.get("CLIENTDESK_PORTAL_REPLIES_PER_MI
 PORTAL_URL = os.environ.get("CLIENTDESK_PORTAL_URL", "")
 # With a portal, emails can notify ("you have a new message") instead of carrying the text.
 EMAIL_NOTIFY_ONLY = _env_bool("CLIENTDESK_EMAIL_NOTIFY_ONLY")
+
+
+def _vapid_subject(value: str) -> str:
+    """CLIENTDESK_VAPID_SUBJECT, the contact push services see with every push (RFC 8292):
+    a mailto: or https: URL; by default the public https address, else the From address."""
+    value = value.strip()
+    if not value:
+        if PUBLIC_URL.startswith("https://"):
+            return PUBLIC_URL
+        return f"mailto:{os.environ.get('DEFAULT_FROM_EMAIL', 'messages@clientdesk.localhost')}"
+    if not value.startswith(("mailto:", "https://")):
+        raise ValueError(f"CLIENTDESK_VAPID_SUBJECT must be a mailto: or https: URL, not {value!r}")
+    return value
+
+
+# Web Push (docs/PORTAL.md): the VAPID private key (unset: generated once into var/), the
+# contact sent to push services, whether a push shows the message's text (off: "You have a new
+# message from ..."), how long a push service keeps an undelivered push, and after how many
+# pushes without a receipt from the device a subscription is reported as probably dead.
+VAPID_PRIVATE_KEY = os.environ.get("CLIENTDESK_VAPID_PRIVATE_KEY", "")
+VAPID_SUBJECT = _vapid_subject(os.environ.get("CLIENTDESK_VAPID_SUBJECT", ""))
+PUSH_INCLUDE_BODY = _env_bool("CLIENTDESK_PUSH_INCLUDE_BODY")
+PUSH_TTL_SECONDS = int(os.environ.get("CLIENTDESK_PUSH_TTL", "86400"))
+PUSH_DEAD_AFTER = int(os.environ.get("CLIENTDESK_PUSH_DEAD_AFTER", "5"))
 # With Redis, live events are announced by pub/sub instead of LISTEN/NOTIFY or datagrams.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Live events older than this are pruned (`prune_live_events`); a stream resuming from an

@@ -137,6 +137,12 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/api/v1/messages/<id:message_id>/read": {"POST": CLIENT},
     "portal/api/v1/events": {"GET": CLIENT},
     "portal/api/v1/preferences": {"GET": CLIENT, "PUT": CLIENT},
+    "portal/sw.js": {"GET": PUBLIC},
+    "portal/manifest.webmanifest": {"GET": PUBLIC},
+    "portal/api/v1/push/key": {"GET": PUBLIC},
+    "portal/api/v1/push/subscriptions": {"GET": CLIENT, "POST": CLIENT, "DELETE": CLIENT},
+    # The service worker has no session: the push's own signed receipt is the credential.
+    "portal/api/v1/push/receipts": {"POST": PUBLIC},
     # The signed link is the credential (RFC 8058): a token that is not one is a 404 page.
     "portal/unsubscribe/<token>": {"GET": PUBLIC, "POST": PUBLIC},
     "portal/api/<path:path>": {"GET": PUBLIC},

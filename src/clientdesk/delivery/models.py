@@ -23,6 +23,7 @@ def new_webhook_id() -> str:
 class Channel(models.TextChoices):
     WEBHOOK = "webhook", "Webhook"
     EMAIL = "email", "Email"
+    PUSH = "push", "Web Push"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -60,6 +61,36 @@ class OutgoingEndpoint(models.Model):
         return self.url
 
 
+class PushSubscription(models.Model):
+    """One browser or phone of a client that receives Web Push (RFC 8030): the push service's
+    endpoint and the keys its pushes are encrypted for (RFC 8291). A client has any number."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=2000, unique=True)
+    p256dh = models.CharField(max_length=100, help_text="The device's P-256 key, base64url.")
+    auth = models.CharField(max_length=40, help_text="The 16-byte authentication secret.")
+    expiration_time = models.DateTimeField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    # Receipts: the service worker confirms each push it shows. A push service may accept pushes
+    # for a device that is long gone (Apple answers 201 for them), so pushes delivered after the
+    # last confirmed one are counted; PUSH_DEAD_AFTER of them make it "probably dead".
+    last_receipt_at = models.DateTimeField(null=True, blank=True)
+    confirmed_through = models.DateTimeField(
+        null=True, blank=True, help_text="When the newest push the device confirmed was queued."
+    )
+    unconfirmed_pushes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["client", "created_at"]
+        indexes = [models.Index(fields=["client", "created_at"], name="push_client_idx")]
+
+    def __str__(self) -> str:
+        return f"push subscription {self.id} of {self.client_id}"
+
+
 class Delivery(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -72,6 +103,14 @@ class Delivery(models.Model):
         help_text="The client it is about; none for the ledger's audit.checkpoint.",
     )
     subject_id = models.UUIDField(help_text="What is carried, e.g. the message's id.")
+    push_subscription = models.ForeignKey(
+        PushSubscription,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        help_text="The device a push goes to (push channel only).",
+    )
     payload = models.JSONField()
     webhook_id = models.CharField(
         max_length=40,
@@ -110,7 +149,7 @@ class Delivery(models.Model):
     def event_type(self) -> str:
         """What it carries: a webhook's envelope names it (`message.sent`, `message.read`,
         `audit.checkpoint`, ...); an email is always a message to the client."""
-        if self.channel == Channel.EMAIL:
+        if self.channel in (Channel.EMAIL, Channel.PUSH):
             return "message.sent"
         return str(self.payload.get("type", "")) if isinstance(self.payload, dict) else ""
 

@@ -16,6 +16,7 @@ from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services.endpoints import active_channels, endpoint_channels
 from clientdesk.delivery.services.queue import Outgoing, deliveries_create, delivery_create
 from clientdesk.messaging.models import Category, Direction, Message
+from clientdesk.messaging.push import messages_pushes
 
 
 def _time(message: Message) -> str:
@@ -178,6 +179,9 @@ def messages_deliveries_create(
                 )
             )
             owners.append(index)
+    for index, push in messages_pushes(messages, not_before=not_before):
+        outgoing.append(push)  # one per device of the client (messaging/push.py)
+        owners.append(index)
     queued: list[list[Delivery]] = [[] for _ in messages]
     for index, delivery in zip(owners, deliveries_create(outgoing=outgoing), strict=True):
         queued[index].append(delivery)

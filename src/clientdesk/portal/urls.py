@@ -1,7 +1,7 @@
 """Routes of the client's side under /portal/: the reference cabinet, the portal API and the
 unsubscribe link of outreach e-mail."""
 
-from django.urls import path
+from django.urls import include, path
 
 from clientdesk.portal import apis, file_apis, streams, views
 
@@ -23,4 +23,5 @@ urlpatterns = [
     path("api/v1/events", streams.portal_events, name="api-events"),
     path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
     path("unsubscribe/<token>", views.unsubscribe, name="unsubscribe"),
+    path("", include("clientdesk.portal.push_urls")),  # Web Push: sw.js, manifest, api/v1/push/
 ]

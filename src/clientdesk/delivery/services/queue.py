@@ -37,6 +37,7 @@ from clientdesk.delivery.observe import attempts_observed
 from clientdesk.delivery.outcomes import Outcome
 from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services.endpoints import endpoint_health_update
+from clientdesk.delivery.services.push import push_outcomes_record
 
 log = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -48,13 +49,15 @@ EXCERPT_CHARS = 2000
 class Outgoing(NamedTuple):
     """A payload to carry: on which channel, about which client (none for the ledger's), for
     which subject (what its deliveries are listed under, e.g. a message's id); not before
-    `next_attempt_at` (None: at once), e.g. a broadcast's notification held by quiet hours."""
+    `next_attempt_at` (None: at once), e.g. a broadcast's notification held by quiet hours;
+    a push names the device it goes to."""
 
     channel: Channel
     client: Client | None
     subject_id: uuid.UUID
     payload: dict[str, Any]
     next_attempt_at: datetime | None = None
+    push_subscription_id: uuid.UUID | None = None
 
 
 def delivery_create(
@@ -77,6 +80,7 @@ def deliveries_create(*, outgoing: Sequence[Outgoing]) -> list[Delivery]:
             client=item.client,
             subject_id=item.subject_id,
             payload=item.payload,
+            push_subscription_id=item.push_subscription_id,
             next_attempt_at=item.next_attempt_at or now,
             created_at=now,
         )
@@ -329,6 +333,8 @@ def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Deli
         moved: list[Delivery] = []
         timeline: list[ActivityEvent] = []
         webhook_outcomes: list[Outcome] = []
+        pushed: list[Delivery] = []
+        push_gone: list[tuple[Delivery, int | None]] = []
         for a in attempted:
             delivery = current[a.delivery.pk]
             if delivery.leased_by != worker or delivery.status != DeliveryStatus.SENDING:
@@ -338,9 +344,15 @@ def attempts_record(*, worker: str, attempted: Sequence[Attempted]) -> list[Deli
             moved.append(delivery)
             if delivery.channel == Channel.WEBHOOK:
                 webhook_outcomes.append(a.outcome)
+            elif delivery.channel == Channel.PUSH and a.outcome.ok:
+                pushed.append(delivery)
+            elif delivery.channel == Channel.PUSH and a.outcome.gone:
+                push_gone.append((delivery, a.outcome.status_code))
             if delivery.client is not None and delivery.status != DeliveryStatus.PENDING:
                 timeline.append(_outcome_activity(delivery, now))
         _save_moved(moved)
+        if pushed or push_gone:
+            timeline += push_outcomes_record(delivered=pushed, gone=push_gone, now=now)
         if timeline:
             ActivityEvent.objects.bulk_create(timeline)
         if webhook_outcomes:
