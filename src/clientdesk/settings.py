@@ -405,7 +405,21 @@ AUDIT_CHECKPOINT_INTERVAL_SECONDS = float(
 )
 # The client portal: session lifetime, one-time link lifetime, replies a client may post a
 # minute, and where the business's portal lives (for links in emails and `portal_link`).
-PORTAL_SESSION_MINUTES = int(os.environ.get("CLIENTDESK_PORTAL_SESSION_MINUTES", "15"))
+PORTAL_SESSION_MINUTES = float(os.environ.get("CLIENTDESK_PORTAL_SESSION_MINUTES", "15"))
+# A session renewed in the background (POST /portal/api/v1/session/refresh) ends this long after
+# sign-in at the latest.
+PORTAL_SESSION_MAX_HOURS = float(os.environ.get("CLIENTDESK_PORTAL_SESSION_MAX_HOURS", "12"))
+# Sign-in links asked for by e-mail on the cabinet's page, per address and per network address,
+# in 15 minutes; every answer takes at least PORTAL_LINK_REQUEST_SECONDS, known address or not.
+PORTAL_LINK_REQUESTS_PER_ADDRESS = int(
+    os.environ.get("CLIENTDESK_PORTAL_LINK_REQUESTS_PER_ADDRESS", "3")
+)
+PORTAL_LINK_REQUESTS_PER_IP = int(os.environ.get("CLIENTDESK_PORTAL_LINK_REQUESTS_PER_IP", "20"))
+PORTAL_LINK_REQUEST_SECONDS = 0.4
+# Open event streams: a client's (all its sessions together) and a staff user's, across every
+# events process; one more is 429 (docs/PORTAL.md, "Sessions").
+PORTAL_STREAMS_PER_CLIENT = 5
+STAFF_STREAMS_PER_USER = 10
 # The largest CSV file `POST /api/v1/clients/import` and the Clients page take (streamed, never
 # held in memory; 100,000 clients are about 10 MB).
 CLIENTS_IMPORT_MAX_BYTES = int(os.environ.get("CLIENTDESK_IMPORT_MAX_MB", "100")) * 1024 * 1024

@@ -136,6 +136,9 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
     "portal/api/v1/messages/<id:message_id>/read": {"POST": CLIENT},
     "portal/api/v1/events": {"GET": CLIENT},
+    "portal/api/v1/session/refresh": {"POST": CLIENT},
+    "portal/api/v1/session/end": {"POST": CLIENT},
+    "portal/api/v1/session/link": {"POST": PUBLIC},  # rate-limited; says nothing of the address
     "portal/api/v1/preferences": {"GET": CLIENT, "PUT": CLIENT},
     "portal/sw.js": {"GET": PUBLIC},
     "portal/manifest.webmanifest": {"GET": PUBLIC},

@@ -499,6 +499,13 @@ ACTIONS: Mapping[str, Action] = {
     "portal.link_created": Action(
         "Sign-in link created", _client_sentence("{} created a portal sign-in link for {}")
     ),
+    "portal.session_refreshed": Action(
+        "Portal session renewed",
+        lambda r, n, a, d: format_html("{} renewed their portal session", a),
+    ),
+    "portal.session_ended": Action(
+        "Signed out of the portal", lambda r, n, a, d: format_html("{} signed out of the portal", a)
+    ),
 }
 
 

@@ -1,7 +1,8 @@
-"""Where apps after clients join the transaction that changes a client's consent to outreach:
-the audit app writes the change on the client's timeline in the same commit, without clients
-importing audit. Audit registers from `AppConfig.ready()`; `client_consent_change`
-(`clients/consent.py`) calls `consent_changed` inside its transaction."""
+"""Where apps after clients join the transaction that changes a client: the audit app writes a
+consent change on the client's timeline in the same commit, and the portal ends a deactivated
+client's sessions and sign-in links, without clients importing either. They register from
+`AppConfig.ready()`; `client_consent_change` (`clients/consent.py`) calls `consent_changed` and
+`client_update` (`clients/services.py`) calls `client_deactivated` inside its transaction."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,3 +23,6 @@ class ConsentChange:
 
 
 consent_changed: TransactionHook[ConsentChange] = TransactionHook("clients.consent_changed")
+
+# The client was just deactivated (called last in the transaction that deactivates it).
+client_deactivated: TransactionHook[Client] = TransactionHook("clients.deactivated")

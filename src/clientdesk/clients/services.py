@@ -13,6 +13,7 @@ from django.utils.timezone import now
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.consent import client_consent_change
+from clientdesk.clients.hooks import client_deactivated
 from clientdesk.clients.models import Client
 from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import Conflict, ValidationFailed
@@ -137,8 +138,8 @@ def client_update(
             for field, value in changes.items():
                 setattr(client, field, value)
             if "is_active" in changes and before["is_active"] != client.is_active:
-                # Deactivation ends the client's portal sessions: they are checked against
-                # this flag on every request (portal/services.py).
+                # Deactivation ends the client's portal sessions and sign-in links for good
+                # (`client_deactivated`, below); each request checks this flag as well.
                 client.deactivated_at = None if client.is_active else now()
             client_check(client)
             changed = {f: v for f, v in changes.items() if before[f] != v}
@@ -159,6 +160,8 @@ def client_update(
                     by_client=False,
                     via=via,
                 )
+            if "is_active" in changed and not client.is_active:
+                client_deactivated(client)  # last: it may record a live event
     except IntegrityError as error:
         raise _external_id_taken(str(changes.get("external_id", ""))) from error
     return client

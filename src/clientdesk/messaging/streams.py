@@ -4,6 +4,7 @@ for a signed-in browser (session) or an API token."""
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -13,7 +14,7 @@ from clientdesk.accounts.models import User
 from clientdesk.accounts.selectors import user_for_api_token
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import enforced_in_view
-from clientdesk.core.live.http import stream_response, stream_unauthenticated
+from clientdesk.core.live.http import capped_stream_response, stream_unauthenticated
 from clientdesk.core.live.log import Event, db_call
 from clientdesk.core.live.stream import StreamSpec, sse_frame
 from clientdesk.core.problems import problem_response
@@ -114,4 +115,12 @@ async def staff_events(request: HttpRequest) -> HttpResponseBase:
 
     render = staff_render(user.pk, broadcasts)
     spec = StreamSpec(client_ids=None, types=None, render=render, still_valid=still_valid)
-    return stream_response(request, spec)
+    limit = settings.STAFF_STREAMS_PER_USER
+    return await capped_stream_response(
+        request,
+        spec,
+        holder=f"user:{user.pk}",
+        limit=limit,
+        refusal=f"You already have {limit} open event streams, the most allowed. Close a tab "
+        "or a window, and try again.",
+    )

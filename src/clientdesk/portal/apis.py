@@ -1,9 +1,11 @@
 """The portal API (`/portal/api/v1/`, a client's session token) and the staff endpoint that mints
 sessions (`POST /api/v1/portal/sessions`, the business's portal backend)."""
 
+import time
 import uuid
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -37,9 +39,12 @@ from clientdesk.portal.services import (
 
 _SESSION = inline_serializer(
     "PortalSession",
+    portal_link_request,
     {
         "token": serializers.CharField(),
+    portal_session_end,
         "expires_at": serializers.DateTimeField(),
+    portal_session_refresh,
         "client_id": serializers.UUIDField(),
     },
 )
@@ -144,6 +149,86 @@ class PortalMessagesApi(PortalApiView):
                     "items": serializers.ListField(child=_PORTAL_MESSAGE),
                     "unread_count": serializers.IntegerField(),
                     "next": serializers.CharField(allow_null=True),
+def too_many(error: TooManyRequests) -> Response:
+    """429 problem+json with `Retry-After`."""
+    body = problem_body(
+        status_code=error.status, title=error.title, detail=error.detail, type_slug=error.type_slug
+    )
+    return Response(
+        body,
+        status=error.status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
+class PortalSessionRefreshApi(PortalApiView):
+    """A live session → a new token that lasts `CLIENTDESK_PORTAL_SESSION_MINUTES` more, never
+    past `CLIENTDESK_PORTAL_SESSION_MAX_HOURS` from sign-in."""
+
+    required_permissions = {"POST": CLIENT_SESSION}
+
+    @extend_schema(request=None, responses={200: _SESSION}, operation_id="portal_session_refresh")
+    def post(self, request: Request) -> Response:
+        issued = portal_session_refresh(session=self.portal_client(request).session)
+        return Response(issued.representation())
+
+
+class PortalSessionEndApi(PortalApiView):
+    """Sign out: the session and every token of it end; its open streams close."""
+
+    required_permissions = {"POST": CLIENT_SESSION}
+
+    @extend_schema(request=None, responses={204: None}, operation_id="portal_session_end")
+    def post(self, request: Request) -> Response:
+        portal_session_end(session=self.portal_client(request).session)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+LINK_REQUESTED = (
+    "If this address belongs to an account, a sign-in link is on its way to it. "
+    "It works once, within 15 minutes."
+)
+
+
+class PortalLinkRequestApi(ApiView):
+    """A signed-out client asks for a sign-in link by e-mail. The answer is the same whether the
+    address is known or not, and takes at least as long either way."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    required_permissions = {"POST": PUBLIC}
+
+    class PortalLinkRequest(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+
+    @extend_schema(
+        request=PortalLinkRequest,
+        responses={
+            202: inline_serializer("PortalLinkRequested", {"detail": serializers.CharField()})
+        },
+        operation_id="portal_link_request",
+    )
+    def post(self, request: Request) -> Response:
+        started = time.monotonic()
+        data = self.PortalLinkRequest(data=request.data)
+        data.is_valid(raise_exception=True)
+        base = settings.PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+        try:
+            portal_link_request(
+                email=data.validated_data["email"],
+                remote_address=request.META.get("REMOTE_ADDR", "") or "",
+                cabinet_url=f"{base}/portal/",
+            )
+        except TooManyRequests as error:
+            answer = too_many(error)
+        else:
+            answer = Response({"detail": LINK_REQUESTED}, status=status.HTTP_202_ACCEPTED)
+        # Known or not, the answer leaves no sooner than this: its time says nothing either.
+        time.sleep(max(0.0, settings.PORTAL_LINK_REQUEST_SECONDS - (time.monotonic() - started)))
+        return answer
+
+
                     "last_event_id": serializers.IntegerField(),
                 },
             )
@@ -187,18 +272,7 @@ class PortalMessagesApi(PortalApiView):
                 meta=RequestMeta.from_request(request),
             )
         except TooManyRequests as error:
-            body = problem_body(
-                status_code=error.status,
-                title=error.title,
-                detail=error.detail,
-                type_slug=error.type_slug,
-            )
-            return Response(
-                body,
-                status=error.status,
-                content_type=PROBLEM_CONTENT_TYPE,
-                headers={"Retry-After": str(error.retry_after)},
-            )
+            return too_many(error)
         return Response(
             message_client_representation(result.message),
             status=status.HTTP_201_CREATED,  # a replay answers as the first request did

@@ -20,7 +20,9 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.html import escape
+from django.utils.translation import gettext
 
 from clientdesk.accounts.models import ApiToken, User
 from clientdesk.audit.models import ActivityType
@@ -30,6 +32,8 @@ from clientdesk.core.errors import ApplicationError, NotFound, PermissionDenied,
 from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
+from clientdesk.delivery.models import Channel
+from clientdesk.delivery.services.queue import delivery_create
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import message_event_webhook_create
 from clientdesk.messaging.services.idempotency import (
@@ -39,7 +43,7 @@ from clientdesk.messaging.services.idempotency import (
     idempotency_replay,
 )
 from clientdesk.messaging.services.writing import MessageWrite, message_text_check, messages_write
-from clientdesk.portal.models import PortalLink, PortalSession
+from clientdesk.portal.models import PortalLink, PortalLinkRequest, PortalSession
 from clientdesk.portal.permissions import PortalPermission
 
 TOKEN_PREFIX = "cdp_"  # noqa: S105 - a prefix, not a secret
@@ -80,10 +84,27 @@ def _session_lifetime() -> timedelta:
 
 
 def _check_active(client: Client) -> None:
+# The live event that ends open streams of revoked sessions (never sent to anyone).
+SESSIONS_REVOKED = "control.portal_sessions_revoked"
+
+
     if not client.is_active:
         raise ValidationFailed(
             f"{client.full_name} is deactivated: no portal sessions. Reactivate the client first.",
             errors={"client_id": ["The client is deactivated."]},
+def _session_max_age() -> timedelta:
+    return timedelta(hours=settings.PORTAL_SESSION_MAX_HOURS)
+
+
+def _sign(session: PortalSession) -> str:
+    # "n": a refresh within the same second still gets a token of its own.
+    signed = signing.TimestampSigner(salt=_SALT).sign_object(
+        {"s": session.id.hex, "c": session.client_id.hex, "n": secrets.token_hex(4)},
+        compress=False,
+    )
+    return TOKEN_PREFIX + signed
+
+
         )
 
 
@@ -102,12 +123,9 @@ def _issue(
         issued_by=issued_by,
         issued_by_token=issued_by_token,
         created_at=now,
-        expires_at=now + _session_lifetime(),
+        expires_at=min(now + _session_lifetime(), now + _session_max_age()),
     )
-    signed = signing.TimestampSigner(salt=_SALT).sign_object(
-        {"s": session.id.hex, "c": client.id.hex}, compress=False
-    )
-    return IssuedSession(token=TOKEN_PREFIX + signed, session=session)
+    return IssuedSession(token=_sign(session), session=session)
 
 
 def _client_by(*, client_id: Any, external_id: Any) -> Client:
@@ -171,8 +189,16 @@ def portal_session_authenticate(*, token: str) -> PortalSession | None:
         .filter(
             pk=session_id,
             client_id=client_id,
+    return portal_session_live(session_id=session_id, client_id=client_id)
+
+
+def portal_session_live(*, session_id: uuid.UUID, client_id: uuid.UUID) -> PortalSession | None:
+    """The session if it is live (whichever of its tokens is in hand), else None. An open
+    stream asks this as its token ages: a refreshed session keeps its streams open."""
+    now = timezone.now()
             revoked_at__isnull=True,
-            expires_at__gt=timezone.now(),
+            expires_at__gt=now,
+            created_at__gt=now - _session_max_age(),
         )
         .first()
     )
@@ -192,7 +218,7 @@ def _code_digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def portal_link_create(*, client: Client) -> str:
+def portal_link_create(*, client: Client, via: str = "command") -> str:
     """A one-time sign-in code for the reference cabinet, valid 15 minutes."""
     _check_active(client)
     code = secrets.token_urlsafe(24)
@@ -215,14 +241,106 @@ def portal_link_create(*, client: Client) -> str:
 
 
 def portal_link_redeem(*, code: str) -> IssuedSession:
+            data={"via": via},
     """Exchange a sign-in code for a session, once."""
     if not isinstance(code, str) or not 1 <= len(code) <= 100:
         raise ValidationFailed("That sign-in code is malformed.", errors={"code": ["Malformed."]})
     now = timezone.now()
+LINK_REQUEST_WINDOW = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class LinkRequestLimits:
+    per_address: int
+    per_remote: int
+
+
+def _link_request_limits() -> LinkRequestLimits:
+    return LinkRequestLimits(
+        per_address=settings.PORTAL_LINK_REQUESTS_PER_ADDRESS,
+        per_remote=settings.PORTAL_LINK_REQUESTS_PER_IP,
+    )
+
+
+def _email_fold(email: str) -> str:
+    return email.strip().casefold()
+
+
+def _check_link_request_rate(digest: str, remote_address: str, now: datetime) -> None:
+    limits = _link_request_limits()
+    since = now - LINK_REQUEST_WINDOW
+    recent = PortalLinkRequest.objects.filter(created_at__gt=since)
+    for rows, limit in (
+        (recent.filter(email_digest=digest), limits.per_address),
+        (recent.filter(remote_address=remote_address), limits.per_remote),
+    ):
+        times = list(rows.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+        if len(times) >= limit:
+            retry_after = max(1, int((times[-1] + LINK_REQUEST_WINDOW - now).total_seconds()) + 1)
+            raise TooManyRequests(
+                f"Too many sign-in links asked for; try again in {retry_after} s.",
+                retry_after=retry_after,
+            )
+
+
+def _link_email(client: Client, url: str) -> dict[str, Any]:
+    business = settings.BUSINESS_NAME
+    with translation.override(client.language or "en"):
+        subject = gettext("Your sign-in link for %(business)s") % {"business": business}
+        intro = gettext(
+            "Open this link to sign in to your online cabinet at %(business)s. It works once, "
+            "within %(minutes)s minutes."
+        ) % {"business": business, "minutes": settings.PORTAL_LINK_MINUTES}
+        ignore = gettext("If you did not ask for it, ignore this e-mail: nothing changes.")
+        button = gettext("Sign in")
+    return {
+        "to": client.email,
+        "subject": subject,
+        "text": f"{intro}\n\n{url}\n\n{ignore}\n",
+        "html": (
+            '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
+            f"<p>{escape(intro)}</p>"
+            f'<p><a href="{escape(url)}">{escape(button)}</a></p>'
+            f"<p>{escape(ignore)}</p></div>"
+        ),
+        "from_name": business,
+    }
+
+
+def portal_link_request(*, email: str, remote_address: str, cabinet_url: str) -> None:
+    """A signed-out client asks for a sign-in link by e-mail. Every active client with that
+    address gets one (a one-time link as `portal_link` makes, by a Delivery on the e-mail
+    channel, so it is retried); an unknown address gets nothing, and the caller cannot tell
+    the difference: the same answer, and the same limits per address and per network address
+    (TooManyRequests) whether it is known or not."""
+    digest = hashlib.sha256(_email_fold(email).encode()).hexdigest()
+    with transaction.atomic():
+        now = timezone.now()
+        _check_link_request_rate(digest, remote_address, now)
+        PortalLinkRequest.objects.filter(created_at__lte=now - LINK_REQUEST_WINDOW).delete()
+        PortalLinkRequest.objects.create(
+            email_digest=digest, remote_address=remote_address[:45], created_at=now
+        )
+        clients = list(
+            Client.objects.filter(email__iexact=email.strip(), is_active=True).order_by("id")[:5]
+        )
+        for client in clients:
+            code = portal_link_create(client=client, via="email")
+            delivery_create(
+                channel=Channel.EMAIL,
+                client=client,
+                subject_id=uuid.uuid5(client.id, f"portal.link:{_code_digest(code)}"),
+                payload=_link_email(client, f"{cabinet_url}#code={code}"),
+            )
+
+
     with transaction.atomic():
         # The conditional update claims the code: of two concurrent redeemers only one wins.
         claimed = PortalLink.objects.filter(
-            digest=_code_digest(code), used_at__isnull=True, expires_at__gt=now
+            digest=_code_digest(code),
+            used_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=now,
         ).update(used_at=now)
         if not claimed:
             raise LinkUnusable(
@@ -237,6 +355,93 @@ def portal_message_read(*, client: Client, message_id: uuid.UUID) -> Message:
     message: earlier unread ones stay unread until opened."""
     with transaction.atomic():
         try:
+class SessionAtMaxAge(ApplicationError):
+    status = 401
+    title = "Session at its maximum age"
+    type_slug = "session-max-age"
+
+
+def portal_session_refresh(*, session: PortalSession) -> IssuedSession:
+    """A new token for a live session, which now lasts `PORTAL_SESSION_MINUTES` from now, but
+    never past its sign-in plus `PORTAL_SESSION_MAX_HOURS`. The earlier token stays valid until
+    its own expiry (another tab may still hold it)."""
+    with transaction.atomic():
+        now = timezone.now()
+        row = (
+            PortalSession.objects.select_for_update()
+            .filter(pk=session.pk, revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        limit = (row.created_at if row else now) + _session_max_age()
+        if row is None or limit <= now:
+            raise SessionAtMaxAge(
+                "This session has ended or reached its maximum age: sign in again."
+            )
+        # Never shorter than it was, never past the maximum age (a lowered setting applies).
+        row.expires_at = min(max(row.expires_at, now + _session_lifetime()), limit)
+        row.save(update_fields=["expires_at"])
+        audit_append(
+            actor=None,
+            client_actor=row.client,
+            action="portal.session_refreshed",
+            object_type="client",
+            object_id=row.client_id,
+            created_at=now,
+            data={"session_id": str(row.id), "expires_at": iso_utc(row.expires_at)},
+        )
+    return IssuedSession(token=_sign(row), session=row)
+
+
+def _sessions_revoked_event(
+    client_id: uuid.UUID, session_ids: list[str] | None, reason: str
+) -> None:
+    """Open streams of these sessions (None: all of the client's) close (`portal/streams.py`),
+    whichever process holds them. The last write of its transaction (`live_event_record`)."""
+    data: dict[str, Any] = {"reason": reason}
+    if session_ids is None:
+        data["all"] = True
+    else:
+        data["sessions"] = session_ids
+    live_event_record(client_id=client_id, type=SESSIONS_REVOKED, data=data)
+
+
+def portal_session_end(*, session: PortalSession) -> None:
+    """Sign out: the session ends for good, every token of it with it, and its open streams
+    close."""
+    with transaction.atomic():
+        now = timezone.now()
+        ended = PortalSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if not ended:
+            return
+        audit_append(
+            actor=None,
+            client_actor=session.client,
+            action="portal.session_ended",
+            object_type="client",
+            object_id=session.client_id,
+            created_at=now,
+            data={"session_id": str(session.id)},
+        )
+        _sessions_revoked_event(session.client_id, [str(session.id)], "signed_out")
+
+
+def portal_client_deactivated(client: Client) -> None:
+    """`clients.deactivated`: the client's sessions and unused sign-in links end for good (a
+    reactivation revives none of them), and its open streams close. In the deactivating
+    transaction, after everything else it writes."""
+    now = timezone.now()
+    revoked = PortalSession.objects.filter(client=client, revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    PortalLink.objects.filter(client=client, used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    if revoked:
+        _sessions_revoked_event(client.id, None, "client_deactivated")
+
+
             message = (
                 Message.objects.select_for_update(of=("self",))
                 .select_related("sender", "client")

@@ -1,17 +1,23 @@
 """The client's event stream, `GET /portal/api/v1/events`: the client's new messages (from the
 business or their own, from another device) and read receipts, for one portal session."""
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, declared
-from clientdesk.core.live.http import stream_response, stream_unauthenticated
+from clientdesk.core.live.http import capped_stream_response, stream_unauthenticated
 from clientdesk.core.live.log import Event, db_call
 from clientdesk.core.live.stream import StreamSpec, sse_frame
-from clientdesk.portal.services import portal_session_authenticate
+from clientdesk.portal.services import (
+    SESSIONS_REVOKED,
+    portal_session_authenticate,
+    portal_session_live,
+)
 
 PORTAL_TYPES = frozenset({"message.created", "message.read"})
 
@@ -43,14 +49,42 @@ async def portal_events(request: HttpRequest) -> HttpResponseBase:
         )
 
     async def still_valid() -> str | None:
-        alive = await db_call(portal_session_authenticate)(token=token)
-        return None if alive is not None else "session_revoked"
+        # By the session, not the token: a refresh gave the cabinet a newer token and moved the
+        # session's end, and the stream goes on until that end.
+        alive = await db_call(portal_session_live)(
+            session_id=session.id, client_id=session.client_id
+        )
+        if alive is None:
+            ended = spec.expires_at is not None and spec.expires_at <= timezone.now()
+            return "session_expired" if ended else "session_revoked"
+        spec.expires_at = alive.expires_at
+        return None
+
+    mine = str(session.id)
+
+    def closes(event: Event) -> str | None:
+        """Sign-out or deactivation ended this session (in any process): close at once."""
+        if event.type != SESSIONS_REVOKED:
+            return None
+        if event.data.get("all") or mine in event.data.get("sessions", ()):
+            return str(event.data.get("reason") or "session_revoked")
+        return None
 
     spec = StreamSpec(
         client_ids=frozenset({session.client_id}),
-        types=PORTAL_TYPES,
+        types=PORTAL_TYPES | {SESSIONS_REVOKED},
         render=portal_frame,
         still_valid=still_valid,
         expires_at=session.expires_at,
+        closes=closes,
     )
-    return stream_response(request, spec, query=("token",))
+    limit = settings.PORTAL_STREAMS_PER_CLIENT
+    return await capped_stream_response(
+        request,
+        spec,
+        holder=f"client:{session.client_id}",
+        limit=limit,
+        refusal=f"This account already has {limit} open event streams, the most allowed (all "
+        "its sign-ins together). Close a tab or a window, and try again.",
+        query=("token",),
+    )

@@ -10,6 +10,13 @@ app_name = "portal"
 urlpatterns = [
     path("", views.cabinet, name="cabinet"),
     path("api/v1/session", apis.PortalSessionExchangeApi.as_view(), name="api-session"),
+    path(
+        "api/v1/session/refresh",
+        apis.PortalSessionRefreshApi.as_view(),
+        name="api-session-refresh",
+    ),
+    path("api/v1/session/end", apis.PortalSessionEndApi.as_view(), name="api-session-end"),
+    path("api/v1/session/link", apis.PortalLinkRequestApi.as_view(), name="api-session-link"),
     path("api/v1/messages", apis.PortalMessagesApi.as_view(), name="api-messages"),
     path(
         "api/v1/messages/<id:message_id>/read",

@@ -37,6 +37,31 @@ class StreamSpec:
     # Returns None while the stream may go on, else the reason to close it.
     still_valid: Callable[[], Awaitable[str | None]]
     expires_at: datetime | None = None
+    # For a control event (type `control.*`, never sent to anyone): the reason it ends this
+    # stream (a revoked session), or None. Without it control events are skipped.
+    closes: Callable[[Event], str | None] | None = None
+    # Called once when the stream ends, however it ends (gives its lease back). Never waits.
+    on_end: Callable[[], None] | None = None
+
+
+CONTROL_PREFIX = "control."
+
+
+def _render(spec: StreamSpec, events: list[Event], sent: int) -> tuple[str, int, str | None]:
+    """The frames of `events` after `sent`, the new cursor, and the reason to close the stream
+    when a control event among them ends it (frames after it are not sent)."""
+    frames = []
+    for event in events:
+        if event.id <= sent:
+            continue
+        sent = event.id
+        if event.type.startswith(CONTROL_PREFIX):
+            reason = spec.closes(event) if spec.closes is not None else None
+            if reason is not None:
+                return "".join(frames), sent, reason
+            continue
+        frames.append(spec.render(event))
+    return "".join(frames), sent, None
 
 
 def _closed_frame(event_id: int, reason: str) -> str:
@@ -83,14 +108,24 @@ async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[
                             event_id=sent, type="stream.reset", data={"reason": "cursor_expired"}
                         )
                         break
-                    yield spec.render(event)
-                    sent = event.id
+                    frames, sent, reason = _render(spec, [event], sent)
+                    if frames:
+                        yield frames
+                    if reason is not None:
+                        yield _closed_frame(sent, reason)
+                        return
             timeout = HEARTBEAT_SECONDS
             if spec.expires_at is not None:
                 left = (spec.expires_at - timezone.now()).total_seconds()
                 if left <= 0:
-                    yield _closed_frame(sent, "session_expired")
-                    return
+                    # The session may have been renewed since: `still_valid` then moves
+                    # `expires_at` on and the stream goes on.
+                    reason = await spec.still_valid()
+                    left = (spec.expires_at - timezone.now()).total_seconds()
+                    if reason is not None or left <= 0:
+                        yield _closed_frame(sent, reason or "session_expired")
+                        return
+                    next_check = loop.time() + REVALIDATE_SECONDS
                 timeout = min(timeout, left)
             batch = await sub.next(timeout)
             if sub.ended:
@@ -98,9 +133,10 @@ async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[
             if batch is None:
                 reread = True
                 continue
-            chunk = "".join(spec.render(e) for e in batch if e.id > sent)
-            if batch:
-                sent = max(sent, batch[-1].id)
+            chunk, sent, reason = _render(spec, batch, sent)
+            if reason is not None:
+                yield chunk + _closed_frame(sent, reason)
+                return
             yield chunk or ": keep-alive\n\n"
             if loop.time() >= next_check:
                 next_check = loop.time() + REVALIDATE_SECONDS
@@ -110,3 +146,5 @@ async def live_stream(spec: StreamSpec, *, cursor: int | None) -> AsyncIterator[
                     return
     finally:
         the_hub.unsubscribe(sub)
+        if spec.on_end is not None:
+            spec.on_end()
