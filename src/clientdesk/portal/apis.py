@@ -32,19 +32,19 @@ from clientdesk.portal.selectors import portal_inbox
 from clientdesk.portal.services import (
     TooManyRequests,
     portal_link_redeem,
+    portal_link_request,
     portal_message_read,
     portal_reply_create,
+    portal_session_end,
     portal_session_issue,
+    portal_session_refresh,
 )
 
 _SESSION = inline_serializer(
     "PortalSession",
-    portal_link_request,
     {
         "token": serializers.CharField(),
-    portal_session_end,
         "expires_at": serializers.DateTimeField(),
-    portal_session_refresh,
         "client_id": serializers.UUIDField(),
     },
 )
@@ -129,26 +129,6 @@ class PortalSessionExchangeApi(ApiView):
         return Response(issued.representation(), status=status.HTTP_201_CREATED)
 
 
-class PortalMessagesApi(PortalApiView):
-    class PortalInboxQuery(serializers.Serializer):
-        limit = WholeNumberField(min_value=1, max_value=100, default=20)
-        before = serializers.CharField(required=False, max_length=200)
-
-    query_parameters = {"GET": PortalInboxQuery}
-
-    class PortalReply(serializers.Serializer):
-        body = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        in_reply_to = serializers.UUIDField(required=False, allow_null=True)
-
-    @extend_schema(
-        parameters=[PortalInboxQuery],
-        responses={
-            200: inline_serializer(
-                "PortalInbox",
-                {
-                    "items": serializers.ListField(child=_PORTAL_MESSAGE),
-                    "unread_count": serializers.IntegerField(),
-                    "next": serializers.CharField(allow_null=True),
 def too_many(error: TooManyRequests) -> Response:
     """429 problem+json with `Retry-After`."""
     body = problem_body(
@@ -229,6 +209,26 @@ class PortalLinkRequestApi(ApiView):
         return answer
 
 
+class PortalMessagesApi(PortalApiView):
+    class PortalInboxQuery(serializers.Serializer):
+        limit = WholeNumberField(min_value=1, max_value=100, default=20)
+        before = serializers.CharField(required=False, max_length=200)
+
+    query_parameters = {"GET": PortalInboxQuery}
+
+    class PortalReply(serializers.Serializer):
+        body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        in_reply_to = serializers.UUIDField(required=False, allow_null=True)
+
+    @extend_schema(
+        parameters=[PortalInboxQuery],
+        responses={
+            200: inline_serializer(
+                "PortalInbox",
+                {
+                    "items": serializers.ListField(child=_PORTAL_MESSAGE),
+                    "unread_count": serializers.IntegerField(),
+                    "next": serializers.CharField(allow_null=True),
                     "last_event_id": serializers.IntegerField(),
                 },
             )

@@ -79,19 +79,14 @@ class IssuedSession:
         }
 
 
-def _session_lifetime() -> timedelta:
-    return timedelta(minutes=settings.PORTAL_SESSION_MINUTES)
-
-
-def _check_active(client: Client) -> None:
 # The live event that ends open streams of revoked sessions (never sent to anyone).
 SESSIONS_REVOKED = "control.portal_sessions_revoked"
 
 
-    if not client.is_active:
-        raise ValidationFailed(
-            f"{client.full_name} is deactivated: no portal sessions. Reactivate the client first.",
-            errors={"client_id": ["The client is deactivated."]},
+def _session_lifetime() -> timedelta:
+    return timedelta(minutes=settings.PORTAL_SESSION_MINUTES)
+
+
 def _session_max_age() -> timedelta:
     return timedelta(hours=settings.PORTAL_SESSION_MAX_HOURS)
 
@@ -105,6 +100,11 @@ def _sign(session: PortalSession) -> str:
     return TOKEN_PREFIX + signed
 
 
+def _check_active(client: Client) -> None:
+    if not client.is_active:
+        raise ValidationFailed(
+            f"{client.full_name} is deactivated: no portal sessions. Reactivate the client first.",
+            errors={"client_id": ["The client is deactivated."]},
         )
 
 
@@ -184,11 +184,6 @@ def portal_session_authenticate(*, token: str) -> PortalSession | None:
         client_id = uuid.UUID(hex=claims["c"])
     except (signing.BadSignature, KeyError, TypeError, ValueError, json.JSONDecodeError):
         return None
-    session = (
-        PortalSession.objects.select_related("client", "issued_by", "issued_by_token")
-        .filter(
-            pk=session_id,
-            client_id=client_id,
     return portal_session_live(session_id=session_id, client_id=client_id)
 
 
@@ -196,6 +191,11 @@ def portal_session_live(*, session_id: uuid.UUID, client_id: uuid.UUID) -> Porta
     """The session if it is live (whichever of its tokens is in hand), else None. An open
     stream asks this as its token ages: a refreshed session keeps its streams open."""
     now = timezone.now()
+    session = (
+        PortalSession.objects.select_related("client", "issued_by", "issued_by_token")
+        .filter(
+            pk=session_id,
+            client_id=client_id,
             revoked_at__isnull=True,
             expires_at__gt=now,
             created_at__gt=now - _session_max_age(),
@@ -236,16 +236,11 @@ def portal_link_create(*, client: Client, via: str = "command") -> str:
             object_type="client",
             object_id=client.id,
             created_at=now,
+            data={"via": via},
         )
     return code
 
 
-def portal_link_redeem(*, code: str) -> IssuedSession:
-            data={"via": via},
-    """Exchange a sign-in code for a session, once."""
-    if not isinstance(code, str) or not 1 <= len(code) <= 100:
-        raise ValidationFailed("That sign-in code is malformed.", errors={"code": ["Malformed."]})
-    now = timezone.now()
 LINK_REQUEST_WINDOW = timedelta(minutes=15)
 
 
@@ -334,6 +329,11 @@ def portal_link_request(*, email: str, remote_address: str, cabinet_url: str) ->
             )
 
 
+def portal_link_redeem(*, code: str) -> IssuedSession:
+    """Exchange a sign-in code for a session, once."""
+    if not isinstance(code, str) or not 1 <= len(code) <= 100:
+        raise ValidationFailed("That sign-in code is malformed.", errors={"code": ["Malformed."]})
+    now = timezone.now()
     with transaction.atomic():
         # The conditional update claims the code: of two concurrent redeemers only one wins.
         claimed = PortalLink.objects.filter(
@@ -350,11 +350,6 @@ def portal_link_request(*, email: str, remote_address: str, cabinet_url: str) ->
         return _issue(client=link.client, via=PortalSession.Via.LINK)
 
 
-def portal_message_read(*, client: Client, message_id: uuid.UUID) -> Message:
-    """Mark a message from the business read. Idempotent: the first time is kept. Only that
-    message: earlier unread ones stay unread until opened."""
-    with transaction.atomic():
-        try:
 class SessionAtMaxAge(ApplicationError):
     status = 401
     title = "Session at its maximum age"
@@ -442,6 +437,11 @@ def portal_client_deactivated(client: Client) -> None:
         _sessions_revoked_event(client.id, None, "client_deactivated")
 
 
+def portal_message_read(*, client: Client, message_id: uuid.UUID) -> Message:
+    """Mark a message from the business read. Idempotent: the first time is kept. Only that
+    message: earlier unread ones stay unread until opened."""
+    with transaction.atomic():
+        try:
             message = (
                 Message.objects.select_for_update(of=("self",))
                 .select_related("sender", "client")
