@@ -345,6 +345,8 @@ FILES_CLIENT_TOTAL_BYTES = int(
 # clamd's socket (a path, or tcp://host:port): every upload is scanned, and refused while it
 # does not answer. Empty: no scan.
 FILES_CLAMD_SOCKET = os.environ.get("CLIENTDESK_CLAMD_SOCKET", "")
+# How long an upload waits for clamd's verdict before it is refused as unscanned.
+FILES_CLAMD_TIMEOUT_SECONDS = 30.0
 
 # --- API -------------------------------------------------------------------------
 

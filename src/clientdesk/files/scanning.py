@@ -6,21 +6,23 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from clientdesk.files.errors import FileInfected, ScannerUnavailable
 
-TIMEOUT_SECONDS = 30.0
 CHUNK = 64 * 1024
 MAX_REPLY = 4096
 
 
 def _connect(address: str) -> socket.socket:
+    timeout = float(settings.FILES_CLAMD_TIMEOUT_SECONDS)
     if address.startswith("tcp://"):
         parts = urlsplit(address)
         if not parts.hostname or not parts.port:
             raise ScannerUnavailable("The virus scanner address is not tcp://host:port.")
-        return socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT_SECONDS)
+        return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(TIMEOUT_SECONDS)
+    sock.settimeout(timeout)
     try:
         sock.connect(address)
     except OSError:
