@@ -331,4 +331,3 @@ def test_tokens_of_other_clients_are_not_touched_by_a_deactivation(
     api_for(agent).patch(f"/api/v1/clients/{alice.id}", {"is_active": False}, format="json")
     assert alice_portal.get("/portal/api/v1/messages").status_code == 401
     assert bob_portal.get("/portal/api/v1/messages").status_code == 200
-
