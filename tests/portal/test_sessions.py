@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from clientdesk.audit.models import AuditEntry
 from clientdesk.clients.models import Client
-from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
+from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.worker import Worker
 from clientdesk.portal.models import PortalLink, PortalLinkRequest, PortalSession
 from clientdesk.portal.services import portal_link_create

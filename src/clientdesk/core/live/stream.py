@@ -50,7 +50,7 @@ CONTROL_PREFIX = "control."
 def _render(spec: StreamSpec, events: list[Event], sent: int) -> tuple[str, int, str | None]:
     """The frames of `events` after `sent`, the new cursor, and the reason to close the stream
     when a control event among them ends it (frames after it are not sent)."""
-    frames = []
+    frames: list[str] = []
     for event in events:
         if event.id <= sent:
             continue
