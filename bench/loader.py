@@ -4,8 +4,9 @@ Run by bench/run.py in a subprocess: `python bench/loader.py --count N --out FIL
 
 SQLite: a new file, migrated, the FTS triggers and table dropped, rows in with executemany, then
 the app's own `search_index.install` rebuilds the FTS table from the rows and the triggers.
-PostgreSQL: the trigram indexes are dropped, rows go in with COPY, then `search_index.install`
-recreates them, and VACUUM ANALYZE leaves the table as autovacuum eventually would.
+PostgreSQL: the trigram indexes and the search-head triggers are dropped, rows go in with COPY,
+then `search_index.install` recreates them, and VACUUM ANALYZE leaves the table as autovacuum
+eventually would.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def load_postgres(count: int) -> None:
         cursor.execute("DROP INDEX IF EXISTS clients_client_short_trgm")
         cursor.execute("DROP INDEX IF EXISTS clients_client_short_words")
         cursor.execute(f"DROP INDEX IF EXISTS {search_index.WALK_INDEX}")
+        # `install` recreates them and rebuilds their table from all the rows at once.
+        for name in search_index.PG_HEAD_TRIGGERS:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON clients_client")
     copy_sql = f"COPY clients_client ({COLUMNS}) FROM STDIN"
     with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
         for values in rows(count):

@@ -9,6 +9,15 @@ two characters, which have no trigram, a GIN index on `clients_short_words(searc
 the array of every distinct character and every distinct pair of adjacent characters
 (spaces left out), serves `@> ARRAY['zo']`. Array containment is exact, so the index's
 answer needs no recheck (the function is not run at query time).
+PostgreSQL also keeps `clients_search_head`: for every trigram (three characters, no space)
+of any client's search_text, a sort_name no greater than that of the first client in page
+order whose text holds it. No client containing a word sorts before the greatest of these
+over the word's trigrams, so a search starts walking the page order there instead of at the
+first client: for a common surname late in the alphabet (Smith, 40,000 clients at 1M, the
+first of them three quarters down the page order) the first page is the next few rows. A
+trigger lowers an entry when a client is saved with a smaller sort_name; nothing raises one
+(a renamed or deleted client leaves it lower than it needs to be, which is still right, only
+less helpful); `install` rebuilds the table exactly.
 SQLite: an FTS5 table with the trigram tokenizer whose rows share the client rows' rowids,
 kept in step by triggers. It indexes `search_text` plus two spaces, so every character
 and pair of the text begins some trigram; the table's vocabulary (`fts5vocab`) lists the
@@ -32,6 +41,9 @@ WALK_INDEX = "clients_client_walk"
 # bytes) and the id leave this much for search_text in the walk index (models.py cuts it).
 SEARCH_TEXT_BYTES = 1_700
 SQLITE_TRIGGERS = ("clients_client_fts_ai", "clients_client_fts_ad", "clients_client_fts_au")
+PG_HEADS = "clients_search_head"
+PG_GRAMS = "clients_grams"
+PG_HEAD_TRIGGERS = ("clients_search_head_ai", "clients_search_head_au")
 
 _SQLITE_INSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS),
@@ -82,6 +94,58 @@ _POSTGRES_INSTALL = [
     "INCLUDE (search_text)",
 ]
 
+_POSTGRES_HEADS = [
+    # Every distinct run of three characters of `text` without a space, sorted.
+    f"""CREATE OR REPLACE FUNCTION {PG_GRAMS}(text) RETURNS text[]
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT coalesce(array_agg(DISTINCT g ORDER BY g), '{{}}') FROM (
+            SELECT substr($1, i, 3) AS g FROM generate_series(1, length($1) - 2) AS i
+        ) AS grams WHERE strpos(g, ' ') = 0
+    $$""",
+    # The column has the collation of clients_client.sort_name (the default), so its order
+    # is the page order. A trigram's bound is the least of its rows: a save adds a row only
+    # when it lowers the bound, then deletes the rows that no longer count, skipping any that
+    # another transaction holds (they go the next time). Nothing here waits for a lock, so
+    # two transactions saving clients never block or deadlock each other on this table.
+    f"CREATE TABLE IF NOT EXISTS {PG_HEADS} (gram text NOT NULL, sort_name varchar(210) NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS {PG_HEADS}_gram ON {PG_HEADS} (gram, sort_name)",
+    f"""CREATE OR REPLACE FUNCTION {PG_HEADS}_note() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            lowered text[];
+        BEGIN
+            WITH added AS (
+                INSERT INTO {PG_HEADS} (gram, sort_name)
+                SELECT g, NEW.sort_name FROM unnest({PG_GRAMS}(NEW.search_text)) AS g
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {PG_HEADS} e WHERE e.gram = g AND e.sort_name <= NEW.sort_name
+                )
+                RETURNING gram
+            )
+            SELECT array_agg(gram) INTO lowered FROM added;
+            IF lowered IS NOT NULL THEN
+                DELETE FROM {PG_HEADS} d USING (
+                    SELECT ctid AS row_id FROM {PG_HEADS}
+                    WHERE gram = ANY(lowered) AND sort_name > NEW.sort_name
+                    FOR UPDATE SKIP LOCKED
+                ) AS stale WHERE d.ctid = stale.row_id;
+            END IF;
+            RETURN NULL;
+        END
+    $$""",
+    *(f"DROP TRIGGER IF EXISTS {name} ON clients_client" for name in PG_HEAD_TRIGGERS),
+    f"CREATE TRIGGER {PG_HEAD_TRIGGERS[0]} AFTER INSERT ON clients_client "
+    f"FOR EACH ROW EXECUTE FUNCTION {PG_HEADS}_note()",
+    f"CREATE TRIGGER {PG_HEAD_TRIGGERS[1]} AFTER UPDATE OF search_text, sort_name "
+    "ON clients_client FOR EACH ROW WHEN (OLD.search_text IS DISTINCT FROM NEW.search_text "
+    f"OR OLD.sort_name IS DISTINCT FROM NEW.sort_name) EXECUTE FUNCTION {PG_HEADS}_note()",
+    # The exact table, from the rows as they are (about a minute at a million clients).
+    f"TRUNCATE {PG_HEADS}",
+    f"INSERT INTO {PG_HEADS} (gram, sort_name) SELECT g, min(sort_name) "
+    f"FROM clients_client, unnest({PG_GRAMS}(search_text)) AS g GROUP BY g",
+    f"ANALYZE {PG_HEADS}",
+]
+
 
 def cut_search_text(text: str) -> str:
     """`text` cut to at most SEARCH_TEXT_BYTES bytes of UTF-8, at a character boundary."""
@@ -110,12 +174,28 @@ def install(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor
     statements = {
         "sqlite": [*_SQLITE_INSTALL, *_SQLITE_WALK],
-        "postgresql": _POSTGRES_INSTALL,
+        "postgresql": [*_POSTGRES_INSTALL, *_POSTGRES_HEADS],
     }.get(vendor, [])
     if vendor == "postgresql":
         _cut_long_texts(schema_editor)
     for sql in statements:
         schema_editor.execute(sql)
+
+
+def install_heads(apps: Any, schema_editor: Any) -> None:
+    """What migration 0008 adds: on PostgreSQL the first-in-page-order table and its triggers."""
+    if schema_editor.connection.vendor == "postgresql":
+        for sql in _POSTGRES_HEADS:
+            schema_editor.execute(sql)
+
+
+def uninstall_heads(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        for name in PG_HEAD_TRIGGERS:
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON clients_client")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {PG_HEADS}_note()")
+        schema_editor.execute(f"DROP TABLE IF EXISTS {PG_HEADS}")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {PG_GRAMS}(text)")
 
 
 def install_walk(apps: Any, schema_editor: Any) -> None:
@@ -142,3 +222,4 @@ def uninstall(apps: Any, schema_editor: Any) -> None:
         schema_editor.execute("DROP INDEX IF EXISTS clients_client_short_trgm")
         schema_editor.execute("DROP INDEX IF EXISTS clients_client_short_words")
         schema_editor.execute(f"DROP INDEX IF EXISTS {WALK_INDEX}")
+        uninstall_heads(apps, schema_editor)

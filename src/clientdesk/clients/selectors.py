@@ -9,7 +9,12 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from clientdesk.clients.models import Client
-from clientdesk.clients.search_index import PG_SHORT_WORDS, SQLITE_FTS_TABLE, SQLITE_VOCAB_TABLE
+from clientdesk.clients.search_index import (
+    PG_HEADS,
+    PG_SHORT_WORDS,
+    SQLITE_FTS_TABLE,
+    SQLITE_VOCAB_TABLE,
+)
 from clientdesk.core.errors import NotFound
 from clientdesk.core.pagination import Page, paginate
 from clientdesk.core.text import fold
@@ -157,26 +162,50 @@ def _candidates(terms: list[str], like: str) -> tuple[str, list[Any]] | None:
     return sql, [match, *likes]
 
 
-def _walk(rows: int | None, like: str, likes: list[str], offset: int, want: int) -> list[Client]:
-    """The page from the first `rows` clients in page order (all of them when None), read from
-    the walk index (page order with search_text beside it) without visiting the table."""
+def _first_possible(terms: list[str]) -> str | None:
+    """PostgreSQL: a sort_name that no client matching every term sorts before, the greatest
+    of the lower bounds clients_search_head holds for the terms' trigrams (a client holding a
+    term holds each of its trigrams; a trigram's bound is the least of its rows); None: the
+    first client (SQLite, or words shorter than a trigram only)."""
+    grams = sorted({t[i : i + TRIGRAM] for t in terms for i in range(len(t) - TRIGRAM + 1)})
+    if connection.vendor != "postgresql" or not grams:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT max(bound) FROM (SELECT min(sort_name) AS bound FROM {PG_HEADS} "  # noqa: S608 - constants
+            "WHERE gram = ANY(%s::text[]) GROUP BY gram) b",
+            [grams],
+        )
+        (start,) = cursor.fetchone()
+    return str(start) if start is not None else None
+
+
+def _walk(
+    rows: int | None, like: str, likes: list[str], offset: int, want: int, start: str | None
+) -> list[Client]:
+    """The page from the first `rows` clients in page order from sort_name `start` (from the
+    first client when None; all of them when `rows` is None), read from the walk index (page
+    order with search_text beside it) without visiting the table."""
     limit = "" if rows is None else f"LIMIT {rows:d}"
+    where = "" if start is None else "WHERE sort_name >= %s"
     sql = (
         f"SELECT * FROM {_TABLE} WHERE id IN (SELECT id FROM (SELECT id, sort_name, search_text "  # noqa: S608 - constants
-        f"FROM {_TABLE} {_ORDER} {limit}) w WHERE {like} {_ORDER} "
+        f"FROM {_TABLE} {where} {_ORDER} {limit}) w WHERE {like} {_ORDER} "
         f"LIMIT {want:d} OFFSET {offset:d}) {_ORDER}"
     )
-    return list(Client.objects.raw(sql, likes))
+    return list(Client.objects.raw(sql, likes if start is None else [start, *likes]))
 
 
-def _position_beyond(sort_name: str, rows: int) -> bool:
-    """Whether about `rows` clients or more have a smaller sort_name: PostgreSQL's estimate
-    from its statistics; SQLite (no statistics kept) counts at most `rows` sort index entries."""
+def _position_beyond(sort_name: str, rows: int, start: str | None) -> bool:
+    """Whether about `rows` clients or more have a smaller sort_name (and none smaller than
+    `start`): PostgreSQL's estimate from its statistics; SQLite (no statistics kept) counts
+    at most `rows` sort index entries."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_TABLE} WHERE sort_name < %s",  # noqa: S608 - constants
-                [sort_name],
+                f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_TABLE} WHERE sort_name < %s "  # noqa: S608 - constants
+                "AND sort_name >= %s",
+                [sort_name, start or ""],
             )
             (plan,) = cursor.fetchone()
             if isinstance(plan, str):
@@ -184,8 +213,8 @@ def _position_beyond(sort_name: str, rows: int) -> bool:
             return bool(plan[0]["Plan"]["Plan Rows"] >= rows)
         cursor.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {_TABLE} INDEXED BY clients_sort_idx "  # noqa: S608 - constants
-            f"WHERE sort_name < %s LIMIT {rows:d}) b",
-            [sort_name],
+            f"WHERE sort_name < %s AND sort_name >= %s LIMIT {rows:d}) b",
+            [sort_name, start or ""],
         )
         (count,) = cursor.fetchone()
     return bool(count >= rows)
@@ -220,7 +249,9 @@ def _client_search(
     Bounded steps instead of one planner guess (left to itself, PostgreSQL walks the sort
     index for common surnames and filters a million rows):
     1. a common word fills the page from the first `walk` clients in page order; when those
-       hold some matches but too few, the far walk (3) comes next;
+       hold some matches but too few, the far walk (3) comes next; on PostgreSQL the walks
+       start at the first sort_name a match can have (clients_search_head: a common surname
+       late in the alphabet is found where its clients begin);
     2. the index (trigrams; for words shorter than a trigram, the short-word index on
        PostgreSQL, the trigram vocabulary on SQLite: clients/search_index.py) hands over at
        most `probe` + 1 matches; when that is all of them, they are the answer, sorted;
@@ -240,9 +271,10 @@ def _client_search(
     def answer(rows: list[Client]) -> Page[Client]:
         return Page(items=rows[:size], number=page, has_next=len(rows) > size)
 
+    start = _first_possible(terms)
     near = 0
     if offset + want <= walk:
-        rows = _walk(walk, like, likes, offset, want)
+        rows = _walk(walk, like, likes, offset, want, start)
         if len(rows) == want:
             return answer(rows)
         near = len(rows)
@@ -250,7 +282,7 @@ def _client_search(
     # Matches among the first clients say the word is spread through the page order: the far
     # walk is likely to fill the page, so it goes before the index.
     if far and near:
-        rows = _walk(far_walk, like, likes, offset, want)
+        rows = _walk(far_walk, like, likes, offset, want, start)
         if len(rows) == want:
             return answer(rows)
         far = False
@@ -281,16 +313,16 @@ def _client_search(
         # The probe's matches are a sample of them all: when none of them is among the first
         # 2 x `far_walk` clients, the matches cluster later in the page order (a surname,
         # another script) and the far walk would most likely come back short.
-        if far and _position_beyond(min(name for _, name in found_keys), 2 * far_walk):
+        if far and _position_beyond(min(name for _, name in found_keys), 2 * far_walk, start):
             far = False
 
     if far:
-        rows = _walk(far_walk, like, likes, offset, want)
+        rows = _walk(far_walk, like, likes, offset, want, start)
         if len(rows) == want:
             return answer(rows)
 
     if candidates is None:
-        return answer(_walk(None, like, likes, offset, want))
+        return answer(_walk(None, like, likes, offset, want, start))
     # MATERIALIZED keeps the planner from going back to walking the sort index.
     sql = (
         f"WITH m AS {'' if sqlite else 'MATERIALIZED'} ({source}) "  # noqa: S608 - constants
