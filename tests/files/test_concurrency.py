@@ -44,16 +44,14 @@ def test_uploads_racing_the_cleanup_of_the_same_content(agent: User) -> None:
     data = b"contested content\n"
     for round_ in range(5):
         stale = file_store(upload=upload("old.txt", data), user=agent)
-        StoredFile.objects.filter(pk=stale.pk).update(
-            created_at=timezone.now() - timedelta(days=2)
-        )
+        StoredFile.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(days=2))
 
         def act(n: int) -> object:
             if n == 0:
                 return files_cleanup(now=timezone.now())
             return file_store(upload=upload(f"new{n}.txt", data), user=agent)
 
-        results, errors = race(4, act)
+        _, errors = race(4, act)
         assert errors == [], (round_, errors)
         assert not StoredFile.objects.filter(pk=stale.pk).exists()
         for row in StoredFile.objects.all():
