@@ -54,6 +54,10 @@ async function signIn() {
   setUnread(inbox.unread_count);
   setOlder(inbox.next);
   listen(inbox.last_event_id); // from the list's own position: nothing falls in between
+  // session.js: renewal, sign-out, a kept reply
+  document.dispatchEvent(
+    new CustomEvent("cabinet:signed-in", { detail: { cursor: inbox.last_event_id } }),
+  );
 }
 
 function signOut(text) {
@@ -65,6 +69,7 @@ function signOut(text) {
   $("signed-out").hidden = false;
   $("signed-out-text").textContent = text;
   document.title = `Messages · ${business}`;
+  document.dispatchEvent(new CustomEvent("cabinet:signed-out")); // session.js keeps the reply
 }
 
 // --- live events -----------------------------------------------------------------------------
@@ -213,6 +218,11 @@ $("reply").addEventListener("submit", async (event) => {
   } catch (failure) {
     error.textContent = failure.message; // the text stays in the box to try again
     error.hidden = false;
+    if (failure.data && failure.data.status === 401) {
+      // The session had ended: session.js keeps the reply, with its key, for after sign-in.
+      const detail = { body: body.body, key: replyKey };
+      $("reply").dispatchEvent(new CustomEvent("reply:session-ended", { detail }));
+    }
   }
 });
 
