@@ -57,6 +57,14 @@ def _failure(case, error: BaseException) -> str:
     return f"{case.method} {case.formatted_path}: {titles}"[:600]
 
 
+def _a_file(user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from clientdesk.files.services import file_store
+
+    return file_store(upload=SimpleUploadedFile("notes.txt", b"Notes\n"), user=user)
+
+
 def test_every_answer_conforms_to_the_openapi_document(make_user, make_client):
     from clientdesk.accounts.services import api_token_create
     from clientdesk.audit.services import audit_sequence
@@ -84,6 +92,7 @@ def test_every_answer_conforms_to_the_openapi_document(make_user, make_client):
         "template_id": str(version.template_id),
         "sequence": 1,
         "broadcast_id": str(broadcast.id),
+        "file_id": str(_a_file(admin).pk),
     }
     _, token = api_token_create(user=admin)
     headers = {"Authorization": f"Bearer {token}"}

@@ -25,6 +25,7 @@ from clientdesk.files.errors import FileRateLimited, FileRefused, ScannerUnavail
 from clientdesk.files.permissions import FilesPermission
 from clientdesk.files.selectors import file_for_staff
 from clientdesk.files.services import file_store
+from clientdesk.files.sniffing import ACCEPTED
 
 # The body of an upload: the file, the multipart framing and the form's other fields.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -53,9 +54,12 @@ UPLOAD_RESPONSES = {
     429: OpenApiResponse(description="the client's uploads an hour"),
     503: OpenApiResponse(description="the virus scanner did not answer"),
 }
-DOWNLOAD_RESPONSES = {
-    (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
-    (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+DOWNLOAD_RESPONSES: dict[Any, Any] = {
+    **{
+        (code, content_type): OpenApiResponse(OpenApiTypes.BINARY)
+        for code in (200, 206)
+        for content_type in ACCEPTED
+    },
     416: OpenApiResponse(description="the range lies beyond the file"),
 }
 
