@@ -68,8 +68,12 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy src
 
+# Most tests wait on real servers, browsers and databases they start, so the suite runs in
+# TEST_WORKERS processes (pytest-xdist; each has its own test database); TEST_WORKERS=0 runs it in
+# this one process.
+TEST_WORKERS ?= 4
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 bench: $(DEV_STAMP)
 	$(PY) bench/run.py

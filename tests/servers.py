@@ -3,6 +3,7 @@ test can count what the server holds, or as a separate process), and an SSE read
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -81,10 +82,27 @@ class InProcessServer:
         self.thread.join(15)
 
 
+_ports = itertools.count()
+PORTS_PER_WORKER = 500
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server a test starts later, which no other test of this run is handed.
+
+    Below the kernel's ephemeral range (where every socket bound to port 0 lands, so no server
+    of another test can take it in the meantime), in a block of its own for each pytest-xdist
+    worker, and free when handed out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = 20_000 + (int(worker) if worker.isdigit() else 0) * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = block + next(_ports) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block}-{block + PORTS_PER_WORKER - 1}")
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 from clientdesk.accounts.services import api_token_create
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +41,6 @@ WEB_PATHS = [
     "/api/v1/messages",
     "/api/v1/messages/exportx",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _database_url() -> str:
@@ -101,7 +95,7 @@ def _started(
 @pytest.fixture
 def procfile(tmp_path: Path) -> Iterator[dict]:
     """The Procfile's web, events and worker processes, on free loopback ports."""
-    ports = {"web": _free_port(), "events": _free_port()}
+    ports = {"web": free_port(), "events": free_port()}
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
@@ -181,7 +175,7 @@ def test_the_proxy_sends_event_streams_to_events_and_everything_else_to_web(
             pytest.fail(f"{proxy} is not installed (.ci/run installs it)")
         pytest.skip(f"{proxy} is not installed (apt-get install {proxy})")
     config_name, build = PROXIES[proxy]
-    port = _free_port()
+    port = free_port()
     command = build(_deployed(config_name, procfile["ports"]), port, tmp_path)
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
     base = f"http://127.0.0.1:{port}"
@@ -207,7 +201,7 @@ def test_the_proxy_sends_event_streams_to_events_and_everything_else_to_web(
 def test_a_send_goes_through_the_proxy_to_the_web_process(procfile, agent, client_obj, tmp_path):
     if shutil.which("nginx") is None:
         pytest.skip("nginx is not installed")
-    port = _free_port()
+    port = free_port()
     command = _nginx(_deployed("nginx.conf", procfile["ports"]), port, tmp_path)
     with _started(command, dict(os.environ), tmp_path / "nginx.log") as server:
         _wait_http(f"http://127.0.0.1:{port}/healthz", server)
@@ -231,7 +225,7 @@ def test_a_send_through_the_proxy_reaches_a_stream_open_through_the_proxy_at_onc
     if shutil.which(proxy) is None:
         pytest.skip(f"{proxy} is not installed")
     config_name, build = PROXIES[proxy]
-    port = _free_port()
+    port = free_port()
     command = build(_deployed(config_name, procfile["ports"]), port, tmp_path)
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
     base = f"http://127.0.0.1:{port}"
@@ -298,7 +292,7 @@ def test_200_concurrent_sends_with_one_key_through_the_web_process_make_one_mess
 
 
 def test_make_run_serves_everything_on_one_port_and_stops_on_ctrl_c(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -2,7 +2,6 @@
 
 import email
 import email.policy
-import socket
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from aiosmtpd.controller import Controller
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.worker import Worker
 from tests.sending import send_text
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -30,16 +30,10 @@ class Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def inbox(settings: Any):
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
@@ -21,7 +21,13 @@ from clientdesk.followup.models import Conversation, FollowUpDue, FollowUpPolicy
 from clientdesk.followup.permissions import FollowupPermission
 from clientdesk.followup.policy import PolicyUnmet, policy_check, reply_due, response_due
 from clientdesk.followup.selectors import policy_get
-from clientdesk.messaging.models import Direction, Message, ReplyState
+from clientdesk.messaging.models import (
+    Direction,
+    DocumentRequest,
+    DocumentStatus,
+    Message,
+    ReplyState,
+)
 from clientdesk.messaging.outbound import message_event_webhook_create
 
 OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
@@ -109,6 +115,16 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
     for message in messages:
         answering.setdefault((message.client_id, _other(message.direction)), message.created_at)
     _answer_stored(answering)
+    # Our messages still asking for documents stay unanswered by a reply (the writer has
+    # written the requests and received those the reply answers).
+    asking = set(
+        DocumentRequest.objects.filter(
+            message__client_id__in=inbound, status=DocumentStatus.OPEN
+        ).values_list("message_id", flat=True)
+        if inbound
+        else ()
+    )
+    still_awaiting = _awaiting_documents(inbound) if asking else {}
     conversations = {
         c.pk: c
         for c in Conversation.objects.select_for_update().filter(
@@ -118,9 +134,15 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
     policy_due = _PolicyDue()
     running: dict[tuple[Any, str], list[Message]] = {}  # clocks these messages started
     for message in messages:
-        for answered in running.pop((message.client_id, _other(message.direction)), []):
+        clocks = running.pop((message.client_id, _other(message.direction)), [])
+        for answered in clocks:
+            if answered.id in asking:
+                continue
             answered.reply_state = ReplyState.ANSWERED
             answered.answered_at = message.created_at
+        kept = [m for m in clocks if m.id in asking]
+        if kept:
+            running[(message.client_id, _other(message.direction))] = kept
         due: datetime | None = None
         if message.direction == Direction.OUT:
             waiting.discard(message.client_id)
@@ -138,6 +160,8 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
             message.client_id, Conversation(client_id=message.client_id)
         )
         _conversation_follow(conversation, message)
+        if message.direction == Direction.IN:
+            _still_awaiting(conversation, still_awaiting.get(message.client_id), kept)
     _clocks_store(messages)
     Conversation.objects.bulk_create(
         conversations.values(),
@@ -145,6 +169,42 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
         unique_fields=["client"],
         update_fields=[f.name for f in Conversation._meta.concrete_fields if not f.primary_key],
     )
+
+
+def _awaiting_documents(client_ids: set[Any]) -> dict[Any, tuple[datetime, bool]]:
+    """Per client, the earliest due time of our messages whose clock still runs after the
+    answers just stored (those asking for documents not all received) and whether any is
+    overdue."""
+    found: dict[Any, tuple[datetime, bool]] = {}
+    rows = Message.objects.filter(
+        client_id__in=client_ids,
+        direction=Direction.OUT,
+        reply_state__in=OPEN_STATES,
+        reply_due_at__isnull=False,
+    ).values_list("client_id", "reply_due_at", "reply_state")
+    for client_id, due, state in rows:
+        assert due is not None  # filtered
+        earliest, late = found.get(client_id, (due, False))
+        found[client_id] = (min(earliest, due), late or state == ReplyState.OVERDUE)
+    return found
+
+
+def _still_awaiting(
+    conversation: Conversation,
+    stored: tuple[datetime, bool] | None,
+    written: list[Message],
+) -> None:
+    """A client's message answers our waiting messages except those still asking for
+    documents: the conversation keeps awaiting their reply."""
+    dues = [m.reply_due_at for m in written if m.reply_due_at is not None]
+    late = False
+    if stored is not None:
+        dues.append(stored[0])
+        late = stored[1]
+    if dues:
+        conversation.reply_due_at = min(dues)
+        conversation.reply_overdue = late
+        conversation.overdue_since = _overdue_since(conversation)
 
 
 def _other(direction: str) -> str:
@@ -162,7 +222,11 @@ def _answer_stored(answering: dict[tuple[Any, str], datetime]) -> None:
         which = Q()
         for direction, client_ids in clients.items():
             which |= Q(client_id__in=client_ids, direction=direction)
-        open_messages = Message.objects.filter(which, reply_state__in=OPEN_STATES)
+        open_messages = Message.objects.filter(which, reply_state__in=OPEN_STATES).exclude(
+            Exists(
+                DocumentRequest.objects.filter(message=OuterRef("pk"), status=DocumentStatus.OPEN)
+            )
+        )
         FollowUpDue.objects.filter(message__in=open_messages.values("id")).delete()
         open_messages.update(reply_state=ReplyState.ANSWERED, answered_at=at)
 

@@ -15,17 +15,41 @@ from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.selectors import endpoint_get
 from clientdesk.delivery.services.endpoints import active_channels, endpoint_channels
 from clientdesk.delivery.services.queue import Outgoing, deliveries_create, delivery_create
+from clientdesk.files.models import StoredFile
+from clientdesk.files.services import file_signed_url
 from clientdesk.messaging.models import Category, Direction, Message
 from clientdesk.messaging.push import messages_pushes
+from clientdesk.messaging.representations import attachment_representation
+from clientdesk.messaging.selectors import MessageFiles, message_files
+
+# How long a webhook's download links work (docs/WEBHOOKS.md).
+ATTACHMENT_URL_SECONDS = 3600
 
 
 def _time(message: Message) -> str:
     return iso_utc(message.created_at)
 
 
+def _webhook_attachment(file: StoredFile) -> dict[str, Any]:
+    """A file as a webhook carries it: with a signed download link valid an hour, when
+    Clientdesk's public address (CLIENTDESK_PUBLIC_URL) is set; null without one."""
+    url = None
+    if settings.PUBLIC_URL:
+        url = file_signed_url(
+            file=file, base_url=settings.PUBLIC_URL, expires_in=ATTACHMENT_URL_SECONDS
+        )
+    return {**attachment_representation(file), "url": url}
+
+
 def webhook_payload(
-    message: Message, *, type: str = "message.sent", timestamp: datetime | None = None
+    message: Message,
+    *,
+    type: str = "message.sent",
+    timestamp: datetime | None = None,
+    files: MessageFiles | None = None,
 ) -> dict[str, Any]:
+    if files is None:
+        files = message_files(message)
     sender = message.sender
     shape: dict[str, Any] = {
         "id": str(message.id),
@@ -34,6 +58,10 @@ def webhook_payload(
         "sender": ({"id": str(sender.pk), "name": sender.display_name} if sender else None),
         "category": message.category,
         "broadcast_id": str(message.broadcast_id) if message.broadcast_id else None,
+        "attachments": [_webhook_attachment(f) for f in files.attachments],
+        "document_requests": [
+            {"id": str(r.id), "label": r.label, "status": r.status} for r in files.document_requests
+        ],
     }
     if type != "message.sent":  # what the client did: which way, when read, answering what
         shape["direction"] = message.direction
@@ -153,7 +181,10 @@ def _notification_email(message: Message, business: str) -> dict[str, Any]:
 
 
 def messages_deliveries_create(
-    messages: Sequence[Message], *, notify_at: Sequence[datetime | None] | None = None
+    messages: Sequence[Message],
+    *,
+    notify_at: Sequence[datetime | None] | None = None,
+    files: Sequence[MessageFiles] | None = None,
 ) -> list[list[Delivery]]:
     """Queue written messages, all in one insert, inside the transaction that writes them: ours
     on every active channel (`message.sent`), a client's to the outgoing endpoint
@@ -161,6 +192,7 @@ def messages_deliveries_create(
     once; a broadcast's quiet hours). Returns each message's deliveries, in the order given."""
     endpoint = endpoint_get()
     not_before = list(notify_at) if notify_at is not None else [None] * len(messages)
+    carried = list(files) if files is not None else [MessageFiles()] * len(messages)
     outgoing: list[Outgoing] = []
     owners: list[int] = []
     for index, message in enumerate(messages):
@@ -174,7 +206,7 @@ def messages_deliveries_create(
                     channel,
                     message.client,
                     message.id,
-                    _payload(channel, message),
+                    _payload(channel, message, carried[index]),
                     not_before[index],
                 )
             )
@@ -188,12 +220,12 @@ def messages_deliveries_create(
     return queued
 
 
-def _payload(channel: Channel, message: Message) -> dict[str, Any]:
+def _payload(channel: Channel, message: Message, files: MessageFiles) -> dict[str, Any]:
     if channel == Channel.EMAIL:
         return email_payload(message)
     if message.direction == Direction.IN:
-        return webhook_payload(message, type="message.received")
-    return webhook_payload(message)
+        return webhook_payload(message, type="message.received", files=files)
+    return webhook_payload(message, files=files)
 
 
 def message_event_webhook_create(message: Message, *, type: str, at: datetime) -> Delivery | None:

@@ -21,7 +21,9 @@ from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
+from clientdesk.messaging.apis import ATTACHMENT_SCHEMA, DOCUMENT_REQUEST_SCHEMA
 from clientdesk.messaging.representations import message_client_representation
+from clientdesk.messaging.selectors import NO_FILES, files_by_message
 from clientdesk.portal.authentication import (
     IsPortalClient,
     PortalClient,
@@ -60,6 +62,8 @@ _PORTAL_MESSAGE = inline_serializer(
         ),
         "read_at": serializers.DateTimeField(allow_null=True),
         "in_reply_to": serializers.UUIDField(allow_null=True),
+        "attachments": serializers.ListField(child=type(ATTACHMENT_SCHEMA)()),
+        "document_requests": serializers.ListField(child=type(DOCUMENT_REQUEST_SCHEMA)()),
     },
 )
 _PREFERENCES = inline_serializer(
@@ -217,8 +221,16 @@ class PortalMessagesApi(PortalApiView):
     query_parameters = {"GET": PortalInboxQuery}
 
     class PortalReply(serializers.Serializer):
-        body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        body = serializers.CharField(trim_whitespace=False, allow_blank=True, default="")
         in_reply_to = serializers.UUIDField(required=False, allow_null=True)
+        # Ids of the client's own uploads (POST /portal/api/v1/files), at most 5.
+        attachments = serializers.ListField(
+            child=serializers.UUIDField(), required=False, allow_null=True, default=None
+        )
+        # {document request id: file id}: the uploads answering requests of our messages.
+        fulfils = serializers.DictField(
+            child=serializers.UUIDField(), required=False, allow_null=True, default=None
+        )
 
     @extend_schema(
         parameters=[PortalInboxQuery],
@@ -243,9 +255,13 @@ class PortalMessagesApi(PortalApiView):
             limit=query.validated_data["limit"],
             before=query.validated_data.get("before"),
         )
+        files = files_by_message(m.id for m in inbox.items)
         return Response(
             {
-                "items": [message_client_representation(m) for m in inbox.items],
+                "items": [
+                    message_client_representation(m, files=files.get(m.id, NO_FILES))
+                    for m in inbox.items
+                ],
                 "unread_count": inbox.unread_count,
                 "next": inbox.next,
                 "last_event_id": inbox.last_event_id,
@@ -268,6 +284,8 @@ class PortalMessagesApi(PortalApiView):
                 client=self.portal_client(request).client,
                 body=data.validated_data["body"],
                 in_reply_to=data.validated_data.get("in_reply_to"),
+                attachments=data.validated_data["attachments"],
+                fulfils=data.validated_data["fulfils"],
                 idempotency_key=request.headers.get("Idempotency-Key", ""),
                 meta=RequestMeta.from_request(request),
             )

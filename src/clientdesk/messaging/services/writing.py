@@ -11,7 +11,9 @@ writers take turns from its start), in this order, each step one statement for t
    move one message at a time), and what makes a check under it hold (`check_locked`, e.g. the
    client's reply rate). Two writes lock in the same order, so they never wait on each other in
    a cycle. (SQLite has no row locks: its IMMEDIATE transaction holds the whole database.)
-2. The messages.
+2. The messages, then what they carry (`documents.py`): their files bound to each recipient,
+   the attachments, the document requests, and the requests a reply answers (a request
+   answered meanwhile refuses the write).
 3. `messages_written` hooks (`messaging/hooks.py`): the follow-up clocks, in the overdue job's
    lock order (due rows, messages, conversation). A policy that cannot give a due time skips
    the clock, never the message.
@@ -62,9 +64,12 @@ from clientdesk.messaging.models import (
 )
 from clientdesk.messaging.outbound import messages_deliveries_create
 from clientdesk.messaging.representations import (
+    attachment_representation,
     message_client_representation,
     message_representation,
 )
+from clientdesk.messaging.selectors import NO_FILES, MessageFiles
+from clientdesk.messaging.services.documents import FilesToWrite, message_files_write
 from clientdesk.messaging.services.idempotency import (
     SendResult,
     idempotency_key_find,
@@ -98,7 +103,8 @@ class MessageWrite:
     message no request can retry. `broadcast_id`: the broadcast it is one recipient's copy of
     (one per client, by a unique index); `notify_at`: when its notifications (deliveries) may
     go first, None for at once (a broadcast's quiet hours hold them; the message is written
-    now)."""
+    now). `files`: its attachments, the documents it asks for, the requests a reply answers
+    (checked by `documents.py`)."""
 
     client: Client
     direction: Direction
@@ -118,6 +124,7 @@ class MessageWrite:
     category: Category = Category.SERVICE
     broadcast_id: uuid.UUID | None = None
     notify_at: datetime | None = None
+    files: FilesToWrite = field(default_factory=FilesToWrite)
 
 
 LockedCheck = Callable[[datetime], None]
@@ -188,12 +195,18 @@ def _write(writes: Sequence[MessageWrite], check_locked: LockedCheck | None) -> 
         if check_locked is not None:
             check_locked(now)
         messages = Message.objects.bulk_create(_message(w, now) for w in writes)
+        carried = message_files_write(messages, [w.files for w in writes], now=now)
+        files = [carried.get(m.id, NO_FILES) for m in messages]
         messages_written(messages)
-        ActivityEvent.objects.bulk_create(_activity(m) for m in messages)
-        deliveries = messages_deliveries_create(messages, notify_at=[w.notify_at for w in writes])
+        ActivityEvent.objects.bulk_create(
+            _activity(m, f) for m, f in zip(messages, files, strict=True)
+        )
+        deliveries = messages_deliveries_create(
+            messages, notify_at=[w.notify_at for w in writes], files=files
+        )
         results = [
-            SendResult(m.id, _answer(m, queued), replayed=False, message=m)
-            for m, queued in zip(messages, deliveries, strict=True)
+            SendResult(m.id, _answer(m, queued, f), replayed=False, message=m)
+            for m, queued, f in zip(messages, deliveries, files, strict=True)
         ]
         keys = [
             IdempotencyKey(
@@ -209,9 +222,14 @@ def _write(writes: Sequence[MessageWrite], check_locked: LockedCheck | None) -> 
         ]
         if keys:
             IdempotencyKey.objects.bulk_create(keys)
-        audit_entries_append([_ledger_entry(m) for m in messages])
+        audit_entries_append(
+            [_ledger_entry(m, f, w.files) for m, f, w in zip(messages, files, writes, strict=True)]
+        )
         live_events_record(
-            [(m.client_id, "message.created", message_client_representation(m)) for m in messages]
+            [
+                (m.client_id, "message.created", message_client_representation(m, files=f))
+                for m, f in zip(messages, files, strict=True)
+            ]
         )
         # Counted once committed (a broadcast's batch may roll back whole).
         transaction.on_commit(partial(messages_sent_observe, messages, surface=request_surface()))
@@ -244,16 +262,27 @@ def _message(write: MessageWrite, now: datetime) -> Message:
     )
 
 
-def _answer(message: Message, deliveries: list[Delivery]) -> dict[str, Any]:
+def _answer(message: Message, deliveries: list[Delivery], files: MessageFiles) -> dict[str, Any]:
     """The first response, as its author's side shows a message: staff see the deliveries."""
     if message.direction == Direction.OUT:
-        return message_representation(message, deliveries=deliveries)
-    return message_client_representation(message)
+        return message_representation(message, deliveries=deliveries, files=files)
+    return message_client_representation(message, files=files)
 
 
-def _activity(message: Message) -> ActivityEvent:
+def _file_record(file: Any) -> dict[str, Any]:
+    """A file as the timeline and the ledger hold it: what proves which bytes were sent."""
+    shape = attachment_representation(file)
+    del shape["id"]
+    return shape
+
+
+def _activity(message: Message, files: MessageFiles) -> ActivityEvent:
     inbound = message.direction == Direction.IN
     data: dict[str, Any] = {"message_id": str(message.id), "body": message.body}
+    if files.attachments:
+        data["attachments"] = [_file_record(f) for f in files.attachments]
+    if files.document_requests:
+        data["document_requests"] = [r.label for r in files.document_requests]
     if message.template_id:
         data["template"] = _template_summary(message)
     if message.broadcast_id is not None:
@@ -281,7 +310,7 @@ def _template_summary(message: Message) -> dict[str, Any]:
     }
 
 
-def _ledger_entry(message: Message) -> AuditEntry:
+def _ledger_entry(message: Message, files: MessageFiles, wanted: FilesToWrite) -> AuditEntry:
     inbound = message.direction == Direction.IN
     data: dict[str, Any]
     if inbound:
@@ -296,6 +325,14 @@ def _ledger_entry(message: Message) -> AuditEntry:
         if message.broadcast_id is not None:
             data["broadcast_id"] = str(message.broadcast_id)
             data["category"] = message.category
+    if files.attachments:
+        data["attachments"] = [_file_record(f) for f in files.attachments]
+    if files.document_requests:
+        data["document_requests"] = [
+            {"id": str(r.id), "label": r.label} for r in files.document_requests
+        ]
+    if wanted.fulfils:
+        data["fulfils"] = {str(f.request.pk): f.file.sha256 for f in wanted.fulfils}
     return audit_build(
         actor=message.sender,
         client_actor=message.client if inbound else None,
