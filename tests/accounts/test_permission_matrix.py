@@ -77,6 +77,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "templates/<id:template_id>/": {"GET": TEMPLATE_READERS, "POST": TEMPLATE_MANAGERS},
     "templates/<id:template_id>/active/": {"POST": TEMPLATE_MANAGERS},
     "clients/<id:client_id>/activity/": {"GET": READERS},
+    "integrations/clients/<id:client_id>/push-devices/": {"GET": READERS},
     "clients/import/": {"GET": CLIENT_WRITERS, "POST": CLIENT_WRITERS},
     "clients/<id:client_id>/timezone": {"POST": CLIENT_WRITERS},
     "clients/<id:client_id>/consent": {"POST": CLIENT_WRITERS},

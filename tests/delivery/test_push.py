@@ -362,3 +362,36 @@ def test_a_send_reaches_the_push_service_within_5_s_through_a_worker_process(
                     worker.kill()
                     worker.wait()
     assert os.path.exists(Path(settings.VAR_DIR) / "vapid_private_key.pem")
+
+
+def test_staff_see_the_client_s_devices_and_a_probably_dead_one_in_the_drawer(
+    service, agent, client_obj, make_client, client, settings
+):
+    settings.PUSH_DEAD_AFTER = 2
+    other = make_client()
+    subscribe(client_obj, service.device("alive"), user_agent="Firefox <b>on</b> Android")
+    subscribe(client_obj, service.device("silent"), user_agent="Safari on iPhone")
+    subscribe(other, service.device("elsewhere"), user_agent="Someone else's browser")
+    for n in range(2):
+        send_text(agent, client_obj, f"Message {n}")
+        step()
+    for push in service.wait_for(4):
+        if push.path == "/push/alive":
+            push_receipt_record(
+                receipt=push.content["receipt"], message_id=_uuid(push.content["message_id"])
+            )
+    client.force_login(agent)
+    drawer = client.get(f"/clients/{client_obj.id}/").content.decode()
+    url = f"/integrations/clients/{client_obj.id}/push-devices/"
+    assert url in drawer
+    page = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Firefox &lt;b&gt;on&lt;/b&gt; Android" in page  # escaped
+    assert page.count("Probably dead") == 1
+    assert "Safari on iPhone</strong>" in page.split("Probably dead")[0].rsplit("<li", 1)[1]
+    assert "Someone else" not in page
+    empty = client.get(
+        f"/integrations/clients/{other.id}/push-devices/".replace(
+            str(other.id), str(make_client().id)
+        )
+    )
+    assert "has not turned on notifications" in empty.content.decode()

@@ -10,4 +10,9 @@ urlpatterns = [
     path("save/", views.integrations_save, name="save"),
     path("rotate-secret/", views.integrations_rotate, name="rotate"),
     path("test/", views.integrations_test, name="test"),
+    path(
+        "clients/<id:client_id>/push-devices/",
+        views.client_push_devices,
+        name="client-push-devices",
+    ),
 ]

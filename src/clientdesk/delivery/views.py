@@ -1,12 +1,17 @@
 """The Integrations page: the outgoing-message endpoint, its secret, a test event, recent
 deliveries."""
 
+import uuid
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
+from clientdesk.clients.permissions import ClientsPermission
+from clientdesk.clients.selectors import client_get
 from clientdesk.core.errors import ApplicationError
 from clientdesk.core.gate import requires
 from clientdesk.core.ui import render_error_page
@@ -17,6 +22,7 @@ from clientdesk.delivery.services.endpoints import (
     endpoint_rotate_secret,
     endpoint_send_test,
 )
+from clientdesk.delivery.services.push import probably_dead, push_devices
 
 _SHOW_SECRET = "clientdesk.show_secret"  # noqa: S105 - a session key, not a secret
 
@@ -88,3 +94,23 @@ def integrations_test(request: StaffRequest) -> HttpResponse:
     except ApplicationError as error:
         return render_error_page(request, error)
     return render(request, "delivery/test_result.html", {"outcome": outcome})
+
+
+@requires(ClientsPermission.VIEW_CLIENT)
+@require_GET
+def client_push_devices(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
+    """The client's devices for Web Push, in the details drawer: when each was turned on, its
+    last receipt, and whether it is probably dead (docs/PORTAL.md, "Web Push")."""
+    try:
+        client = client_get(client_id=client_id)
+    except ApplicationError as error:
+        return render_error_page(request, error)
+    devices = [(d, probably_dead(d)) for d in push_devices(client=client)]
+    template = "delivery/push_devices.html"
+    if request.htmx:
+        template += "#push-devices"
+    return render(
+        request,
+        template,
+        {"client": client, "devices": devices, "dead_after": settings.PUSH_DEAD_AFTER},
+    )

@@ -82,7 +82,7 @@ _MESSAGE_SCHEMA = inline_serializer(
             child=inline_serializer(
                 "MessageChannel",
                 {
-                    "channel": serializers.ChoiceField(["cabinet", "webhook", "email"]),
+                    "channel": serializers.ChoiceField(["cabinet", "webhook", "email", "push"]),
                     "status": serializers.CharField(),
                     "delivery_id": serializers.UUIDField(required=False),
                 },
