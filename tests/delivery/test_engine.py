@@ -57,6 +57,8 @@ def test_send_queues_a_webhook_in_the_same_transaction_and_the_worker_delivers_i
                 "sender": {"id": str(agent.id), "name": "Alex Agent"},
                 "category": "service",
                 "broadcast_id": None,
+                "attachments": [],
+                "document_requests": [],
             },
             "client": {"id": str(client_obj.id), "external_id": client_obj.external_id},
         },

@@ -163,7 +163,8 @@ def test_filters(conversation, agent, make_client, make_user):
 def test_empty_result(db):
     assert _export("--format", "csv") == (
         "id,created_at,direction,client_id,client_external_id,client_name,sender_id,sender_name,"
-        "body,template,template_version,template_edited,read_at,reply_state,delivery_status\r\n"
+        "body,template,template_version,template_edited,read_at,reply_state,delivery_status,"
+        "attachments\r\n"
     )
     assert _export("--format", "ndjson") == ""
 

@@ -154,6 +154,8 @@ def test_the_inbox_newest_first_with_unread_count_and_cursor(portal_for, agent, 
         "sender",
         "read_at",
         "in_reply_to",
+        "attachments",
+        "document_requests",
     }
     assert item["sender"] == {"name": agent.display_name}
     second = portal.get(f"/portal/api/v1/messages?limit=2&before={first['next']}").json()

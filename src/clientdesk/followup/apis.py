@@ -20,7 +20,7 @@ from clientdesk.followup.services import check_can_manage_policy, policy_update
 from clientdesk.messaging.apis import _MESSAGE_SCHEMA
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.representations import message_representation
-from clientdesk.messaging.selectors import deliveries_by_message
+from clientdesk.messaging.selectors import NO_FILES, deliveries_by_message, files_by_message
 
 
 class MessageListApi(ApiView):
@@ -35,6 +35,9 @@ class MessageListApi(ApiView):
         awaiting_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
         needs_response = serializers.BooleanField(required=False, allow_null=True, default=None)
         overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+        # open: our messages still waiting for a requested document; received: those whose
+        # every request was received.
+        documents = serializers.ChoiceField(["open", "received"], required=False)
         sender = serializers.UUIDField(required=False)
         since = InstantField(required=False)
         until = InstantField(required=False)
@@ -69,6 +72,7 @@ class MessageListApi(ApiView):
                 awaiting_reply=data["awaiting_reply"],
                 needs_response=data["needs_response"],
                 overdue=data["overdue"],
+                documents=data.get("documents"),
                 sender_id=data.get("sender"),
                 since=data.get("since"),
                 until=data.get("until"),
@@ -77,6 +81,7 @@ class MessageListApi(ApiView):
             limit=data["limit"],
         )
         deliveries = deliveries_by_message(m.id for m in page.items)
+        files = files_by_message(m.id for m in page.items)
         next_link = None
         if page.next_cursor:
             params = request.GET.copy()
@@ -85,7 +90,9 @@ class MessageListApi(ApiView):
         return Response(
             {
                 "results": [
-                    message_representation(m, deliveries=deliveries.get(m.id, []))
+                    message_representation(
+                        m, deliveries=deliveries.get(m.id, []), files=files.get(m.id, NO_FILES)
+                    )
                     for m in page.items
                 ],
                 "next": next_link,

@@ -6,14 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from clientdesk.accounts.models import User
 from clientdesk.clients.selectors import client_search
 from clientdesk.core.bounded import Refused, position_decode, position_encode, refused
 from clientdesk.core.pagination import keyset_beyond
 from clientdesk.followup.models import Conversation, FollowUpPolicy
-from clientdesk.messaging.models import Direction, Message, ReplyState
+from clientdesk.messaging.models import (
+    Direction,
+    DocumentRequest,
+    DocumentStatus,
+    Message,
+    ReplyState,
+)
 from clientdesk.messaging.selectors import check_can_view
 
 OPEN_STATES = (ReplyState.AWAITING, ReplyState.OVERDUE)
@@ -55,9 +61,22 @@ class MessageFilters:
     awaiting_reply: bool | None = None
     needs_response: bool | None = None
     overdue: bool | None = None
+    documents: str | None = None  # "open" or "received"
     sender_id: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def _documents(wanted: str) -> Q:
+    """Messages with a document request still open, or whose every request was received."""
+    open_requests = DocumentRequest.objects.filter(
+        message=OuterRef("pk"), status=DocumentStatus.OPEN
+    )
+    if wanted == "open":
+        return Q(Exists(open_requests))
+    return Q(Exists(DocumentRequest.objects.filter(message=OuterRef("pk")))) & ~Q(
+        Exists(open_requests)
+    )
 
 
 def _clock(direction: str, wanted: bool) -> Q:
@@ -83,6 +102,8 @@ def messages_list(
     if filters.overdue is not None:
         late = Q(reply_state=ReplyState.OVERDUE)
         messages = messages.filter(late if filters.overdue else ~late)
+    if filters.documents is not None:
+        messages = messages.filter(_documents(filters.documents))
     if filters.sender_id is not None:
         messages = messages.filter(sender_id=filters.sender_id)
     if filters.since is not None:

@@ -21,8 +21,10 @@ from clientdesk.delivery.models import Delivery
 from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 from clientdesk.messaging.representations import message_representation, template_representation
 from clientdesk.messaging.selectors import (
+    NO_FILES,
     client_messages,
     deliveries_by_message,
+    files_by_message,
     message_get,
     template_current_version,
     template_get_readable,
@@ -42,6 +44,25 @@ from clientdesk.messaging.services.templates import (
     template_create,
 )
 
+ATTACHMENT_SCHEMA = inline_serializer(
+    "Attachment",
+    {
+        "id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "size": serializers.IntegerField(),
+        "content_type": serializers.CharField(),
+        "sha256": serializers.CharField(),
+    },
+)
+DOCUMENT_REQUEST_SCHEMA = inline_serializer(
+    "DocumentRequest",
+    {
+        "id": serializers.UUIDField(),
+        "label": serializers.CharField(),
+        "status": serializers.ChoiceField(["open", "received"]),
+        "file": type(ATTACHMENT_SCHEMA)(allow_null=True),
+    },
+)
 _MESSAGE_SCHEMA = inline_serializer(
     "Message",
     {
@@ -78,6 +99,8 @@ _MESSAGE_SCHEMA = inline_serializer(
         "answered_at": serializers.DateTimeField(allow_null=True),
         "category": serializers.ChoiceField(["service", "outreach"]),
         "broadcast_id": serializers.UUIDField(allow_null=True),
+        "attachments": serializers.ListField(child=ATTACHMENT_SCHEMA),
+        "document_requests": serializers.ListField(child=DOCUMENT_REQUEST_SCHEMA),
         "channels": serializers.ListField(
             child=inline_serializer(
                 "MessageChannel",
@@ -129,6 +152,14 @@ class SendInput(ComposeInput):
     expects_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
     # The service checks it (future, within a year, needs expects_reply) so the panel agrees.
     reply_due_at = InstantField(required=False, allow_null=True, default=None)
+    # Ids of the sender's own uploads (POST /api/v1/files), at most 5, in this order.
+    attachments = serializers.ListField(
+        child=serializers.UUIDField(), required=False, allow_null=True, default=None
+    )
+    # At most 10; left out, a template's own requests.
+    document_requests = DocumentRequestInput(
+        many=True, required=False, allow_null=True, default=None
+    )
 
 
 class ClientMessagesApi(ApiView):
@@ -165,11 +196,14 @@ class ClientMessagesApi(ApiView):
             size=query.validated_data["page_size"],
         )
         deliveries = deliveries_by_message(m.id for m in page.items)
+        files = files_by_message(m.id for m in page.items)
         return Response(
             {
                 **page_links(request, page),
                 "results": [
-                    message_representation(m, deliveries=deliveries.get(m.id, []))
+                    message_representation(
+                        m, deliveries=deliveries.get(m.id, []), files=files.get(m.id, NO_FILES)
+                    )
                     for m in page.items
                 ],
             }
@@ -203,6 +237,8 @@ class ClientMessagesApi(ApiView):
             template_id=data.validated_data.get("template_id"),
             expects_reply=data.validated_data["expects_reply"],
             reply_due_at=data.validated_data["reply_due_at"],
+            attachments=data.validated_data["attachments"],
+            document_requests=data.validated_data["document_requests"],
             idempotency_key=key,
             meta=RequestMeta.from_request(request),
         )

@@ -32,9 +32,13 @@ from clientdesk.core.bounded import Refused, parse_instant, refused
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.pagination import keyset_beyond
 from clientdesk.core.time import iso_utc
-from clientdesk.messaging.models import Message
+from clientdesk.messaging.models import Message, MessageAttachment
 from clientdesk.messaging.permissions import MessagingPermission
-from clientdesk.messaging.selectors import delivery_statuses_by_message, messages_followup_fields
+from clientdesk.messaging.selectors import (
+    delivery_statuses_by_message,
+    files_by_message,
+    messages_followup_fields,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ COLUMNS = (
     "read_at",
     "reply_state",
     "delivery_status",
+    "attachments",
 )
 CHUNK_ROWS = 2000
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
@@ -272,6 +277,7 @@ def _join(*parts: str | None) -> str:
 def _rows(messages: list[SimpleNamespace]) -> Iterator[dict[str, Any]]:
     statuses = delivery_statuses_by_message([m.id for m in messages])
     followup = messages_followup_fields(messages)
+    files = files_by_message(m.id for m in messages)
     for m in messages:
         has_sender = m.sender_id is not None
         yield {
@@ -294,6 +300,10 @@ def _rows(messages: list[SimpleNamespace]) -> Iterator[dict[str, Any]]:
             "read_at": iso_utc(followup[m.id]["read_at"]),
             "reply_state": followup[m.id]["reply_state"],
             "delivery_status": statuses.get(m.id, {}),
+            "attachments": [
+                {"name": f.name, "sha256": f.sha256}
+                for f in (files[m.id].attachments if m.id in files else ())
+            ],
         }
 
 
@@ -338,6 +348,8 @@ def _csv_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return _neutralise(";".join(f"{k}:{v}" for k, v in value.items()))
+    if isinstance(value, list):  # attachments: "name sha256" pairs; the hash ends each pair
+        return _neutralise("; ".join(f"{f['name']} {f['sha256']}" for f in value))
     return _neutralise(str(value))
 
 
@@ -459,3 +471,28 @@ def export_record(
                 "via": via,
             },
         )
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A file attached to exported messages: stored once per content, under every name it was
+    sent with."""
+
+    sha256: str
+    size: int
+    names: list[str]
+
+
+def export_files(request: ExportRequest) -> list[ExportedFile]:
+    """The distinct files (by content) attached to the messages of the export."""
+    found: dict[str, ExportedFile] = {}
+    rows = (
+        MessageAttachment.objects.filter(message__in=_queryset(request).values("id"))
+        .order_by("file__sha256", "file__name")
+        .values_list("file__sha256", "file__size", "file__name")
+    )
+    for sha256, size, name in rows:
+        entry = found.setdefault(sha256, ExportedFile(sha256=sha256, size=size, names=[]))
+        if name not in entry.names:
+            entry.names.append(name)
+    return list(found.values())

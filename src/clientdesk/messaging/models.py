@@ -81,6 +81,9 @@ class MessageTemplateVersion(models.Model):
     variants = models.JSONField(help_text="Language code → body.")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The documents every message from this version asks for (labels; a KYC template asks for
+    # the same ones each time).
+    document_requests = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["template", "-version"]
@@ -209,3 +212,69 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class MessageAttachment(models.Model):
+    """A file carried by a message, in the order the author gave. The file is the recipient's
+    own copy (`files.file_bind`), so a client reaches only files on its own messages."""
+
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="attachments")
+    file = models.ForeignKey("files.StoredFile", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "position"], name="message_attachment_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Attachment {self.position} of {self.message_id}"
+
+
+class DocumentStatus(models.TextChoices):
+    OPEN = "open", "Waiting for the client"
+    RECEIVED = "received", "Received"
+
+
+class DocumentRequest(models.Model):
+    """A document a staff message asks the client for; the client's reply that `fulfils` it
+    with an upload makes it received. The message's reply clock is answered only once every
+    request of it is received."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="document_requests")
+    position = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=DocumentStatus.choices, default=DocumentStatus.OPEN
+    )
+    file = models.ForeignKey(
+        "files.StoredFile", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    received_at = models.DateTimeField(null=True, blank=True)
+    received_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.PROTECT, related_name="fulfilled_requests"
+    )
+
+    class Meta:
+        ordering = ["message", "position"]
+        indexes = [
+            # `?documents=open` and the clock's check: the open requests of messages.
+            models.Index(fields=["status", "message"], name="document_request_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "position"], name="document_request_position"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="open", file__isnull=True)
+                | models.Q(status="received", file__isnull=False, received_at__isnull=False),
+                name="document_request_received_has_file",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label

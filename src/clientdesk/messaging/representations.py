@@ -4,7 +4,14 @@ from typing import Any
 
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Delivery, DeliveryAttempt
-from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
+from clientdesk.files.models import StoredFile
+from clientdesk.messaging.models import (
+    DocumentRequest,
+    Message,
+    MessageTemplate,
+    MessageTemplateVersion,
+)
+from clientdesk.messaging.selectors import MessageFiles, message_files
 
 
 def attempt_representation(attempt: DeliveryAttempt) -> dict[str, Any]:
@@ -37,8 +44,43 @@ def delivery_representation(
     return shape
 
 
+def attachment_representation(file: StoredFile) -> dict[str, Any]:
+    return {
+        "id": str(file.id),
+        "name": file.name,
+        "size": file.size,
+        "content_type": file.content_type,
+        "sha256": file.sha256,
+    }
+
+
+def document_request_representation(request: DocumentRequest) -> dict[str, Any]:
+    """A document request: `file` is the client's upload once received, else null."""
+    return {
+        "id": str(request.id),
+        "label": request.label,
+        "status": request.status,
+        "file": attachment_representation(request.file) if request.file is not None else None,
+    }
+
+
+def files_representation(message: Message, files: MessageFiles | None) -> dict[str, Any]:
+    """`attachments` and `document_requests` of a message; `files` as a listing read them for
+    many messages at once, or None to read this message's."""
+    if files is None:
+        files = message_files(message)
+    return {
+        "attachments": [attachment_representation(f) for f in files.attachments],
+        "document_requests": [document_request_representation(r) for r in files.document_requests],
+    }
+
+
 def message_representation(
-    message: Message, *, deliveries: list[Delivery] | None = None, with_attempts: bool = False
+    message: Message,
+    *,
+    deliveries: list[Delivery] | None = None,
+    with_attempts: bool = False,
+    files: MessageFiles | None = None,
 ) -> dict[str, Any]:
     sender = message.sender
     return {
@@ -72,6 +114,7 @@ def message_representation(
         "answered_at": iso_utc(message.answered_at),
         "category": message.category,
         "broadcast_id": str(message.broadcast_id) if message.broadcast_id else None,
+        **files_representation(message, files),
         "channels": message_channels(message, deliveries or []),
         "deliveries": [
             delivery_representation(d, attempts=list(d.attempts.all()) if with_attempts else None)
@@ -89,7 +132,9 @@ def message_channels(message: Message, deliveries: list[Delivery]) -> list[dict[
     ]
 
 
-def message_client_representation(message: Message) -> dict[str, Any]:
+def message_client_representation(
+    message: Message, *, files: MessageFiles | None = None
+) -> dict[str, Any]:
     """A message as the client sees it (portal API, portal events): no staff details."""
     sender = message.sender
     return {
@@ -100,6 +145,7 @@ def message_client_representation(message: Message) -> dict[str, Any]:
         "sender": {"name": sender.display_name} if sender else None,
         "read_at": iso_utc(message.read_at),
         "in_reply_to": str(message.in_reply_to_id) if message.in_reply_to_id else None,
+        **files_representation(message, files),
     }
 
 
@@ -115,6 +161,7 @@ def template_representation(
         "default_language": version.default_language,
         "body": version.variants[version.default_language],
         "variants": version.variants,
+        "document_requests": [{"label": label} for label in version.document_requests],
         "created_at": iso_utc(template.created_at),
         "updated_at": iso_utc(version.created_at),
     }

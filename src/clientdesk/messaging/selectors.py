@@ -1,7 +1,8 @@
 """Reads for messaging."""
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -11,7 +12,14 @@ from clientdesk.accounts.models import User
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import NotFound, PermissionDenied
 from clientdesk.delivery.models import Delivery
-from clientdesk.messaging.models import Message, MessageTemplate, MessageTemplateVersion
+from clientdesk.files.models import StoredFile
+from clientdesk.messaging.models import (
+    DocumentRequest,
+    Message,
+    MessageAttachment,
+    MessageTemplate,
+    MessageTemplateVersion,
+)
 from clientdesk.messaging.permissions import READ_TEMPLATES, MessagingPermission
 
 
@@ -124,3 +132,38 @@ def messages_followup_fields(messages: Iterable[Any]) -> dict[Any, dict[str, Any
     """`read_at` and `reply_state` (the follow-up clock) of many messages, each anything with
     `id`, `read_at` and `reply_state`, by message id: the one place the export reads them."""
     return {m.id: {"read_at": m.read_at, "reply_state": m.reply_state} for m in messages}
+
+
+@dataclass(frozen=True)
+class MessageFiles:
+    """What a message carries besides its text, as every listing shows it."""
+
+    attachments: Sequence[StoredFile] = ()
+    document_requests: Sequence[DocumentRequest] = ()
+
+
+NO_FILES = MessageFiles()
+
+
+def files_by_message(message_ids: Iterable[Any]) -> dict[Any, MessageFiles]:
+    """What many messages carry, in two queries, by message id; a message without files or
+    requests is left out (`NO_FILES`)."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    attached: dict[Any, list[StoredFile]] = {}
+    rows = MessageAttachment.objects.filter(message_id__in=ids).select_related("file")
+    for row in rows.order_by("message_id", "position"):
+        attached.setdefault(row.message_id, []).append(row.file)
+    asked: dict[Any, list[DocumentRequest]] = {}
+    requests = DocumentRequest.objects.filter(message_id__in=ids).select_related("file")
+    for request in requests.order_by("message_id", "position"):
+        asked.setdefault(request.message_id, []).append(request)
+    return {
+        i: MessageFiles(attachments=attached.get(i, ()), document_requests=asked.get(i, ()))
+        for i in set(attached) | set(asked)
+    }
+
+
+def message_files(message: Message) -> MessageFiles:
+    return files_by_message([message.id]).get(message.id, NO_FILES)

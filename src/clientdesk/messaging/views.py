@@ -22,8 +22,10 @@ from clientdesk.delivery.services.queue import delivery_retry_now
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import CATALOGUE, variable_values
 from clientdesk.messaging.selectors import (
+    NO_FILES,
     client_messages,
     deliveries_by_message,
+    files_by_message,
     templates_readable,
 )
 from clientdesk.messaging.services.idempotency import new_idempotency_key
@@ -35,7 +37,11 @@ SENT_LIST_SIZE = 20
 def _sent_context(request: StaffRequest, client: Client) -> dict[str, object]:
     sent = list(client_messages(user=request.user, client=client)[:SENT_LIST_SIZE])
     deliveries = deliveries_by_message(m.id for m in sent)
-    rows = [(message, deliveries.get(message.id, [])) for message in sent]
+    files = files_by_message(m.id for m in sent)
+    rows = [
+        (message, deliveries.get(message.id, []), files.get(message.id, NO_FILES))
+        for message in sent
+    ]
     return {
         "client": client,
         "sent": rows,

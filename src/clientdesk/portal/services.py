@@ -36,6 +36,11 @@ from clientdesk.delivery.models import Channel
 from clientdesk.delivery.services.queue import delivery_create
 from clientdesk.messaging.models import Direction, Message
 from clientdesk.messaging.outbound import message_event_webhook_create
+from clientdesk.messaging.services.documents import (
+    FilesToWrite,
+    attachments_check,
+    fulfils_check,
+)
 from clientdesk.messaging.services.idempotency import (
     idempotency_fingerprint,
     idempotency_key_check,
@@ -514,13 +519,28 @@ def portal_reply_create(
     idempotency_key: str,
     meta: RequestMeta,
     in_reply_to: Any = None,
+    attachments: Any = None,
+    fulfils: Any = None,
 ) -> ReplyResult:
     """Receive a client's reply: plain text, never rendered, checked as staff text is; written
-    by the one writer of messages, which replays a retry under its key."""
+    by the one writer of messages, which replays a retry under its key. `attachments`: ids of
+    the client's own uploads; `fulfils`: {document request id: file id}, each an open request
+    on a message to this client answered by the client's own upload. With files the text may
+    be empty."""
     idempotency_key_check(idempotency_key)
-    message_text_check(body, noun="reply")
-    fingerprint = idempotency_fingerprint({"body": body, "in_reply_to": str(in_reply_to or "")})
+    if body.strip() or not (attachments or fulfils):  # blank text is only NUL-free space
+        message_text_check(body, noun="reply")
+    request: dict[str, Any] = {"body": body, "in_reply_to": str(in_reply_to or "")}
+    if attachments:  # only then, so keys stored before files still replay
+        request["attachments"] = [str(a) for a in attachments]
+    if fulfils:
+        request["fulfils"] = {str(k): str(v) for k, v in fulfils.items()}
+    fingerprint = idempotency_fingerprint(request)
     try:
+        files = FilesToWrite(
+            attachments=attachments_check(attachments, client=client),
+            fulfils=fulfils_check(fulfils, client=client),
+        )
         original = _reply_original(client, in_reply_to)
         # The writer locks the client's row first, so replies of one client take turns and the
         # count holds.
@@ -534,6 +554,7 @@ def portal_reply_create(
                     idempotency_key=idempotency_key,
                     fingerprint=fingerprint,
                     meta=meta,
+                    files=files,
                 )
             ],
             check_locked=lambda now: _check_reply_rate(client, now),

@@ -17,6 +17,11 @@ from clientdesk.messaging.models import Direction, MessageTemplateVersion
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.rendering import Rendered, RenderFailed, literal_source, render_message
 from clientdesk.messaging.selectors import template_current_version, template_get
+from clientdesk.messaging.services.documents import (
+    FilesToWrite,
+    attachments_check,
+    document_requests_check,
+)
 from clientdesk.messaging.services.idempotency import (
     SendResult,
     idempotency_fingerprint,
@@ -172,20 +177,29 @@ def message_send_prepare(
     template_id: Any = None,
     expects_reply: bool | None = None,
     reply_due_at: datetime | None = None,
+    attachments: Any = None,
+    document_requests: Any = None,
 ) -> MessageWrite | SendResult:
     """Check access and input and render the text; writes nothing.
 
     Returns the stored result instead when the idempotency key was already answered.
     `expects_reply` starts the client's reply clock; its due time is `reply_due_at`, or else
     comes from the follow-up policy when the message is written. None: the template's default
-    (a KYC request may expect a reply), false without a template.
+    (a KYC request may expect a reply), false without a template. `attachments`: ids of the
+    sender's own uploads; `document_requests`: the documents asked for (None: the template's,
+    if any). A message asking for documents expects a reply.
     """
     check_can_send(sender)
     client = client_get(client_id=client_id)
     idempotency_key_check(idempotency_key)
     _check_a_source(body, template_id)
+    asked = document_requests_check(document_requests)
+    if document_requests is None and template_id is not None:
+        # The template's own requests (a KYC template asks for the same documents each time).
+        version = template_current_version(template=template_get(template_id=template_id))
+        asked = tuple(version.document_requests)
     if expects_reply is None:
-        expects_reply = (
+        expects_reply = bool(asked) or (
             template_id is not None and template_get(template_id=template_id).expects_reply
         )
     _check_reply_due(expects_reply, reply_due_at)
@@ -195,6 +209,8 @@ def message_send_prepare(
         template_id=template_id,
         expects_reply=expects_reply,
         reply_due_at=reply_due_at,
+        attachments=attachments,
+        document_requests=None if document_requests is None else list(asked),
     )
     # A new key is the common case, so its lookup is folded into the write (the key's unique
     # index, see writing.py). A request that would fail now still replays an earlier
@@ -208,6 +224,13 @@ def message_send_prepare(
                 errors={"client": ["The client is deactivated."]},
             )
         composed = message_compose(sender=sender, client=client, body=body, template_id=template_id)
+        files = attachments_check(attachments, user=sender)
+        if asked and not expects_reply:
+            raise ValidationFailed(
+                "A message asking for documents expects a reply: leave expects_reply out or "
+                "set it to true.",
+                errors={"expects_reply": ["Must be true with document requests."]},
+            )
     except ValidationFailed:
         existing = idempotency_key_find(key=idempotency_key, user=sender)
         if existing is not None:
@@ -228,6 +251,7 @@ def message_send_prepare(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         meta=meta,
+        files=FilesToWrite(attachments=files, document_requests=asked),
     )
 
 
@@ -238,6 +262,8 @@ def _fingerprint(
     template_id: Any,
     expects_reply: bool,
     reply_due_at: datetime | None,
+    attachments: Any = None,
+    document_requests: list[str] | None = None,
 ) -> str:
     request: dict[str, Any] = {
         "client": str(client.id),
@@ -247,6 +273,10 @@ def _fingerprint(
     if expects_reply:  # only then, so keys stored before the follow-up fields still replay
         request["expects_reply"] = True
         request["reply_due_at"] = reply_due_at.isoformat() if reply_due_at else None
+    if attachments:  # only then, so keys stored before files still replay
+        request["attachments"] = [str(a) for a in attachments]
+    if document_requests:
+        request["document_requests"] = document_requests
     return idempotency_fingerprint(request)
 
 
@@ -260,6 +290,8 @@ def message_send(
     template_id: Any = None,
     expects_reply: bool | None = None,
     reply_due_at: datetime | None = None,
+    attachments: Any = None,
+    document_requests: Any = None,
 ) -> SendResult:
     prepared = message_send_prepare(
         sender=sender,
@@ -270,6 +302,8 @@ def message_send(
         meta=meta,
         expects_reply=expects_reply,
         reply_due_at=reply_due_at,
+        attachments=attachments,
+        document_requests=document_requests,
     )
     if isinstance(prepared, SendResult):
         return prepared

@@ -1,5 +1,6 @@
 """Export message logs as CSV or NDJSON, to stdout or to a file with a signed manifest."""
 
+import hashlib
 import io
 import json
 import os
@@ -19,11 +20,13 @@ from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 from clientdesk.audit.services import LedgerBroken, audit_checkpoint_create
 from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.textcheck import text_argument
+from clientdesk.files.storage import files_storage, object_name
 from clientdesk.messaging.export import (
     FORMATS,
     ExportRequest,
     ExportResult,
     export_count,
+    export_files,
     export_prepare,
     export_recorded,
     export_stream,
@@ -67,6 +70,12 @@ class Command(BaseCommand):
             "--direction", choices=("in", "out"), help="in: clients' replies; out: sent"
         )
         parser.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+        parser.add_argument(
+            "--with-files",
+            metavar="DIR",
+            help="with -o: copy the exported messages' attachments into DIR, each named by its "
+            "SHA-256 (checked while copied), and list them in the manifest",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -81,6 +90,9 @@ class Command(BaseCommand):
         except ValidationFailed as error:
             raise CommandError(error.detail, returncode=2) from error
         output = options["output"]
+        files_dir = options["with_files"]
+        if files_dir and output is None:
+            raise CommandError("--with-files needs -o FILE: the manifest beside it lists them.")
         result = ExportResult()
         recorded = export_recorded(
             actor=None, request=request, result=result, via="manage.py export_messages"
@@ -125,9 +137,48 @@ class Command(BaseCommand):
                 checkpoint = audit_checkpoint_create().note
             except LedgerBroken as error:
                 raise CommandError(f"Exported, but no checkpoint was signed: {error}") from error
-            manifest = {"rows": result.rows, "sha256": result.sha256, "checkpoint": checkpoint}
+            manifest: dict[str, Any] = {
+                "rows": result.rows,
+                "sha256": result.sha256,
+                "checkpoint": checkpoint,
+            }
+            if files_dir:
+                manifest["files"] = self._copy_files(request, Path(files_dir), Path(output))
             Path(f"{output}.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             self.stderr.write(f"{result.rows} rows, sha256 {result.sha256}")
+
+    def _copy_files(
+        self, request: ExportRequest, folder: Path, output: Path
+    ) -> list[dict[str, Any]]:
+        """Each attached file's bytes from storage into `folder` as `<sha256>`, hashed on the
+        way: a stored object whose bytes no longer match its name stops the export with an
+        error rather than handing over something else."""
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = files_storage()
+        listed = []
+        for file in export_files(request):
+            target = folder / file.sha256
+            partial = folder / f".{file.sha256}.partial"
+            digest = hashlib.sha256()
+            with storage.open(object_name(file.sha256), "rb") as source, open(partial, "wb") as out:
+                while chunk := source.read(1024 * 1024):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != file.sha256:
+                partial.unlink()
+                raise CommandError(
+                    f"The stored file {file.sha256} no longer has that SHA-256: not exported."
+                )
+            os.replace(partial, target)
+            listed.append(
+                {
+                    "path": os.path.relpath(target.resolve(), output.resolve().parent),
+                    "sha256": file.sha256,
+                    "size": file.size,
+                    "names": file.names,
+                }
+            )
+        return listed
 
     def _write_file(self, request: ExportRequest, result: ExportResult, target: Path) -> None:
         """Into a hidden partial file, renamed to `target` only once complete."""

@@ -147,6 +147,8 @@ function render(message) {
   }
   button.addEventListener("click", () => toggle(message));
   li.replaceChildren(button);
+  // documents.js adds the message's files and document requests.
+  document.dispatchEvent(new CustomEvent("cabinet:rendered", { detail: { li, message } }));
 }
 
 async function toggle(message) {
