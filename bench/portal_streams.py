@@ -153,6 +153,8 @@ def main() -> None:
         "DATABASE_URL": url,
         "CLIENTDESK_VAR_DIR": str(common.VAR_DIR),
         "CLIENTDESK_PORTAL_SESSION_MINUTES": "120",
+        # Every stream is the one client's here; in production a client holds at most 5.
+        "CLIENTDESK_PORTAL_STREAMS_PER_CLIENT": str(args.streams),
         "CLIENTDESK_DB_POOL_SIZE": "10",
     }
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

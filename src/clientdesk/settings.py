@@ -420,8 +420,8 @@ PORTAL_LINK_REQUESTS_PER_IP = int(os.environ.get("CLIENTDESK_PORTAL_LINK_REQUEST
 PORTAL_LINK_REQUEST_SECONDS = 0.4
 # Open event streams: a client's (all its sessions together) and a staff user's, across every
 # events process; one more is 429 (docs/PORTAL.md, "Sessions").
-PORTAL_STREAMS_PER_CLIENT = 5
-STAFF_STREAMS_PER_USER = 10
+PORTAL_STREAMS_PER_CLIENT = int(os.environ.get("CLIENTDESK_PORTAL_STREAMS_PER_CLIENT", "5"))
+STAFF_STREAMS_PER_USER = int(os.environ.get("CLIENTDESK_STAFF_STREAMS_PER_USER", "10"))
 # The largest CSV file `POST /api/v1/clients/import` and the Clients page take (streamed, never
 # held in memory; 100,000 clients are about 10 MB).
 CLIENTS_IMPORT_MAX_BYTES = int(os.environ.get("CLIENTDESK_IMPORT_MAX_MB", "100")) * 1024 * 1024
