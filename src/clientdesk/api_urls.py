@@ -14,6 +14,7 @@ from clientdesk.clients.apis import ClientDetailApi, ClientImportApi, ClientList
 from clientdesk.delivery.apis import OutgoingEndpointApi, RotateSecretApi, SendTestEventApi
 from clientdesk.files.apis import FileDownloadApi, FileUploadApi
 from clientdesk.followup.apis import FollowUpSettingsApi, MessageListApi
+from clientdesk.followup.notification_apis import NotificationListApi, NotificationReadApi
 from clientdesk.messaging.apis import (
     ClientMessagesApi,
     MessageDetailApi,
@@ -58,6 +59,8 @@ urlpatterns = [
     path("messages", MessageListApi.as_view(), name="api-messages"),
     path("messages/export", MessagesExportApi.as_view(), name="api-messages-export"),
     path("messages/<id:message_id>", MessageDetailApi.as_view(), name="api-message"),
+    path("notifications", NotificationListApi.as_view(), name="api-notifications"),
+    path("notifications/read", NotificationReadApi.as_view(), name="api-notifications-read"),
     path("settings/follow-up", FollowUpSettingsApi.as_view(), name="api-followup-settings"),
     path("settings/outreach", OutreachSettingsApi.as_view(), name="api-outreach-settings"),
     path("broadcasts", BroadcastListCreateApi.as_view(), name="api-broadcasts"),

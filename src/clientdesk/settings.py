@@ -154,6 +154,7 @@ TEMPLATES = [
                 "clientdesk.core.context_processors.permissions",
                 "clientdesk.delivery.context_processors.integration_alert",
                 "clientdesk.followup.context_processors.followup_alert",
+                "clientdesk.followup.context_processors.unread_replies",
                 "clientdesk.delivery.context_processors.worker_alert",
                 "clientdesk.core.local_time.local_time",
             ],

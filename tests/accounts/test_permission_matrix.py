@@ -118,6 +118,8 @@ MATRIX: dict[str, dict[str, Any]] = {
     "messages/": {"GET": READERS},
     "settings/follow-up/": {"GET": ADMIN, "POST": ADMIN},
     "api/v1/messages": {"GET": READERS},
+    "api/v1/notifications": {"GET": READERS},
+    "api/v1/notifications/read": {"POST": READERS},
     "api/v1/settings/follow-up": {"GET": ADMIN, "PUT": ADMIN},
     "api/v1/settings/outreach": {"GET": ADMIN, "PUT": ADMIN},
     "api/v1/broadcasts": {"GET": READERS, "POST": BROADCASTERS},

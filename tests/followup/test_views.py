@@ -174,9 +174,12 @@ def test_the_page_always_offers_the_stream_and_a_wsgi_server_declines_it(client,
     from clientdesk.core.live.http import stream_declined
 
     # In production the page comes from the WSGI `web` process while the proxy sends
-    # /api/v1/events to the ASGI `events` process, so the page must offer the stream anyway.
+    # /api/v1/events to the ASGI `events` process, so the page must offer the stream anyway:
+    # the one stream of every staff page (live.js), which the Messages page listens to.
     client.force_login(viewer)
-    assert 'data-live-stream="/api/v1/events"' in client.get("/messages/").content.decode()
+    html = client.get("/messages/").content.decode()
+    assert "clientdesk/live.js" in html and "followup/messages.js" in html
+    assert "data-live-stream=" not in html  # no second stream of its own
     # Served by WSGI itself (a misrouted proxy, a test server) a stream answers 204, which
     # tells EventSource not to reconnect, instead of holding a thread forever.
     declined = stream_declined(RequestFactory().get("/api/v1/events"))

@@ -389,3 +389,53 @@ def test_export_lists_attachments_and_copies_them_with_their_hashes(
         assert hashlib.sha256(copied).hexdigest() == sha256
         assert entry["size"] == len(copied)
     assert listed[photo["sha256"]]["names"] == ["passport.png"]
+
+
+def test_a_kyc_template_asks_for_its_documents_every_time(staff, client_obj, make_user, api_for):
+    manager = api_for(make_user("Manager"))
+    created = manager.post(
+        "/api/v1/templates",
+        {
+            "name": "KYC",
+            "body": "Hello {{firstName}}, we need three documents.",
+            "document_requests": [
+                {"label": "Passport"},
+                {"label": "Utility bill"},
+                {"label": "Selfie"},
+            ],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert [r["label"] for r in created.json()["document_requests"]] == [
+        "Passport",
+        "Utility bill",
+        "Selfie",
+    ]
+    template_id = created.json()["id"]
+    for _ in range(2):
+        sent = send(staff, client_obj, {"template_id": template_id})
+        assert sent.status_code == 201, sent.content
+        assert [r["label"] for r in sent.json()["document_requests"]] == [
+            "Passport",
+            "Utility bill",
+            "Selfie",
+        ]
+        assert sent.json()["reply_state"] == "awaiting"
+    # Asked explicitly, the send's own list wins; a template change makes a new version.
+    own = send(staff, client_obj, {"template_id": template_id, "document_requests": []})
+    assert own.json()["document_requests"] == []
+    changed = manager.patch(
+        f"/api/v1/templates/{template_id}",
+        {"document_requests": [{"label": "Passport"}]},
+        format="json",
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["version"] == 2
+    assert changed.json()["document_requests"] == [{"label": "Passport"}]
+    refused = manager.patch(
+        f"/api/v1/templates/{template_id}",
+        {"document_requests": [{"label": "x"}] * 11},
+        format="json",
+    )
+    problem(refused)

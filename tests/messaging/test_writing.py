@@ -22,7 +22,7 @@ from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.models import LiveEvent
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.delivery.models import Delivery, OutgoingEndpoint
-from clientdesk.followup.models import Conversation, FollowUpDue
+from clientdesk.followup.models import Conversation, FollowUpDue, ReplyNotification
 from clientdesk.followup.selectors import policy_get
 from clientdesk.messaging.models import Direction, IdempotencyKey, Message
 from clientdesk.messaging.services.idempotency import idempotency_fingerprint
@@ -319,6 +319,7 @@ def _models() -> list[Any]:
         LiveEvent,
         FollowUpDue,
         Conversation,
+        ReplyNotification,
     ]
 
 

@@ -1,7 +1,11 @@
-"""The follow-up policy, the open clocks' due-time rows, and one summary row per conversation."""
+"""The follow-up policy, the open clocks' due-time rows, one summary row per conversation, and
+the replies each member of staff has to hear of."""
+
+import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from clientdesk.clients.models import Client
 from clientdesk.followup.permissions import FollowupPermission
@@ -97,3 +101,33 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"Conversation with {self.client_id}"
+
+
+class ReplyNotification(models.Model):
+    """A client's reply as the member of staff it answers hears of it: unread until `read_at`.
+    Written with the reply (`followup/notifications.py`), one per reply at most; read when that
+    user opens the conversation or marks it read."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="reply_notification_once")
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="reply_notification_list_idx"),
+            # The badge on every page counts these; reads by conversation narrow them.
+            models.Index(
+                fields=["user", "client"],
+                condition=Q(read_at__isnull=True),
+                name="reply_notification_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reply {self.message_id} for {self.user_id}"

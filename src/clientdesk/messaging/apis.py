@@ -37,6 +37,7 @@ from clientdesk.messaging.services.templates import (
     Rename,
     SetActive,
     SetDefaultLanguage,
+    SetDocumentRequests,
     SetExpectsReply,
     SetVariant,
     TemplateAction,
@@ -147,8 +148,14 @@ class ComposeInput(serializers.Serializer):
         return attrs
 
 
+class DocumentRequestInput(serializers.Serializer):
+    # A declared field named like Field.label: the metaclass takes it off the class.
+    label = serializers.CharField(max_length=200)  # type: ignore[assignment]
+
+
 class SendInput(ComposeInput):
-    # Left out: the template's default (template_id), else false.
+    # Left out: true with document requests, else the template's default (template_id), else
+    # false.
     expects_reply = serializers.BooleanField(required=False, allow_null=True, default=None)
     # The service checks it (future, within a year, needs expects_reply) so the panel agrees.
     reply_due_at = InstantField(required=False, allow_null=True, default=None)
@@ -322,6 +329,7 @@ _TEMPLATE_SCHEMA = inline_serializer(
         "default_language": serializers.CharField(),
         "body": serializers.CharField(),
         "variants": serializers.DictField(child=serializers.CharField()),
+        "document_requests": serializers.ListField(child=serializers.DictField()),
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
     },
@@ -342,6 +350,8 @@ class TemplateListCreateApi(ApiView):
         body = serializers.CharField(trim_whitespace=False, allow_blank=True)
         language = serializers.CharField(max_length=8, default="en")
         expects_reply = serializers.BooleanField(required=False, default=False)
+        # Checked by the service (at most 10, each 1-200 characters).
+        document_requests = DocumentRequestInput(many=True, required=False, default=list)
 
     class QuerySerializer(PageQuerySerializer):
         search = serializers.CharField(required=False, allow_blank=True, default="", max_length=120)
@@ -415,6 +425,7 @@ class TemplateDetailApi(ApiView):
         language = serializers.CharField(max_length=8, required=False)
         default_language = serializers.CharField(max_length=8, required=False)
         remove_language = serializers.CharField(max_length=8, required=False)
+        document_requests = DocumentRequestInput(many=True, required=False)
 
     @extend_schema(
         operation_id="templates_read",
@@ -453,6 +464,8 @@ class TemplateDetailApi(ApiView):
             actions.append(SetDefaultLanguage(fields["default_language"]))
         if "remove_language" in fields:
             actions.append(RemoveVariant(fields["remove_language"]))
+        if "document_requests" in fields:
+            actions.append(SetDocumentRequests(fields["document_requests"]))
         version = template_change(
             author=request.user,
             template_id=template_id,

@@ -63,13 +63,18 @@ def staff_frame(event: Event) -> str:
 
 
 def staff_render(user_id: uuid.UUID, broadcasts: list[bool]) -> Callable[[Event], str]:
-    """How one user's stream renders events. A broadcast's events (`broadcast.progress`) are
+    """How one user's stream renders events. Notifications (`notification.*`) go to their own
+    user only. A broadcast's events (`broadcast.progress`) are
     about the broadcast, not a client (their subject id is the broadcast's): they go to its
     creator and to users with *Send a broadcast* (`broadcasts[0]`, re-checked with the rest of
     the stream's access), and to nobody else."""
     me = str(user_id)
 
     def render(event: Event) -> str:
+        if event.type.startswith("notification."):
+            # One user's own (followup/notifications.py): a reply that answered them, or their
+            # notifications marked read on another tab or device.
+            return staff_frame(event) if event.data.get("user_id") == me else ""
         if not event.type.startswith("broadcast."):
             return staff_frame(event)
         if not (broadcasts[0] or event.data.get("created_by") == me):

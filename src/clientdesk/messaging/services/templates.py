@@ -24,6 +24,7 @@ from clientdesk.messaging.rendering import (
     parse_template,
 )
 from clientdesk.messaging.selectors import template_current_version, template_get
+from clientdesk.messaging.services.documents import document_requests_check
 
 
 def check_can_manage_templates(user: User) -> None:
@@ -77,15 +78,22 @@ def _name_taken(name: str) -> Conflict:
 
 
 def template_create(
-    *, author: User, name: str, body: str, language: str, expects_reply: bool = False
+    *,
+    author: User,
+    name: str,
+    body: str,
+    language: str,
+    expects_reply: bool = False,
+    document_requests: Any = None,
 ) -> MessageTemplateVersion:
     """Create a template and its version 1, whose only variant (`language`) is the default.
     `expects_reply`: messages from it start the client's reply clock unless the sender says
-    otherwise."""
+    otherwise. `document_requests`: the documents every message from it asks for."""
     check_can_manage_templates(author)
     name = _check_name(name)
     _check_language(language)
     _check_template_body(body)
+    asked = list(document_requests_check(document_requests))
     try:
         with transaction.atomic():
             template = MessageTemplate.objects.create(
@@ -96,6 +104,7 @@ def template_create(
                 version=1,
                 default_language=language,
                 variants={language: body},
+                document_requests=asked,
                 author=author,
             )
             audit_append(
@@ -109,6 +118,7 @@ def template_create(
                     "version": 1,
                     "variants": version.variants,
                     "expects_reply": expects_reply,
+                    **({"document_requests": asked} if asked else {}),
                 },
             )
     except IntegrityError as error:
@@ -125,6 +135,7 @@ class _Draft:
     expects_reply: bool
     default_language: str
     variants: dict[str, str]
+    document_requests: list[str]
 
 
 @dataclass(frozen=True)
@@ -214,8 +225,30 @@ class RemoveVariant:
             )
 
 
+@dataclass(frozen=True)
+class SetDocumentRequests:
+    """The documents every message of the template asks for (labels, or {"label"} objects)."""
+
+    document_requests: Any
+    _labels: tuple[str, ...] = ()
+
+    def check(self, *, template_id: uuid.UUID) -> "SetDocumentRequests":
+        return SetDocumentRequests(
+            self.document_requests, document_requests_check(self.document_requests)
+        )
+
+    def apply(self, draft: _Draft) -> None:
+        draft.document_requests = list(self._labels)
+
+
 TemplateAction = (
-    Rename | SetActive | SetExpectsReply | SetVariant | SetDefaultLanguage | RemoveVariant
+    Rename
+    | SetActive
+    | SetExpectsReply
+    | SetVariant
+    | SetDefaultLanguage
+    | RemoveVariant
+    | SetDocumentRequests
 )
 
 
@@ -228,6 +261,7 @@ def _version_create(
         version=after.version + 1,
         default_language=draft.default_language,
         variants=draft.variants,
+        document_requests=draft.document_requests,
         author=author,
     )
 
@@ -250,6 +284,7 @@ def template_change(
                 expects_reply=template.expects_reply,
                 default_language=current.default_language,
                 variants=dict(current.variants),
+                document_requests=list(current.document_requests),
             )
             for action in checked:
                 action.apply(draft)
@@ -260,15 +295,19 @@ def template_change(
                 changes["is_active"] = template.is_active = draft.is_active
             if draft.expects_reply != template.expects_reply:
                 changes["expects_reply"] = template.expects_reply = draft.expects_reply
+            asks = draft.document_requests != current.document_requests
             if (
                 draft.variants != current.variants
                 or draft.default_language != current.default_language
+                or asks
             ):
                 current = _version_create(
                     template=template, after=current, draft=draft, author=author
                 )
                 changes["version"] = current.version
                 changes["variants"] = draft.variants
+                if asks:
+                    changes["document_requests"] = draft.document_requests
             if changes:
                 template.save()
                 audit_append(

@@ -25,7 +25,9 @@ writers take turns from its start), in this order, each step one statement for t
    replayed instead. So racing duplicates make one message.
 7. The ledger entries, one per message (`message.sent`, `message.received`).
 8. The live events, last: they take the global live-event order lock, and a transaction that
-   holds it must wait for nothing else (`core/live/recording.py: live_events_record`).
+   holds it must wait for nothing else (`core/live/recording.py: live_events_record`). Just
+   before, the `messages_announced` hooks may write rows and add live events of their own (who
+   hears of a client's reply, `followup/notifications.py`), recorded with the writer's.
 
 Nothing leaves the process inside the transaction: deliveries and live events are rows,
 announced on commit.
@@ -54,7 +56,7 @@ from clientdesk.core.metrics import messages_sent_observe
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.textcheck import text_problem
 from clientdesk.delivery.models import Delivery
-from clientdesk.messaging.hooks import messages_written
+from clientdesk.messaging.hooks import MessagesAnnounced, messages_announced, messages_written
 from clientdesk.messaging.models import (
     Category,
     Direction,
@@ -225,11 +227,14 @@ def _write(writes: Sequence[MessageWrite], check_locked: LockedCheck | None) -> 
         audit_entries_append(
             [_ledger_entry(m, f, w.files) for m, f, w in zip(messages, files, writes, strict=True)]
         )
+        announced = MessagesAnnounced(messages=messages)
+        messages_announced(announced)
         live_events_record(
             [
                 (m.client_id, "message.created", message_client_representation(m, files=f))
                 for m, f in zip(messages, files, strict=True)
             ]
+            + announced.live_events
         )
         # Counted once committed (a broadcast's batch may roll back whole).
         transaction.on_commit(partial(messages_sent_observe, messages, surface=request_surface()))

@@ -27,11 +27,8 @@
   // a quiet minute refresh keeps the words honest.
   setInterval(soon, 60000);
 
-  document.addEventListener("DOMContentLoaded", function () {
-    const section = document.getElementById("conversations");
-    const streamUrl = section && section.dataset.liveStream;
-    if (!streamUrl || !window.EventSource) return;
-    const stream = new EventSource(streamUrl);
-    RELOAD_TYPES.forEach(function (type) { stream.addEventListener(type, soon); });
+  // The page's one stream is live.js's: it hands every event over as `clientdesk:live`.
+  document.addEventListener("clientdesk:live", function (event) {
+    if (RELOAD_TYPES.indexOf(event.detail.type) >= 0 && listUrl()) soon();
   });
 })();
