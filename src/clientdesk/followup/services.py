@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from clientdesk.accounts.models import User
@@ -114,7 +114,10 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
     answering: dict[tuple[Any, str], datetime] = {}
     for message in messages:
         answering.setdefault((message.client_id, _other(message.direction)), message.created_at)
-    _answer_stored(answering)
+    # What the conversations say before these messages (read, not locked: the overdue job
+    # locks a conversation last, so a writer may lock it only after the due rows and messages).
+    before = _conversations_read({m.client_id for m in messages})
+    _answer_stored(_possibly_open(answering, before))
     # Our messages still asking for documents stay unanswered by a reply (the writer has
     # written the requests and received those the reply answers).
     asking = set(
@@ -125,12 +128,20 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
         else ()
     )
     still_awaiting = _awaiting_documents(inbound) if asking else {}
-    conversations = {
-        c.pk: c
-        for c in Conversation.objects.select_for_update().filter(
-            pk__in={m.client_id for m in messages}
-        )
-    }
+    # One client (a send, a reply): the conversation as read, written back with one UPDATE
+    # that keeps what the overdue job may have set meanwhile (_conversation_store). Several (a
+    # broadcast): locked now, after the clocks, and written with one upsert.
+    single = len({m.client_id for m in messages}) == 1
+    conversations = (
+        before
+        if single
+        else {
+            c.pk: c
+            for c in Conversation.objects.select_for_update().filter(
+                pk__in={m.client_id for m in messages}
+            )
+        }
+    )
     policy_due = _PolicyDue()
     running: dict[tuple[Any, str], list[Message]] = {}  # clocks these messages started
     for message in messages:
@@ -163,12 +174,85 @@ def followup_messages_written(messages: Sequence[Message]) -> None:
         if message.direction == Direction.IN:
             _still_awaiting(conversation, still_awaiting.get(message.client_id), kept)
     _clocks_store(messages)
+    if single:
+        (conversation,) = conversations.values()
+        _conversation_store(conversation, {m.direction for m in messages})
+        return
     Conversation.objects.bulk_create(
         conversations.values(),
         update_conflicts=True,
         unique_fields=["client"],
         update_fields=[f.name for f in Conversation._meta.concrete_fields if not f.primary_key],
     )
+
+
+def _conversations_read(client_ids: set[Any]) -> dict[Any, Conversation]:
+    return {c.pk: c for c in Conversation.objects.filter(pk__in=client_ids)}
+
+
+def _possibly_open(
+    answering: dict[tuple[Any, str], datetime], conversations: dict[Any, Conversation]
+) -> dict[tuple[Any, str], datetime]:
+    """The clocks to close, less those the client's conversation says none of is running: our
+    messages wait for a reply only while it has a reply due time, the client's for our response
+    only while it has a response due time (overdue ones keep theirs). A client without a
+    conversation row is looked at."""
+    return {
+        (client_id, direction): at
+        for (client_id, direction), at in answering.items()
+        if client_id not in conversations or _running(conversations[client_id], direction)
+    }
+
+
+def _running(conversation: Conversation, direction: str) -> bool:
+    if direction == Direction.OUT:
+        return conversation.reply_due_at is not None or conversation.reply_overdue
+    return conversation.response_due_at is not None or conversation.response_overdue
+
+
+# Each side's overdue flag and due time; a message of the direction resets the other side's.
+_SIDES = {
+    Direction.OUT: ("response_overdue", "response_due_at"),
+    Direction.IN: ("reply_overdue", "reply_due_at"),
+}
+
+
+def _conversation_store(conversation: Conversation, directions: set[str]) -> None:
+    """Write the conversation of a one-client write with one UPDATE (an INSERT when it has
+    none yet). It was read without a lock, so the overdue job may have turned a clock overdue
+    since: the UPDATE writes an overdue flag only on a side these messages answered (ours answer
+    the client's, the client's ours) and keeps the other as the row has it, and works out
+    `overdue_since` from the flags the row ends with."""
+    if conversation._state.adding:
+        Conversation.objects.bulk_create(
+            [conversation],
+            update_conflicts=True,
+            unique_fields=["client"],
+            update_fields=[f.name for f in Conversation._meta.concrete_fields if not f.primary_key],
+        )
+        return
+    written = {_SIDES[d][0] for d in directions}
+    kept = [flag for flag, _ in _SIDES.values() if flag not in written]
+    values: dict[str, Any] = {
+        f.attname: getattr(conversation, f.attname)
+        for f in Conversation._meta.concrete_fields
+        if not f.primary_key and f.name != "overdue_since" and f.name not in kept
+    }
+    # overdue_since for each combination of the kept flags, as `_overdue_since` gives it.
+    since: list[tuple[dict[str, bool], datetime | None]] = []
+    for combination in range(2 ** len(kept)):
+        flags = {flag: bool(combination >> n & 1) for n, flag in enumerate(kept)}
+        probe = Conversation(**{**values, **flags})
+        since.append((flags, _overdue_since(probe)))
+    if len({at for _, at in since}) == 1:  # (PostgreSQL types a CASE of NULLs as text)
+        values["overdue_since"] = since[0][1]
+    else:
+        field = Conversation._meta.get_field("overdue_since")
+        values["overdue_since"] = Case(
+            *(When(Q(**flags), then=Value(at, output_field=field)) for flags, at in since),
+            output_field=field,
+        )
+    Conversation.objects.filter(pk=conversation.pk).update(**values)
 
 
 def _awaiting_documents(client_ids: set[Any]) -> dict[Any, tuple[datetime, bool]]:
