@@ -211,7 +211,7 @@ def _running(conversation: Conversation, direction: str) -> bool:
 
 
 # Each side's overdue flag and due time; a message of the direction resets the other side's.
-_SIDES = {
+_SIDES: dict[str, tuple[str, str]] = {
     Direction.OUT: ("response_overdue", "response_due_at"),
     Direction.IN: ("reply_overdue", "reply_due_at"),
 }
