@@ -439,3 +439,22 @@ def test_a_kyc_template_asks_for_its_documents_every_time(staff, client_obj, mak
         format="json",
     )
     problem(refused)
+
+
+def test_the_messages_page_lists_documents_pending_with_the_clock(
+    staff, client_obj, kyc, portal_for, agent, client
+):
+    client.force_login(agent)
+    page = client.get("/messages/?view=documents")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Documents pending" in text and client_obj.full_name in text
+    assert "Awaiting documents · due in" in text
+    assert "Passport: Waiting for the client" in text
+    portal = portal_for(client_obj)
+    for request, name in zip(kyc["document_requests"], ("a.png", "b.png"), strict=True):
+        upload_ = client_upload(portal, name, png_bytes(len(name), 2))
+        assert reply(portal, {"fulfils": {request["id"]: upload_["id"]}}).status_code == 201
+    text = client.get("/messages/?view=documents").content.decode()
+    assert "No documents are waiting" in text
+    assert client.get("/messages/?view=documents&cursor=%5B%5B").status_code == 422

@@ -138,6 +138,8 @@ VIEW_LABELS = {
     "awaiting": "Awaiting reply",
     "needs-response": "Needs response",
     "overdue": "Overdue",
+    # Messages, not conversations: ours still waiting for a requested document.
+    "documents": "Documents pending",
 }
 
 

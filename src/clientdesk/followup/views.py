@@ -30,14 +30,21 @@ from clientdesk.followup.policy import (
 )
 from clientdesk.followup.selectors import (
     VIEW_LABELS,
-    VIEWS,
     ConversationFilters,
+    CursorPage,
+    MessageFilters,
     conversations_list,
+    messages_list,
     policy_get,
 )
 from clientdesk.followup.services import check_can_manage_policy, policy_update
 from clientdesk.messaging.permissions import MessagingPermission
-from clientdesk.messaging.selectors import check_can_view, deliveries_by_message
+from clientdesk.messaging.selectors import (
+    NO_FILES,
+    check_can_view,
+    deliveries_by_message,
+    files_by_message,
+)
 
 PAGE_SIZE = 25
 
@@ -89,7 +96,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 @require_GET
 def messages_page(request: StaffRequest) -> HttpResponse:
     view = request.GET.get("view", "all")
-    if view not in VIEWS:
+    if view not in VIEW_LABELS:
         view = "all"
     direction = request.GET.get("direction", "")
     filters = ConversationFilters(
@@ -102,21 +109,28 @@ def messages_page(request: StaffRequest) -> HttpResponse:
     )
     try:
         check_can_view(request.user)
-        page = conversations_list(
-            user=request.user,
-            filters=filters,
-            cursor=request.GET.get("cursor") or None,
-            limit=PAGE_SIZE,
-        )
+        if view == "documents":
+            page = _documents_pending(request, filters)
+        else:
+            page = conversations_list(
+                user=request.user,
+                filters=filters,
+                cursor=request.GET.get("cursor") or None,
+                limit=PAGE_SIZE,
+            )
     except ApplicationError as error:
         return render_error_page(request, error)
-    deliveries = deliveries_by_message(c.last_message_id for c in page.items)
+    pending = page.items if view == "documents" else []
+    conversations = [] if view == "documents" else page.items
+    deliveries = deliveries_by_message(c.last_message_id for c in conversations)
+    files = files_by_message(m.id for m in pending)
     params = request.GET.copy()
     params.pop("cursor", None)
     context = {
         "view": view,
         "views": VIEW_LABELS.items(),
-        "rows": [(c, deliveries.get(c.last_message_id, [])) for c in page.items],
+        "rows": [(c, deliveries.get(c.last_message_id, [])) for c in conversations],
+        "pending": [(m, files.get(m.id, NO_FILES)) for m in pending],
         "next_cursor": page.next_cursor,
         "first_page": not request.GET.get("cursor"),
         "query_without_cursor": params.urlencode(),
@@ -141,6 +155,22 @@ def messages_page(request: StaffRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "conversations":
         template += "#conversations"
     return render(request, template, context)
+
+
+def _documents_pending(request: StaffRequest, filters: ConversationFilters) -> CursorPage:
+    """The "Documents pending" view: our messages with a document request still open, newest
+    first, each with its reply clock. The client search does not narrow it."""
+    return messages_list(
+        user=request.user,
+        filters=MessageFilters(
+            documents="open",
+            sender_id=filters.sender_id,
+            since=filters.since,
+            until=filters.until,
+        ),
+        cursor=request.GET.get("cursor") or None,
+        limit=PAGE_SIZE,
+    )
 
 
 def _policy_form(request: StaffRequest) -> dict[str, object]:
