@@ -136,6 +136,7 @@ REFUSED = {
     "binary": ("data.txt", b"\x00\x01\x02\x03binary", "binary"),
     "invalid-utf8": ("notes.txt", b"caf\xe9 au lait", "UTF-8"),
     "nul-in-text": ("notes.txt", b"hello\x00world", "binary"),
+    "escape-in-text": ("notes.txt", b"hello \x1b[31mred\x1b[0m\n", "control characters"),
 }
 
 

@@ -6,6 +6,7 @@ browser, a PDF reader or a ZIP reader would make of the same bytes, so that one 
 two things at once. docs/FILES.md lists what is accepted and why."""
 
 import codecs
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -49,6 +50,8 @@ _MARKUP = (
     b"<embed",
     b"<!--",
 )
+# Control characters other than tab, line feed, form feed and carriage return (NUL among them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _TEXT_MARKUP = (*_MARKUP, b"<?xml", b"<div", b"<p>", b"<p ", b"<br", b"<font", b"<b>", b"<h1")
 _EXECUTABLES = (
     (b"MZ", "Windows executable"),
@@ -143,11 +146,8 @@ def _check_text(stream: IO[bytes], head: bytes) -> None:
             text = decoder.decode(chunk)
         except UnicodeDecodeError as error:
             raise _refuse("binary data", " (not valid UTF-8 text)") from error
-        for ch in text:
-            if ch < " " and ch not in "\t\n\r\f":
-                raise _refuse("binary data", " (control characters in text)")
-            if ch == "\x7f":
-                raise _refuse("binary data", " (control characters in text)")
+        if _CONTROL.search(text):
+            raise _refuse("binary data", " (control characters in text)")
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:
