@@ -64,7 +64,9 @@ from clientdesk.portal.services import (
     portal_link_create,
     portal_message_read,
     portal_reply_create,
+    portal_session_end,
     portal_session_issue,
+    portal_session_refresh,
 )
 from tests.sending import send_text
 
@@ -156,11 +158,13 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
         actor=administrator,
     )
     portal_link_create(client=target)
-    portal_session_issue(
+    issued = portal_session_issue(
         issuer=make_user(Role.INTEGRATION, first_name="Portal", last_name="Backend"),
         token=None,
         client_id=target.id,
     )
+    portal_session_refresh(session=issued.session)
+    portal_session_end(session=issued.session)
     portal_message_read(client=target, message_id=sent.message_id)
     portal_reply_create(
         client=target,
@@ -315,6 +319,8 @@ def test_each_record_reads_as_a_sentence_naming_who_and_what(client, administrat
         "Ada Admin rotated the webhook signing secret",
         "Ada Admin retried a webhook delivery of a message",
         "Clientdesk created a portal sign-in link for Zoë Ortega (CRM-42)",
+        "Zoë Ortega (CRM-42) renewed their portal session",
+        "Zoë Ortega (CRM-42) signed out of the portal",
         "Ada Admin sent a test event to the webhook endpoint: HTTP 200",
         "Clientdesk disabled the outgoing webhook endpoint: Failing for 3 days",
         "Ada Admin changed the outreach settings: quiet hours 21:00–08:00, default time zone "

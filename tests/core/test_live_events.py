@@ -272,8 +272,9 @@ def _database_connections() -> int:
 
 
 def test_a_hundred_streams_then_disconnected_leave_nothing_behind(
-    server: InProcessServer, staff_token: str, agent: User, client_obj: Client
+    server: InProcessServer, staff_token: str, agent: User, client_obj: Client, settings: Any
 ) -> None:
+    settings.STAFF_STREAMS_PER_USER = 100  # one user's hundred streams, above the usual cap
     warm = stream(server.url, staff_token)
     _wait_subscribed(server, 1)
     warm.close()
