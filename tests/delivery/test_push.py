@@ -23,7 +23,7 @@ from clientdesk.delivery.services.push import (
 )
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Message
-from tests.delivery.pushdouble import PushService, push_service, verify_vapid
+from tests.delivery.pushdouble import Device, PushService, push_service, verify_vapid
 from tests.sending import send_text
 from tests.servers import child_env
 
@@ -395,3 +395,27 @@ def test_staff_see_the_client_s_devices_and_a_probably_dead_one_in_the_drawer(
         )
     )
     assert "has not turned on notifications" in empty.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_subscriptions_of_one_endpoint_leave_one_device(make_client, settings):
+    from tests.racing import race
+
+    settings.ALLOW_PRIVATE_WEBHOOK_URLS = True
+    clients = [make_client(), make_client()]
+    device = Device.new("http://127.0.0.1:9/push/shared")
+    keys = device.subscription_json()["keys"]
+
+    def act(n: int):
+        return push_subscribe(
+            client=clients[n % 2],
+            endpoint=device.endpoint,
+            p256dh=keys["p256dh"],
+            auth=keys["auth"],
+        )
+
+    results, errors = race(8, act)
+    assert errors == []
+    assert len(results) == 8
+    (row,) = PushSubscription.objects.all()
+    assert row.client_id in {c.id for c in clients}

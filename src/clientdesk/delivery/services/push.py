@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -81,9 +81,37 @@ def push_subscribe(
         raise InvalidSubscription(f"{error}.") from error
     expires = _expiration(expiration_time)
     push_endpoint_check(endpoint)
+    for attempt in range(3):
+        try:
+            return _subscribe(
+                client=client,
+                endpoint=endpoint,
+                p256dh=p256dh,
+                auth=auth,
+                expires=expires,
+                user_agent=user_agent,
+            )
+        except IntegrityError:
+            # Two clients raced to subscribe one endpoint (PostgreSQL: both found none, the
+            # unique index let one in); the next try finds the winner's row and takes it over.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _subscribe(
+    *,
+    client: Client,
+    endpoint: str,
+    p256dh: str,
+    auth: str,
+    expires: datetime | None,
+    user_agent: str,
+) -> Subscribed:
     now = timezone.now()
     with transaction.atomic():
-        Client.objects.select_for_update().filter(pk=client.pk).first()  # one writer per client
+        # The endpoint's row is the lock: a client's row is the send's (messages_write), and
+        # holding both in two orders deadlocks.
         current = PushSubscription.objects.select_for_update().filter(endpoint=endpoint).first()
         created = current is None or current.client_id != client.pk
         if current is None:
