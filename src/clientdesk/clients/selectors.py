@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from clientdesk.clients.models import Client
 from clientdesk.clients.search_index import (
+    HEAD_GRAMS,
     PG_HEADS,
     PG_SHORT_WORDS,
     SQLITE_FTS_TABLE,
@@ -164,10 +165,10 @@ def _candidates(terms: list[str], like: str) -> tuple[str, list[Any]] | None:
 
 def _first_possible(terms: list[str]) -> str | None:
     """PostgreSQL: a sort_name that no client matching every term sorts before, the greatest
-    of the lower bounds clients_search_head holds for the terms' trigrams (a client holding a
-    term holds each of its trigrams; a trigram's bound is the least of its rows); None: the
-    first client (SQLite, or words shorter than a trigram only)."""
-    grams = sorted({t[i : i + TRIGRAM] for t in terms for i in range(len(t) - TRIGRAM + 1)})
+    of the lower bounds clients_search_head holds for the terms' runs of three and four
+    characters (a client holding a term holds each of them; a run's bound is the least of its
+    rows); None: the first client (SQLite, or words shorter than a trigram only)."""
+    grams = sorted({t[i : i + n] for t in terms for n in HEAD_GRAMS for i in range(len(t) - n + 1)})
     if connection.vendor != "postgresql" or not grams:
         return None
     with connection.cursor() as cursor:
