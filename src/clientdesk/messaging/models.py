@@ -278,3 +278,23 @@ class DocumentRequest(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class BroadcastFile(models.Model):
+    """A file a broadcast carries to each recipient (`outreach.Broadcast`, by id: messaging sits
+    before the app that owns broadcasts). Each recipient's message gets its own bound copy."""
+
+    broadcast_id = models.UUIDField()
+    file = models.ForeignKey("files.StoredFile", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["broadcast_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["broadcast_id", "position"], name="broadcast_file_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"File {self.position} of broadcast {self.broadcast_id}"

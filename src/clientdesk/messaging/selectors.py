@@ -14,6 +14,7 @@ from clientdesk.core.errors import NotFound, PermissionDenied
 from clientdesk.delivery.models import Delivery
 from clientdesk.files.models import StoredFile
 from clientdesk.messaging.models import (
+    BroadcastFile,
     DocumentRequest,
     Message,
     MessageAttachment,
@@ -167,3 +168,12 @@ def files_by_message(message_ids: Iterable[Any]) -> dict[Any, MessageFiles]:
 
 def message_files(message: Message) -> MessageFiles:
     return files_by_message([message.id]).get(message.id, NO_FILES)
+
+
+def broadcast_files(broadcast_ids: Iterable[Any]) -> dict[Any, list[StoredFile]]:
+    """The files of many broadcasts, in order, in one query, by broadcast id."""
+    found: dict[Any, list[StoredFile]] = {}
+    rows = BroadcastFile.objects.filter(broadcast_id__in=list(broadcast_ids)).select_related("file")
+    for row in rows.order_by("broadcast_id", "position"):
+        found.setdefault(row.broadcast_id, []).append(row.file)
+    return found

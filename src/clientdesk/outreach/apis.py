@@ -152,6 +152,11 @@ _REQUEST_SCHEMA = inline_serializer(
         "send_at_local": serializers.CharField(
             required=False, help_text="Naive ISO local time, e.g. 2026-12-01T09:00:00."
         ),
+        "attachments": serializers.ListField(
+            child=serializers.UUIDField(),
+            required=False,
+            help_text="At most 5 of your own uploads; each recipient gets its own copy.",
+        ),
         "dry_run": serializers.BooleanField(required=False),
     },
 )

@@ -62,7 +62,12 @@ from clientdesk.messaging.rendering import (
     parse_template,
     render_message,
 )
-from clientdesk.messaging.selectors import template_current_version, template_get
+from clientdesk.messaging.selectors import broadcast_files, template_current_version, template_get
+from clientdesk.messaging.services.documents import (
+    FilesToWrite,
+    attachments_check,
+    broadcast_files_attach,
+)
 from clientdesk.messaging.services.idempotency import idempotency_fingerprint, idempotency_key_check
 from clientdesk.messaging.services.writing import MessageWrite, message_text_check, messages_write
 from clientdesk.outreach.models import (
@@ -126,19 +131,21 @@ class BroadcastRequest:
     expects_reply: bool | None
     send_at: datetime | None
     send_at_local: datetime | None
+    attachments: tuple[str, ...] = ()  # file ids, the creator's own uploads
 
     def fingerprint(self) -> str:
-        return idempotency_fingerprint(
-            {
-                "audience": self.audience,
-                "body": self.body,
-                "template_id": str(self.template_id) if self.template_id else None,
-                "category": self.category,
-                "expects_reply": self.expects_reply,
-                "send_at": iso_utc(self.send_at),
-                "send_at_local": self.send_at_local.isoformat() if self.send_at_local else None,
-            }
-        )
+        request: dict[str, Any] = {
+            "audience": self.audience,
+            "body": self.body,
+            "template_id": str(self.template_id) if self.template_id else None,
+            "category": self.category,
+            "expects_reply": self.expects_reply,
+            "send_at": iso_utc(self.send_at),
+            "send_at_local": self.send_at_local.isoformat() if self.send_at_local else None,
+        }
+        if self.attachments:  # only then, so keys stored before files still replay
+            request["attachments"] = list(self.attachments)
+        return idempotency_fingerprint(request)
 
 
 def _invalid(name: str, message: str, detail: str | None = None) -> ValidationFailed:
@@ -280,6 +287,7 @@ def broadcast_request_parse(data: Any) -> BroadcastRequest:
         "expects_reply",
         "send_at",
         "send_at_local",
+        "attachments",
         "dry_run",
     }
     unknown = [str(k)[:40] for k in data if k not in known]
@@ -319,6 +327,9 @@ def broadcast_request_parse(data: Any) -> BroadcastRequest:
         )
     if "dry_run" in data and not isinstance(data["dry_run"], bool):
         raise _invalid("dry_run", "Must be true or false.")
+    attachments = data.get("attachments") or []
+    if not isinstance(attachments, list) or not all(isinstance(a, str) for a in attachments):
+        raise _invalid("attachments", "A list of file ids.")
     return BroadcastRequest(
         audience=audience,
         body=body or "",
@@ -327,6 +338,7 @@ def broadcast_request_parse(data: Any) -> BroadcastRequest:
         expects_reply=expects_reply,
         send_at=_send_at(send_at, now) if send_at is not None else None,
         send_at_local=_send_at_local(send_at_local, now) if send_at_local is not None else None,
+        attachments=tuple(a[:64] for a in attachments),
     )
 
 
@@ -570,6 +582,7 @@ def broadcast_create(
             errors={"audience": ["Every client would be skipped."]},
             skipped=dict(plan.skipped),
         )
+    files = attachments_check(list(request.attachments), user=actor)
     ids = sorted(str(pk) for pk, *_ in plan.rows)
     version = plan.version
     expects_reply = request.expects_reply
@@ -596,6 +609,7 @@ def broadcast_create(
                 fingerprint=fingerprint,
             )
             _recipients_insert(broadcast, plan.rows)
+            broadcast_files_attach(broadcast_id=broadcast.pk, files=files, now=now)
             audit_append(
                 actor=actor,
                 action="broadcast.created",
@@ -611,6 +625,15 @@ def broadcast_create(
                     "template_id": str(version.template_id) if version else None,
                     "template_version": version.version if version else None,
                     "body_sha256": hashlib.sha256(request.body.encode()).hexdigest(),
+                    **(
+                        {
+                            "attachments": [
+                                {"name": f.name, "size": f.size, "sha256": f.sha256} for f in files
+                            ]
+                        }
+                        if files
+                        else {}
+                    ),
                     "send_at": iso_utc(request.send_at),
                     "send_at_local": broadcast.send_at_local or None,
                     "ip": meta.ip,
@@ -756,6 +779,7 @@ def broadcasts_send_batch(*, limit: int = BATCH) -> int:
         quiet = quiet_hours(settings)
         batches: dict[uuid.UUID, _Batch] = defaultdict(_Batch)
         texts = {pk: _text_of(b) for pk, b in broadcasts.items()}
+        carried = broadcast_files(broadcasts)
         for recipient_id, broadcast_id, client_id in claimed:
             broadcast, client, batch = (
                 broadcasts[broadcast_id],
@@ -794,6 +818,7 @@ def broadcasts_send_batch(*, limit: int = BATCH) -> int:
                     category=Category(broadcast.category),
                     broadcast_id=broadcast.pk,
                     notify_at=deliver_at if deliver_at > now else None,
+                    files=FilesToWrite(attachments=carried.get(broadcast_id, ())),
                 )
             )
         # The counts first (the broadcasts' rows are held already), then the skips: the

@@ -24,6 +24,7 @@ from clientdesk.files.errors import UnknownAttachments
 from clientdesk.files.models import StoredFile
 from clientdesk.files.services import files_for_attachment
 from clientdesk.messaging.models import (
+    BroadcastFile,
     Direction,
     DocumentRequest,
     DocumentStatus,
@@ -299,3 +300,19 @@ def files_bind_many(
     if copies:
         StoredFile.objects.bulk_create(copies)
     return bound
+
+
+def broadcast_files_attach(
+    *, broadcast_id: uuid.UUID, files: Sequence[StoredFile], now: datetime
+) -> None:
+    """Keep a broadcast's files until its recipients' messages are written (inside the
+    transaction that creates it): marked attached, so the cleanup of unattached uploads leaves
+    them; each recipient gets its own copy when its message is written."""
+    if not files:
+        return
+    BroadcastFile.objects.bulk_create(
+        BroadcastFile(broadcast_id=broadcast_id, file=f, position=n) for n, f in enumerate(files)
+    )
+    StoredFile.objects.filter(pk__in=[f.pk for f in files], attached_at__isnull=True).update(
+        attached_at=now
+    )
