@@ -458,3 +458,25 @@ def test_the_messages_page_lists_documents_pending_with_the_clock(
     text = client.get("/messages/?view=documents").content.decode()
     assert "No documents are waiting" in text
     assert client.get("/messages/?view=documents&cursor=%5B%5B").status_code == 422
+
+
+def test_the_activity_log_shows_files_and_requests_as_text(
+    staff, client_obj, agent, client, portal_for
+):
+    hostile = '<img src=x onerror="alert(1)">.png'
+    photo = staff_upload(staff, hostile, png_bytes())
+    sent = send(
+        staff,
+        client_obj,
+        {
+            "body": "See attached",
+            "attachments": [photo["id"]],
+            "document_requests": [{"label": "<b>Passport</b>"}],
+        },
+    )
+    assert sent.status_code == 201, sent.content
+    client.force_login(agent)
+    page = client.get(f"/clients/{client_obj.id}/activity/").content.decode()
+    assert photo["sha256"][:12] in page
+    assert "Asks for: &lt;b&gt;Passport&lt;/b&gt;" in page
+    assert "<img src=x" not in page and "<b>Passport</b>" not in page
