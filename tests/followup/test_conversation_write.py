@@ -62,7 +62,10 @@ def test_a_send_with_no_clock_running_closes_none_and_writes_the_conversation_on
 
 def test_the_first_message_of_a_client_makes_its_conversation(agent, make_client):
     client = make_client(first_name="New")
-    message = send(agent, client)
+    with CaptureQueriesContext(connection) as queries:
+        message = send(agent, client)
+    assert _statements(queries, r'^DELETE FROM "followup_followupdue"') == []
+    assert _statements(queries, r'^UPDATE "messaging_message"') == []
     conversation = Conversation.objects.get(pk=client.pk)
     assert conversation.last_message_id == message.id
     assert conversation.last_direction == "out"

@@ -196,11 +196,12 @@ def _possibly_open(
     """The clocks to close, less those the client's conversation says none of is running: our
     messages wait for a reply only while it has a reply due time, the client's for our response
     only while it has a response due time (overdue ones keep theirs). A client without a
-    conversation row is looked at."""
+    conversation has no clock: every message is written here, with its client's conversation,
+    and messages go only with their client."""
     return {
         (client_id, direction): at
         for (client_id, direction), at in answering.items()
-        if client_id not in conversations or _running(conversations[client_id], direction)
+        if client_id in conversations and _running(conversations[client_id], direction)
     }
 
 
