@@ -341,3 +341,72 @@ def test_any_accept_header_gets_the_file(text_file, staff_api) -> None:
     got = staff_api.get(url, HTTP_ACCEPT="application/pdf")
     assert got.status_code == 200
     assert body_of(got) == data
+
+
+# --- hostile multipart -------------------------------------------------------------------------
+
+
+def _raw(api: APIClient, disposition: bytes, data: bytes, url: str = STAFF) -> Any:
+    boundary = b"----clientdesk-test-boundary"
+    body = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; ' + disposition + b"\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+        b"--" + boundary + b"--\r\n"
+    )
+    return api.generic(
+        "POST", url, body, content_type=f"multipart/form-data; boundary={boundary.decode()}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("disposition", "expected"),
+    [
+        (b'filename="C:\\\\Users\\\\zoe\\\\scan.txt"', "scan.txt"),
+        # Names Django's parser cannot read as a file name: the part is no file, a clear 422.
+        (b'filename="a\xffb.txt"', 422),
+        (b"filename*=UTF-8''r%C3%A9sum%C3%A9%E2%80%AE.txt", "résumé.txt"),
+        (b"filename*=UTF-8''a%00b.txt", "ab.txt"),
+        (b'filename="quote\\"d;semi.txt"', None),
+        (b'filename=""', 422),
+        (b'filename=".."', 422),
+    ],
+)
+def test_names_from_raw_multipart_are_cleaned(staff_api, disposition: bytes, expected) -> None:
+    response = _raw(staff_api, disposition, b"words\n")
+    if expected is None:  # whatever the parser made of it: stored cleaned, or refused
+        assert response.status_code in (201, 400, 422), response.content
+        if response.status_code == 201:
+            name = response.json()["name"]
+            assert "\x00" not in name and "/" not in name and "\\" not in name
+        return
+    if expected == 422:
+        problem(response, 422)
+        assert not StoredFile.objects.exists()
+        return
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == expected
+
+
+def test_two_files_in_the_field_are_refused(staff_api) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = staff_api.post(
+        STAFF,
+        {"file": [SimpleUploadedFile("a.txt", b"a\n"), SimpleUploadedFile("b.txt", b"b\n")]},
+        format="multipart",
+    )
+    problem(response, 422)
+    assert not StoredFile.objects.exists()
+
+
+def test_a_field_without_a_filename_is_not_a_file(staff_api) -> None:
+    problem(_raw(staff_api, b"", b"just a form value"), 422)
+
+
+def test_a_broken_multipart_body_is_a_problem(staff_api) -> None:
+    response = staff_api.generic(
+        "POST", STAFF, b"--x\r\nnot a part", content_type="multipart/form-data; boundary=x"
+    )
+    assert response.status_code in (400, 422)
+    assert response["Content-Type"] == "application/problem+json"
