@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -419,3 +420,31 @@ def test_racing_subscriptions_of_one_endpoint_leave_one_device(make_client, sett
     assert len(results) == 8
     (row,) = PushSubscription.objects.all()
     assert row.client_id in {c.id for c in clients}
+
+
+def test_a_push_held_by_quiet_hours_waits_with_the_message_s_other_notifications(
+    service, agent, client_obj
+):
+    from clientdesk.core.request_meta import RequestMeta
+    from clientdesk.messaging.models import Direction
+    from clientdesk.messaging.services.writing import MessageWrite, messages_write
+
+    subscribe(client_obj, service.device("phone"))
+    later = timezone.now() + timedelta(hours=9)
+    messages_write(
+        writes=[
+            MessageWrite(
+                client=client_obj,
+                direction=Direction.OUT,
+                sender=agent,
+                body="Our autumn offers",
+                meta=RequestMeta(),
+                notify_at=later,
+            )
+        ]
+    )
+    (push,) = pushes()
+    assert push.next_attempt_at == later
+    step()
+    time.sleep(0.3)
+    assert service.pushes == []  # not before the quiet hours end
