@@ -314,6 +314,18 @@ SECURE_REFERRER_POLICY = "same-origin"
 LANGUAGE_CODE = "en"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
+# The languages clients read the cabinet, the portal e-mails and the unsubscribe page in,
+# chosen by the client's own `language` (core/languages.py), never by LocaleMiddleware; staff
+# pages stay in LANGUAGE_CODE. Each app that speaks to clients keeps its catalogs in its own
+# `locale/` (portal, messaging), beside the strings they translate (docs/PORTAL.md, Languages).
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("pt", "Português"),
+    ("pt-br", "Português (Brasil)"),
+]
 USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------

@@ -135,6 +135,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     # The signed link is the credential: a token that is not one is a 404.
     "files/signed/<token>": {"GET": PUBLIC},
     "portal/": {"GET": PUBLIC},
+    "portal/i18n/<language>.js": {"GET": PUBLIC},
     "portal/api/v1/session": {"POST": PUBLIC},
     "portal/api/v1/messages": {"GET": CLIENT, "POST": CLIENT},
     "portal/api/v1/messages/<id:message_id>/read": {"POST": CLIENT},
@@ -149,6 +150,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "portal/api/v1/push/subscriptions": {"GET": CLIENT, "POST": CLIENT, "DELETE": CLIENT},
     # The service worker has no session: the push's own signed receipt is the credential.
     "portal/api/v1/push/receipts": {"POST": PUBLIC},
+    "portal/api/v1/locale": {"GET": CLIENT},
     # The signed link is the credential (RFC 8058): a token that is not one is a 404 page.
     "portal/unsubscribe/<token>": {"GET": PUBLIC, "POST": PUBLIC},
     "portal/api/<path:path>": {"GET": PUBLIC},
@@ -228,6 +230,7 @@ def objects(make_user, make_client):
         "token_id": str(api_token_create(user=manager, name="matrix")[0].pk),
         "uidb64": urlsafe_base64_encode(force_bytes(manager.pk)),
         "token": "set-password",
+        "language": "de",
     }
 
 

@@ -231,8 +231,8 @@ def test_the_cabinet(console: Console, live_server: Any, world: Any) -> None:
     message = page.get_by_role("button", name=re.compile("Hello Zoë"))
     expect(message).to_be_visible()
     message.click()
-    page.get_by_label("Your reply").fill("Alles klar")
-    page.get_by_role("button", name="Send reply").click()
+    page.get_by_label("Ihre Antwort").fill("Alles klar")  # the client reads German
+    page.get_by_role("button", name="Antwort senden").click()
     expect(page.locator(".message.mine").first).to_contain_text("Alles klar")
     assert console.problems == []
 

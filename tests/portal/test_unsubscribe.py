@@ -35,9 +35,9 @@ def test_a_get_asks_and_changes_nothing(app, make_client):
         page = app.get(url)
         assert page.status_code == 200
         assert '<html lang="de">' in page.text
-        form = r'<form method="post">.*<button type="submit">Unsubscribe</button>'
+        form = r'<form method="post">.*<button type="submit">Abmelden</button>'
         assert re.search(form, page.text, re.S)
-        assert "Messages about your account always come" in page.text
+        assert "Nachrichten zu Ihrem Konto erhalten Sie immer" in page.text
     assert app.head(url).status_code == 200
     client.refresh_from_db()
     assert client.outreach_opt_out is False

@@ -8,8 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from django.utils.html import escape, linebreaks
+from django.utils.translation import gettext
 
 from clientdesk.clients.consent import unsubscribe_token
+from clientdesk.core.languages import client_language
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.selectors import endpoint_get
@@ -80,40 +82,16 @@ def webhook_payload(
     }
 
 
-# The subject line in the client's language (base language of "pt-br" too); English otherwise.
-EMAIL_SUBJECTS = {
-    "en": "A message from {business}",
-    "de": "Eine Nachricht von {business}",
-    "fr": "Un message de {business}",
-    "es": "Un mensaje de {business}",
-    "it": "Un messaggio da {business}",
-    "pt": "Uma mensagem de {business}",
-    "nl": "Een bericht van {business}",
-    "pl": "Wiadomość od {business}",
-    "sv": "Ett meddelande från {business}",
-    "da": "En besked fra {business}",
-    "nb": "En melding fra {business}",
-    "fi": "Viesti yritykseltä {business}",
-    "cs": "Zpráva od {business}",
-    "tr": "{business} size bir mesaj gönderdi",
-    "uk": "Повідомлення від {business}",
-    "ru": "Сообщение от {business}",
-    "el": "Ένα μήνυμα από {business}",
-    "ja": "{business}からのメッセージ",
-    "zh": "来自{business}的消息",
-}
-
-
-def email_subject(language: str, business: str) -> str:
-    for candidate in (language.lower(), language.lower().split("-")[0]):
-        if candidate in EMAIL_SUBJECTS:
-            return EMAIL_SUBJECTS[candidate].format(business=business)
-    return EMAIL_SUBJECTS["en"].format(business=business)
-
-
 def email_payload(message: Message) -> dict[str, Any]:
-    """The e-mail of `message`: an outreach message also carries its one-click unsubscribe link
-    (RFC 8058) in the headers and the footer; a service message never does."""
+    """The e-mail of `message` in the client's language (subject, notification text, footer;
+    the message itself is the staff's text, never translated): an outreach message also
+    carries its one-click unsubscribe link (RFC 8058) in the headers and the footer; a service
+    message never does."""
+    with client_language(message.client.language):
+        return _email_payload(message)
+
+
+def _email_payload(message: Message) -> dict[str, Any]:
     business = settings.BUSINESS_NAME
     unsubscribe = _unsubscribe(message)
     if settings.EMAIL_NOTIFY_ONLY and settings.PORTAL_URL:
@@ -129,27 +107,24 @@ def email_payload(message: Message) -> dict[str, Any]:
         )
         payload = {
             "to": message.client.email,
-            "subject": email_subject(message.client.language, business),
+            "subject": gettext("A message from %(business)s") % {"business": business},
             "text": text,
             "html": html,
             "from_name": business,
             "reply_to": settings.EMAIL_REPLY_TO,
         }
     if unsubscribe:
-        payload["text"] += f"\n{UNSUBSCRIBE_FOOTER.format(business=business)}\n{unsubscribe}\n"
+        footer = gettext("Stop news and offers from %(business)s") % {"business": business}
+        payload["text"] += f"\n{footer}\n{unsubscribe}\n"
         payload["html"] += (
             '<p style="color: #5b6675; font-size: 13px">'
-            f'<a href="{escape(unsubscribe)}">'
-            f"{escape(UNSUBSCRIBE_FOOTER.format(business=business))}</a></p>"
+            f'<a href="{escape(unsubscribe)}">{escape(footer)}</a></p>'
         )
         payload["headers"] = {
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
     return payload
-
-
-UNSUBSCRIBE_FOOTER = "Stop news and offers from {business}"
 
 
 def _unsubscribe(message: Message) -> str:
@@ -165,15 +140,19 @@ def _notification_email(message: Message, business: str) -> dict[str, Any]:
     """The email as a notification only: the text stays in the portal, behind its sign-in
     (what regulated businesses prefer to plain-text mail)."""
     url = settings.PORTAL_URL
-    text = f"You have a new message from {business} in your online cabinet.\n\n{url}\n"
+    line = gettext("You have a new message from %(business)s in your online cabinet.") % {
+        "business": business
+    }
+    link = gettext("Open your online cabinet")
+    text = f"{line}\n\n{url}\n"
     html = (
         '<div style="font-family: sans-serif; font-size: 15px; line-height: 1.5">'
-        f"<p>You have a new message from {escape(business)} in your online cabinet.</p>"
-        f'<p><a href="{escape(url)}">Open your online cabinet</a></p></div>'
+        f"<p>{escape(line)}</p>"
+        f'<p><a href="{escape(url)}">{escape(link)}</a></p></div>'
     )
     return {
         "to": message.client.email,
-        "subject": f"New message from {business}",
+        "subject": gettext("New message from %(business)s") % {"business": business},
         "text": text,
         "html": html,
         "from_name": business,

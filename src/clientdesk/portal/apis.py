@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.utils import translation
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -18,12 +19,15 @@ from clientdesk.clients.consent import client_consent_change
 from clientdesk.core.api import ApiView, WholeNumberField
 from clientdesk.core.bearer import bearer_token
 from clientdesk.core.gate import CLIENT_SESSION, PUBLIC
+from clientdesk.core.languages import supported_language
 from clientdesk.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
+from clientdesk.core.zones import zone_or_none
 from clientdesk.messaging.apis import ATTACHMENT_SCHEMA, DOCUMENT_REQUEST_SCHEMA
 from clientdesk.messaging.representations import message_client_representation
 from clientdesk.messaging.selectors import NO_FILES, files_by_message
+from clientdesk.outreach.selectors import outreach_settings_get
 from clientdesk.portal.authentication import (
     IsPortalClient,
     PortalClient,
@@ -104,6 +108,9 @@ class PortalSessionsApi(ApiView):
 
 
 class PortalApiView(ApiView):
+    """A view of the client's own data: answers in the client's language (what Django and DRF
+    say, e.g. a field's error), restored after the request."""
+
     authentication_classes = [PortalTokenAuthentication]
     permission_classes = [IsPortalClient]
     required_permissions = {"GET": CLIENT_SESSION, "POST": CLIENT_SESSION}
@@ -111,6 +118,14 @@ class PortalApiView(ApiView):
     def portal_client(self, request: Request) -> PortalClient:
         assert isinstance(request.user, PortalClient)
         return request.user
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with translation.override(translation.get_language()):
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authenticates: the client is known after
+        translation.activate(supported_language(self.portal_client(request).client.language))
 
 
 class PortalSessionExchangeApi(ApiView):
@@ -357,3 +372,32 @@ class PortalPreferencesApi(PortalApiView):
             via="cabinet",
         )
         return Response(self._representation(client))
+
+
+class PortalLocaleApi(PortalApiView):
+    """The language and time zone the client reads the cabinet in: the client's `language` as
+    one of Clientdesk's languages (its base language, else English), and its `timezone` (the
+    outreach default zone when it has none)."""
+
+    required_permissions = {"GET": CLIENT_SESSION}
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "PortalLocale",
+                {"language": serializers.CharField(), "timezone": serializers.CharField()},
+            )
+        },
+        operation_id="portal_locale_get",
+    )
+    def get(self, request: Request) -> Response:
+        client = self.portal_client(request).client
+        zone = zone_or_none(client.timezone) or zone_or_none(
+            outreach_settings_get().default_timezone
+        )
+        return Response(
+            {
+                "language": supported_language(client.language),
+                "timezone": zone.key if zone else "UTC",
+            }
+        )

@@ -9,6 +9,7 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.cabinet, name="cabinet"),
+    path("i18n/<language>.js", views.cabinet_catalog, name="catalog"),
     path("api/v1/session", apis.PortalSessionExchangeApi.as_view(), name="api-session"),
     path(
         "api/v1/session/refresh",
@@ -29,6 +30,7 @@ urlpatterns = [
     ),
     path("api/v1/events", streams.portal_events, name="api-events"),
     path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
+    path("api/v1/locale", apis.PortalLocaleApi.as_view(), name="api-locale"),
     path("unsubscribe/<token>", views.unsubscribe, name="unsubscribe"),
     path("", include("clientdesk.portal.push_urls")),  # Web Push: sw.js, manifest, api/v1/push/
 ]

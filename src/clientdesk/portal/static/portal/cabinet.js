@@ -6,12 +6,20 @@
 //   GET  /portal/api/v1/events             live events (SSE), resumed by Last-Event-ID
 //   GET  /portal/api/v1/preferences        notification settings: {"outreach_opt_out": bool}
 //   PUT  /portal/api/v1/preferences        turn news and offers (outreach) off or on
+//   GET  /portal/api/v1/locale             the client's language and time zone
+// Its words come from Django's JavaScript catalog (/portal/i18n/<language>.js, loaded first:
+// gettext, ngettext, interpolate), in the language the page was rendered in.
 "use strict";
 
 const API = "/portal/api/v1";
 const business = document.body.dataset.business;
 const $ = (id) => document.getElementById(id);
 const state = { token: null, items: new Map(), unread: 0, next: null, fresh: 0, stream: null };
+const SESSION_ENDED = () => gettext("Your session has ended. Open a new sign-in link.");
+const pageTitle = (unread) =>
+  unread
+    ? interpolate(gettext("(%(count)s) Messages · %(business)s"), { count: unread, business }, true)
+    : interpolate(gettext("Messages · %(business)s"), { business }, true);
 
 // --- talking to the API --------------------------------------------------------------------
 
@@ -26,7 +34,7 @@ async function api(path, { method = "GET", body, headers = {} } = {}) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json().catch(() => ({}));
-  if (response.status === 401) signOut("Your session has ended. Open a new sign-in link.");
+  if (response.status === 401) signOut(SESSION_ENDED());
   if (!response.ok) throw Object.assign(new Error(data.detail || response.statusText), { data });
   return data;
 }
@@ -42,11 +50,20 @@ async function signIn() {
       body: JSON.stringify({ code }),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) return signOut(data.detail || "This sign-in link cannot be used.");
+    if (!response.ok) {
+      return signOut(
+        response.status === 410
+          ? gettext("This sign-in link was already used or has expired. Ask for a new link.")
+          : gettext("This sign-in link cannot be used."),
+      );
+    }
     sessionStorage.setItem("portal-token", data.token);
   }
   state.token = sessionStorage.getItem("portal-token");
-  if (!state.token) return signOut("Open the sign-in link you were given to see your messages.");
+  if (!state.token) {
+    return signOut(gettext("Open the sign-in link you were given to see your messages."));
+  }
+  if (await speakClientsLanguage()) return; // the page reloads in the client's language
   $("inbox").hidden = false;
   $("settings-button").hidden = false;
   const inbox = await api("/messages?limit=20");
@@ -68,8 +85,39 @@ function signOut(text) {
   $("settings-button").hidden = true;
   $("signed-out").hidden = false;
   $("signed-out-text").textContent = text;
-  document.title = `Messages · ${business}`;
+  document.title = pageTitle(0);
   document.dispatchEvent(new CustomEvent("cabinet:signed-out")); // session.js keeps the reply
+}
+
+// --- the client's language and time zone ----------------------------------------------------
+
+// The page speaks the language it was rendered in (`?lang=`, else the browser's); once the client
+// is known, the client's own language decides: a page in another one reloads in it (the session
+// token is kept in sessionStorage). Times show in the client's locale and zone.
+let timeFormat = new Intl.DateTimeFormat(document.documentElement.lang, {
+  dateStyle: "medium",
+  timeStyle: "short",
+});
+
+async function speakClientsLanguage() {
+  const locale = await api("/locale");
+  if (locale.language !== document.documentElement.lang) {
+    const asked = new URLSearchParams(location.search).get("lang");
+    if (asked !== locale.language) {
+      location.replace(`${location.pathname}?lang=${encodeURIComponent(locale.language)}`);
+      return true;
+    }
+  }
+  try {
+    timeFormat = new Intl.DateTimeFormat(locale.language, {
+      dateStyle: "medium",
+      timeStyle: "short",
+      timeZone: locale.timezone,
+    });
+  } catch {
+    // a zone this browser does not know: its own zone, in the client's language
+  }
+  return false;
 }
 
 // --- live events -----------------------------------------------------------------------------
@@ -87,9 +135,14 @@ function listen(cursor) {
       setUnread(state.unread + 1);
       state.fresh += 1;
       const indicator = $("new-indicator");
-      indicator.textContent = `${state.fresh} new message${state.fresh > 1 ? "s" : ""}`;
+      indicator.textContent = interpolate(
+        ngettext("%(count)s new message", "%(count)s new messages", state.fresh),
+        { count: state.fresh },
+        true,
+      );
       indicator.hidden = false;
-      say(`New message from ${message.sender ? message.sender.name : business}`);
+      const sender = message.sender ? message.sender.name : business;
+      say(interpolate(gettext("New message from %(sender)s"), { sender }, true));
     }
   });
   stream.addEventListener("message.read", (e) => {
@@ -102,14 +155,10 @@ function listen(cursor) {
     }
   });
   stream.addEventListener("stream.reset", () => location.reload()); // too far behind: start over
-  stream.addEventListener("stream.closed", () =>
-    signOut("Your session has ended. Open a new sign-in link."),
-  );
+  stream.addEventListener("stream.closed", () => signOut(SESSION_ENDED()));
 }
 
 // --- the inbox ---------------------------------------------------------------------------------
-
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 function add(message, where) {
   state.items.set(message.id, message);
@@ -131,7 +180,7 @@ function render(message) {
   button.setAttribute("aria-expanded", li.dataset.open === "1" ? "true" : "false");
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = mine ? "You" : message.sender ? message.sender.name : business;
+  who.textContent = mine ? gettext("You") : message.sender ? message.sender.name : business;
   const when = document.createElement("time");
   when.dateTime = message.created_at;
   when.textContent = timeFormat.format(new Date(message.created_at));
@@ -142,7 +191,7 @@ function render(message) {
   if (unread) {
     const mark = document.createElement("span");
     mark.className = "unread-mark";
-    mark.textContent = "Unread";
+    mark.textContent = gettext("Unread");
     button.append(mark);
   }
   button.addEventListener("click", () => toggle(message));
@@ -171,8 +220,12 @@ function setUnread(count) {
   state.unread = Math.max(0, count);
   const badge = $("unread");
   badge.hidden = state.unread === 0;
-  badge.textContent = `${state.unread} unread`;
-  document.title = `${state.unread ? `(${state.unread}) ` : ""}Messages · ${business}`;
+  badge.textContent = interpolate(
+    ngettext("%(count)s unread", "%(count)s unread", state.unread),
+    { count: state.unread },
+    true,
+  );
+  document.title = pageTitle(state.unread);
 }
 
 function setOlder(cursor) {
@@ -205,6 +258,11 @@ $("reply").addEventListener("submit", async (event) => {
   const box = $("reply-body");
   const error = $("reply-error");
   error.hidden = true;
+  if (!box.value.trim()) {
+    error.textContent = gettext("Type a reply before sending.");
+    error.hidden = false;
+    return;
+  }
   const body = { body: box.value };
   if ($("reply").dataset.inReplyTo) body.in_reply_to = $("reply").dataset.inReplyTo;
   try {
@@ -216,9 +274,9 @@ $("reply").addEventListener("submit", async (event) => {
     if (!state.items.has(message.id)) add(message, "start");
     box.value = "";
     replyKey = crypto.randomUUID();
-    say("Reply sent");
+    say(gettext("Reply sent"));
   } catch (failure) {
-    error.textContent = failure.message; // the text stays in the box to try again
+    error.textContent = replyFailure(failure); // the text stays in the box to try again
     error.hidden = false;
     if (failure.data && failure.data.status === 401) {
       // The session had ended: session.js keeps the reply, with its key, for after sign-in.
@@ -227,6 +285,16 @@ $("reply").addEventListener("submit", async (event) => {
     }
   }
 });
+
+// What went wrong with a reply, in the client's words: the API's own detail is English.
+function replyFailure(failure) {
+  const status = failure.data && failure.data.status;
+  if (status === 429) {
+    return gettext("You sent many replies in a short time. Wait a minute, then try again.");
+  }
+  if (status === 422 || status === 400) return gettext("This reply cannot be sent: check its text.");
+  return gettext("Your reply could not be sent. Try again.");
+}
 
 // --- notification settings ------------------------------------------------------------------
 
@@ -246,8 +314,8 @@ $("settings-button").addEventListener("click", async () => {
     showPreferences(await api("/preferences"));
     $("outreach").disabled = false;
     $("outreach").focus();
-  } catch (failure) {
-    $("settings-error").textContent = failure.message;
+  } catch {
+    $("settings-error").textContent = gettext("Your settings could not be loaded. Try again.");
     $("settings-error").hidden = false;
   }
 });
@@ -265,11 +333,11 @@ $("outreach").addEventListener("change", async () => {
     });
     showPreferences(saved);
     $("settings-status").textContent = saved.outreach_opt_out
-      ? "Saved: you will no longer receive news and offers."
-      : "Saved: you will receive news and offers.";
-  } catch (failure) {
+      ? gettext("Saved: you will no longer receive news and offers.")
+      : gettext("Saved: you will receive news and offers.");
+  } catch {
     box.checked = !box.checked; // nothing changed on the server: show what holds
-    error.textContent = failure.message;
+    error.textContent = gettext("Your choice could not be saved. Try again.");
     error.hidden = false;
   } finally {
     box.disabled = false;
@@ -277,4 +345,7 @@ $("outreach").addEventListener("change", async () => {
   }
 });
 
-signIn().catch((failure) => say(failure.message));
+signIn().catch(() => {
+  // signed out already says why; anything else: the page can be reloaded
+  if ($("signed-out").hidden) say(gettext("Something went wrong. Reload the page to try again."));
+});
