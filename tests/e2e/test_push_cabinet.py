@@ -77,7 +77,7 @@ def _worker_scope(page) -> str:
 
 
 def test_the_button_asks_only_when_pressed_and_subscribes_with_our_key(
-    page, live_server, client_obj
+    page, live_server, client_obj, screenshot
 ) -> None:
     page.context.grant_permissions(["notifications"], origin=live_server.url)
     page.add_init_script(WATCH)
@@ -102,6 +102,7 @@ def test_the_button_asks_only_when_pressed_and_subscribes_with_our_key(
     expect(section).to_be_visible()
     expect(section.get_by_role("status")).to_have_text("Notifications are off on this device.")
     assert page.evaluate("window.__asked") == 0
+    screenshot(page, "notifications-off")
 
     section.get_by_role("button", name="Turn on notifications").click()
     # Offline, Chromium's own push service cannot be reached: the cabinet says so plainly.
@@ -113,7 +114,7 @@ def test_the_button_asks_only_when_pressed_and_subscribes_with_our_key(
 
 
 def test_turn_on_a_push_shown_and_confirmed_by_the_service_worker_and_turn_off(
-    page, live_server, client_obj, agent, settings
+    page, live_server, client_obj, agent, settings, screenshot
 ) -> None:
     settings.ALLOW_PRIVATE_WEBHOOK_URLS = True
     with push_service() as double:
@@ -131,6 +132,8 @@ def test_turn_on_a_push_shown_and_confirmed_by_the_service_worker_and_turn_off(
         section.get_by_role("button", name="Turn on notifications").click()
         expect(section.get_by_role("status")).to_have_text("Notifications are on for this device.")
         expect(section.get_by_role("button", name="Turn off")).to_be_visible()
+        page.set_viewport_size({"width": 390, "height": 844})
+        screenshot(page, "notifications-on-phone")
         subscription = PushSubscription.objects.get()
         assert (subscription.client_id, subscription.endpoint) == (client_obj.id, device.endpoint)
 
