@@ -64,6 +64,7 @@ def _panel_context(request: StaffRequest, client: Client, **extra: object) -> di
         "body": "",
         "template_id": "",
         "expects_reply": False,
+        "document_requests": "",
         **extra,
     }
 
@@ -106,13 +107,19 @@ def send_message(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
     body = typed if typed.strip() or not template_id else None
     key = request.POST.get("idempotency_key", "")
     expects_reply = request.POST.get("expects_reply") == "1"
+    asked_text = request.POST.get("document_requests", "")
+    # One document a line; none: the template's own (None), as the API's field left out.
+    asked = [line.strip() for line in asked_text.splitlines() if line.strip()] or None
     try:
         result = message_send(
             sender=request.user,
             client_id=client_id,
             body=body,
             template_id=template_id,
-            expects_reply=expects_reply,
+            # Asking for documents expects a reply: the box need not be ticked too.
+            expects_reply=expects_reply or bool(asked),
+            attachments=request.POST.getlist("attachments") or None,
+            document_requests=asked,
             idempotency_key=key,
             meta=RequestMeta.from_request(request),
         )
@@ -133,6 +140,7 @@ def send_message(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
                 template_id=template_id or "",
                 idempotency_key=key,
                 expects_reply=expects_reply,
+                document_requests=asked_text,
                 error=error,
             )
         except ApplicationError:
