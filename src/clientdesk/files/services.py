@@ -9,7 +9,6 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
@@ -110,9 +109,9 @@ def file_check(*, upload: UploadedFile, client: Client | None = None) -> tuple[s
     return name, sniffed.content_type, sha256
 
 
-def _blob_save(*, sha256: str, stream: IO[bytes]) -> None:
-    stream.seek(0)
-    files_storage().save(object_name(sha256), File(stream))
+def _blob_save(*, sha256: str, upload: UploadedFile) -> None:
+    upload.seek(0)
+    files_storage().save(object_name(sha256), upload)
 
 
 def _blob_lock(*, sha256: str, size: int, now: datetime) -> None:
@@ -135,20 +134,19 @@ def file_store(
     if (user is None) == (client is None):
         raise ValueError("file_store takes a user or a client")
     name, content_type, sha256 = file_check(upload=upload, client=client)
-    stream: IO[bytes] = upload.file  # type: ignore[assignment]
     size = upload.size or 0
     storage = files_storage()
     key = object_name(sha256)
     # The bytes first, outside any transaction (a slow bucket holds no lock) ...
     if not storage.exists(key):
-        _blob_save(sha256=sha256, stream=stream)
+        _blob_save(sha256=sha256, upload=upload)
     now = timezone.now()
     with transaction.atomic():
         # ... then the blob row, locked: the cleanup removes bytes only while it holds this
         # lock and sees no file row, so bytes it removed meanwhile are written again here.
         _blob_lock(sha256=sha256, size=size, now=now)
         if not storage.exists(key):
-            _blob_save(sha256=sha256, stream=stream)
+            _blob_save(sha256=sha256, upload=upload)
         return StoredFile.objects.create(
             sha256=sha256,
             name=name,

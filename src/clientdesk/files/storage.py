@@ -5,6 +5,7 @@ import functools
 import os
 import posixpath
 import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +30,9 @@ class HashFileSystemStorage(FileSystemStorage):
         full = self.path(name)
         folder = os.path.dirname(full)
         os.makedirs(folder, exist_ok=True)
+        source = getattr(content, "temporary_file_path", None)
+        if source is not None and self._link(source(), full):
+            return name
         descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".incoming-")
         try:
             with os.fdopen(descriptor, "wb") as out:
@@ -43,6 +47,26 @@ class HashFileSystemStorage(FileSystemStorage):
                 os.unlink(temporary)
             raise
         return name
+
+    @staticmethod
+    def _link(source: str, full: str) -> bool:
+        """An upload already on disk becomes the stored file without a copy (a second name for
+        its bytes, renamed into place); False when it lies on another file system."""
+        temporary = os.path.join(os.path.dirname(full), f".incoming-{uuid.uuid4().hex}")
+        try:
+            os.link(source, temporary)
+        except OSError:
+            return False
+        try:
+            with open(temporary, "rb") as stored:
+                os.fsync(stored.fileno())
+            os.chmod(temporary, 0o640)
+            os.replace(temporary, full)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        return True
 
 
 def object_name(sha256: str) -> str:
