@@ -10,16 +10,18 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from django.test import Client as PageClient
-from django.utils import translation
+from django.utils import timezone, translation
+from rest_framework.test import APIClient
 
 from clientdesk.clients.consent import unsubscribe_token
 from clientdesk.clients.models import Client
 from clientdesk.core.languages import supported_language
 from clientdesk.core.request_meta import RequestMeta
-from clientdesk.delivery.models import OutgoingEndpoint
+from clientdesk.delivery.models import OutgoingEndpoint, PushSubscription
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Category, Direction, Message
 from clientdesk.messaging.outbound import email_payload
+from clientdesk.messaging.push import push_payload
 from clientdesk.messaging.services.writing import MessageWrite, messages_write
 from tests.delivery.test_email import Inbox
 from tests.portal.unsubscribing import app_client, one_click
@@ -340,3 +342,45 @@ def test_a_broken_unsubscribe_link_answers_in_the_browsers_language(app) -> None
     assert page.status_code == 404
     assert '<html lang="fr">' in page.text
     assert "Lien non valide" in page.text
+
+
+def test_the_sign_in_link_e_mail_in_spanish(inbox, make_client) -> None:
+    client = make_client(language="es", email="ana@example.es")
+    answer = APIClient().post(
+        "/portal/api/v1/session/link", {"email": "ana@example.es"}, format="json"
+    )
+    assert answer.status_code == 202
+    Worker(concurrency=1, name="mailer").run_once()
+    (mail,) = [m for m in inbox.messages if m["To"] == client.email]
+    assert mail["Subject"] == "Su enlace de acceso para Acme Wealth"
+    text, _ = _texts(mail)
+    assert text.startswith("Abra este enlace para acceder a su área de cliente en Acme Wealth.")
+    assert "Si no lo ha solicitado, ignore este correo: no cambia nada." in text
+
+
+@pytest.mark.parametrize(
+    ("stored", "lang", "notice"),
+    [
+        ("fr", "fr", "Vous avez un nouveau message de Acme Wealth"),
+        ("pt-br", "pt-br", "Você tem uma nova mensagem de Acme Wealth"),
+        ("../", "en", "You have a new message from Acme Wealth"),
+    ],
+)
+def test_the_push_notice_in_the_clients_language(
+    agent, make_client, settings, stored, lang, notice
+) -> None:
+    settings.BUSINESS_NAME = "Acme Wealth"
+    client = _client(make_client, stored)
+    message = write(agent, client, "Your statement", Category.SERVICE)
+    now = timezone.now()
+    device = PushSubscription(
+        client=client,
+        endpoint="https://push.example/x",
+        p256dh="k",
+        auth="a",
+        created_at=now,
+        updated_at=now,
+    )
+    notification = push_payload(message, device)["content"]["notification"]
+    assert notification["lang"] == lang
+    assert notification["body"] == notice

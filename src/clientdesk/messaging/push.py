@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext
 
+from clientdesk.core.languages import supported_language
 from clientdesk.delivery import webpush
 from clientdesk.delivery.models import Channel, PushSubscription
 from clientdesk.delivery.services.push import push_receipt_token
@@ -69,7 +70,7 @@ def push_payload(message: Message, device: PushSubscription) -> dict[str, Any]:
     business = settings.BUSINESS_NAME[:TITLE_CHARS]
     navigate = cabinet_url(message.id)
     receipt = push_receipt_token(subscription_id=device.pk, message_id=message.id)
-    language = message.client.language or "en"
+    language = supported_language(message.client.language)
     notification: dict[str, Any] = {"title": business, "body": "", "navigate": navigate}
     notification["lang"] = language
     content: dict[str, Any] = {

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext
 
@@ -29,6 +29,7 @@ from clientdesk.audit.models import ActivityType
 from clientdesk.audit.services import activity_record, audit_append
 from clientdesk.clients.models import Client
 from clientdesk.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+from clientdesk.core.languages import client_language
 from clientdesk.core.live.recording import live_event_record
 from clientdesk.core.request_meta import RequestMeta
 from clientdesk.core.time import iso_utc
@@ -285,7 +286,7 @@ def _check_link_request_rate(digest: str, remote_address: str, now: datetime) ->
 
 def _link_email(client: Client, url: str) -> dict[str, Any]:
     business = settings.BUSINESS_NAME
-    with translation.override(client.language or "en"):
+    with client_language(client.language):
         subject = gettext("Your sign-in link for %(business)s") % {"business": business}
         intro = gettext(
             "Open this link to sign in to your online cabinet at %(business)s. It works once, "
