@@ -82,3 +82,31 @@ def test_a_kyc_request_answered_from_a_phone_shows_live_on_the_staff_side(
     assert not errors
     assert set(DocumentRequest.objects.values_list("status", flat=True)) == {"received"}
     assert Message.objects.get(pk=result.message_id).reply_state == "answered"
+
+
+def test_a_reply_with_a_file_from_the_cabinet(
+    browser, live_server, login, agent_user, client_obj
+) -> None:
+    staff = login(agent_user)
+    dialog = open_send_panel(staff, client_obj)
+    context = browser.new_context(viewport=PHONE)
+    cabinet = context.new_page()
+    errors: list[str] = []
+    cabinet.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        cabinet.goto(portal_link(live_server, client_obj))
+        expect(cabinet.get_by_label("Your reply")).to_be_visible(timeout=WAIT)
+        cabinet.get_by_label("Attach files").set_input_files(
+            {"name": "signed.pdf", "mimeType": "application/pdf", "buffer": pdf_bytes("signed")}
+        )
+        expect(cabinet.get_by_text(re.compile(r"^signed\.pdf · "))).to_be_visible(timeout=WAIT)
+        cabinet.get_by_label("Your reply").fill("Signed and attached.")
+        cabinet.get_by_role("button", name="Send reply").click()
+        expect(cabinet.locator(".reply-attachments li")).to_have_count(0, timeout=WAIT)
+        reply = sent_items(dialog).filter(has_text="Signed and attached.")
+        expect(reply.locator(".attachment-name")).to_have_text("signed.pdf", timeout=WAIT)
+    finally:
+        context.close()
+    assert not errors
+    (message,) = Message.objects.filter(direction="in")
+    assert [a.file.name for a in message.attachments.all()] == ["signed.pdf"]

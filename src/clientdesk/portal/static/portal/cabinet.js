@@ -258,12 +258,15 @@ $("reply").addEventListener("submit", async (event) => {
   const box = $("reply-body");
   const error = $("reply-error");
   error.hidden = true;
-  if (!box.value.trim()) {
+  // documents.js: the ids of the files attached to this reply.
+  const attached = Array.from($("reply").querySelectorAll("input[name=attachments]"), (i) => i.value);
+  if (!box.value.trim() && !attached.length) {
     error.textContent = gettext("Type a reply before sending.");
     error.hidden = false;
     return;
   }
   const body = { body: box.value };
+  if (attached.length) body.attachments = attached;
   if ($("reply").dataset.inReplyTo) body.in_reply_to = $("reply").dataset.inReplyTo;
   try {
     const message = await api("/messages", {
@@ -274,6 +277,7 @@ $("reply").addEventListener("submit", async (event) => {
     if (!state.items.has(message.id)) add(message, "start");
     box.value = "";
     replyKey = crypto.randomUUID();
+    $("reply").dispatchEvent(new CustomEvent("reply:sent"));
     say(gettext("Reply sent"));
   } catch (failure) {
     error.textContent = replyFailure(failure); // the text stays in the box to try again

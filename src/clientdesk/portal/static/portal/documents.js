@@ -150,6 +150,65 @@
     });
   }
 
+  // Files attached to a reply: uploaded as they are chosen; cabinet.js sends their ids with the
+  // text ("attachments") and says "reply:sent" once it went.
+  function replyFiles() {
+    const form = document.getElementById("reply");
+    if (!form || form.querySelector(".reply-files")) return;
+    const box = el("div", "reply-files");
+    const input = el("input", "upload-input");
+    input.type = "file";
+    input.id = "reply-files-input";
+    input.multiple = true;
+    input.accept = "image/*,application/pdf";
+    const label = el("label", "button-secondary reply-attach", gettext("Attach files"));
+    label.htmlFor = input.id;
+    const list = el("ul", "reply-attachments");
+    list.setAttribute("aria-label", gettext("Files to send"));
+    list.setAttribute("aria-live", "polite");
+    box.append(input, label, list);
+    form.querySelector("button[type=submit]").before(box);
+    input.addEventListener("change", async () => {
+      const files = Array.from(input.files);
+      input.value = "";
+      for (const file of files) {
+        if (list.querySelectorAll("input[name=attachments]").length >= 5) {
+          list.append(el("li", "error", gettext("At most 5 files a reply.")));
+          break;
+        }
+        const row = el("li", "reply-attachment");
+        const name = el("span", "", file.name);
+        const progress = el("progress", "upload-progress");
+        progress.max = 100;
+        progress.setAttribute("aria-label", say("Uploading %(name)s", { name: file.name }));
+        row.append(name, progress);
+        list.append(row);
+        try {
+          const stored = await upload(file, progress);
+          progress.remove();
+          name.textContent = `${stored.name} · ${size(stored.size)}`;
+          const id = el("input");
+          id.type = "hidden";
+          id.name = "attachments";
+          id.value = stored.id;
+          const remove = el("button", "attachment-link", gettext("Remove"));
+          remove.type = "button";
+          remove.addEventListener("click", () => row.remove());
+          row.append(id, remove);
+          // Another file makes another reply: a new Idempotency-Key (cabinet.js).
+          document.getElementById("reply-body").dispatchEvent(new Event("input"));
+        } catch (failure) {
+          progress.remove();
+          row.className = "error";
+          name.textContent = `${file.name}: ${failure.message}`;
+        }
+      }
+    });
+    form.addEventListener("reply:sent", () => list.replaceChildren());
+  }
+
+  document.addEventListener("DOMContentLoaded", replyFiles);
+
   async function answer(message, request, file, ui) {
     ui.error.hidden = true;
     ui.input.disabled = true;
