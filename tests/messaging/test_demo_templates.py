@@ -22,12 +22,18 @@ def _load() -> str:
 
 def test_made_once_in_the_ledger_and_each_client_gets_its_language(make_client, agent):
     call_command("load_demo", "--clients", "0", stdout=io.StringIO())
-    assert "2 created, 0 kept" in _load()
-    assert "0 created, 2 kept" in _load()
+    assert "3 created, 0 kept" in _load()
+    assert "0 created, 3 kept" in _load()
     templates = {t.name: t for t in MessageTemplate.objects.all()}
     assert set(templates) == set(DEMO_TEMPLATES)
-    assert AuditEntry.objects.filter(action="template.created").count() == 2
+    assert AuditEntry.objects.filter(action="template.created").count() == 3
     assert templates["Missing ID document"].expects_reply
+    kyc = templates["KYC documents"]
+    assert kyc.expects_reply
+    assert kyc.versions.order_by("-version").first().document_requests == [
+        "Passport or ID card",
+        "Proof of address",
+    ]
 
     ready = templates["Documents ready"].id
     for language, starts in (("de", "Hallo Jürgen"), ("pt", "Olá Jürgen"), ("fr", "Hello Jürgen")):

@@ -25,6 +25,18 @@ DEMO_TEMPLATES: dict[str, dict[str, Any]] = {
             "de": "Guten Tag {{ fullName }}, bitte senden Sie uns eine Kopie Ihres Ausweises.",
         },
     },
+    "KYC documents": {
+        "expects_reply": True,
+        "document_requests": ["Passport or ID card", "Proof of address"],
+        "variants": {
+            "en": "Dear {{ fullName }}, to complete your verification please upload a photo of "
+            "your passport or ID card and a recent proof of address (a utility bill or bank "
+            "statement) in your online cabinet.",
+            "de": "Guten Tag {{ fullName }}, bitte laden Sie für Ihre Verifizierung ein Foto "
+            "Ihres Reisepasses oder Ausweises und einen aktuellen Adressnachweis in Ihrem "
+            "Kundenbereich hoch.",
+        },
+    },
 }
 
 
@@ -49,6 +61,7 @@ class Command(BaseCommand):
                 body=variants.pop("en"),
                 language="en",
                 expects_reply=spec["expects_reply"],
+                document_requests=spec.get("document_requests"),
             )
             template_change(
                 author=author,
