@@ -16,7 +16,7 @@ if (typeof window.gettext !== "function") {
 
 const PENDING = "portal-pending-reply"; // a reply sent when the session had ended: {body, in_reply_to, key}
 const DRAFT = "portal-draft"; // text typed and not sent: {body, in_reply_to}
-const session = { expiresAt: null, timer: null, cursor: 0, signedIn: false };
+const session = { expiresAt: null, timer: null, cursor: 0, signedIn: false, retry: 3000 };
 
 // --- staying signed in ------------------------------------------------------------------------
 
@@ -55,13 +55,20 @@ function follow(stream) {
   ["message.created", "message.read", "stream.reset"].forEach((type) =>
     stream.addEventListener(type, remember),
   );
-  stream.addEventListener("error", async () => {
+  stream.addEventListener("open", () => (session.retry = 3000));
+  stream.addEventListener("error", () => {
     if (stream.readyState !== EventSource.CLOSED || !session.signedIn) return;
     if (stream !== state.stream) return;
-    if (await refresh()) {
-      listen(session.cursor);
-      follow(state.stream);
-    }
+    // Refused (an ended token, or all of the account's streams open in other tabs: 429): try
+    // again later and later, never in a tight loop.
+    setTimeout(async () => {
+      if (stream !== state.stream || !session.signedIn) return;
+      if (await refresh()) {
+        listen(session.cursor);
+        follow(state.stream);
+      }
+    }, session.retry);
+    session.retry = Math.min(session.retry * 2, 60000);
   });
 }
 
