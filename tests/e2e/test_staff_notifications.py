@@ -137,9 +137,7 @@ def test_a_reply_reaches_its_sender_on_any_page_and_no_one_else(
         expect(toasts(other, "status").filter(has_text="New reply")).to_have_count(0)
         expect(badge(other)).to_be_hidden()
         expect(other).to_have_title(re.compile(r"^Messages · "))
-        expect(other.locator("html")).not_to_have_attribute(
-            "data-desktop-notifications", re.compile("")
-        )
+        assert other.locator("html").get_attribute("data-desktop-notifications") is None
         expect(other.locator("html")).to_have_attribute("data-event-sources", "1")
     finally:
         other_context.close()
@@ -156,7 +154,7 @@ def test_a_reply_reaches_its_sender_on_any_page_and_no_one_else(
     expect(page).to_have_title(re.compile(r"^Messages · "))
     # One stream on the Messages page with the panel open too (it used to open two).
     expect(page.locator("html")).to_have_attribute("data-event-sources", "1")
-    assert live_server.subscribers() == 1
+    expect_eventually(lambda: live_server.subscribers() == 1)  # the other agent's has gone
     page.reload()
     expect(page.locator("h1")).to_have_text("Messages")
     expect(badge(page)).to_be_hidden()
@@ -193,7 +191,6 @@ def test_seven_tabs_of_one_browser_load_and_hear_a_reply_over_one_stream(
     # The tab holding the stream closes: another takes it over and hears the next reply.
     leaders[0].close()
     rest = [t for t in tabs if t is not leaders[0]]
-    expect(rest[0].context.pages[0].locator("body")).to_be_visible()
     for tab in rest:
         expect(tab.locator("body[data-live-stream='open']")).to_have_count(1, timeout=30_000)
 
