@@ -448,3 +448,15 @@ def test_a_push_held_by_quiet_hours_waits_with_the_message_s_other_notifications
     step()
     time.sleep(0.3)
     assert service.pushes == []  # not before the quiet hours end
+
+
+def test_the_message_api_lists_each_push_as_a_delivery(service, agent, client_obj, api_for):
+    subscribe(client_obj, service.device("phone"))
+    subscribe(client_obj, service.device("laptop"))
+    sent = send_text(agent, client_obj)
+    step()
+    service.wait_for(2)
+    shown = api_for(agent).get(f"/api/v1/messages/{sent.message_id}").json()
+    channels = [c["channel"] for c in shown["channels"]]
+    assert channels == ["cabinet", "push", "push"]
+    assert {c["status"] for c in shown["channels"][1:]} == {"delivered"}
