@@ -169,7 +169,10 @@ def test_seven_tabs_of_one_browser_load_and_hear_a_reply_over_one_stream(
     client = make_client(first_name="Tess", last_name="Tabs")
     mine = send(sam, client, "Anything else?")
     page.context.add_init_script(COUNTING)
+    page.context.grant_permissions(["notifications"], origin=live_server.url)
     sign_in(page, sam)
+    page.get_by_role("button", name="Turn on desktop notifications").click()
+    expect(page.get_by_role("button", name="Turn off desktop notifications")).to_be_visible()
     tabs = [page]
     for n in range(6):
         tab = page.context.new_page()
@@ -187,6 +190,11 @@ def test_seven_tabs_of_one_browser_load_and_hear_a_reply_over_one_stream(
     for tab in tabs:
         expect(badge(tab)).to_have_text("1 unread replies", timeout=30_000)
         expect(toasts(tab, "status").filter(has_text="New reply from Tess Tabs")).to_be_visible()
+    # One desktop notification for the browser, from the tab that holds the stream.
+    shown = [t.locator("html").get_attribute("data-desktop-notifications") for t in tabs]
+    assert shown.count("Reply from Tess Tabs | Nothing else, thanks") == 1, shown
+    assert shown.count(None) == 6, shown
+    assert leaders[0].locator("html").get_attribute("data-desktop-notifications")
 
     # The tab holding the stream closes: another takes it over and hears the next reply.
     leaders[0].close()
