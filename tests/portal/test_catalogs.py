@@ -20,9 +20,15 @@ CLIENT_FACING = {
         "templates/portal/cabinet.html",
         "templates/portal/unsubscribe.html",
         "views.py",
+        "services.py",  # the sign-in link e-mail
     ],
-    ("portal", "djangojs"): ["static/portal/cabinet.js"],
-    ("messaging", "django"): ["outbound.py"],
+    ("portal", "djangojs"): [
+        "static/portal/cabinet.js",
+        "static/portal/session.js",
+        "static/portal/push.js",
+        "static/portal/documents.js",
+    ],
+    ("messaging", "django"): ["outbound.py", "push.py"],
 }
 CATALOGS = [(app, domain, language) for (app, domain) in CLIENT_FACING for language in LANGUAGES]
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -12,7 +12,7 @@
   const API = "/portal/api/v1";
   const phone = window.matchMedia("(pointer: coarse)").matches;
   const token = () => sessionStorage.getItem("portal-token");
-  const say = (text, values) => interpolate(gettext(text), values || {}, true);
+  const say = (text, values) => interpolate(text, values || {}, true); // text: translated
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -22,9 +22,9 @@
   }
 
   function size(bytes) {
-    if (bytes < 1024) return say("%(n)s bytes", { n: bytes });
-    if (bytes < 1024 * 1024) return say("%(n)s KB", { n: Math.round(bytes / 1024) });
-    return say("%(n)s MB", { n: (bytes / (1024 * 1024)).toFixed(1) });
+    if (bytes < 1024) return say(gettext("%(n)s bytes"), { n: bytes });
+    if (bytes < 1024 * 1024) return say(gettext("%(n)s KB"), { n: Math.round(bytes / 1024) });
+    return say(gettext("%(n)s MB"), { n: (bytes / (1024 * 1024)).toFixed(1) });
   }
 
   document.addEventListener("cabinet:rendered", (event) => {
@@ -82,7 +82,7 @@
     item.append(el("span", "request-label", request.label));
     if (request.status === "received") {
       const sent = request.file
-        ? say("Sent: %(name)s", { name: request.file.name })
+        ? say(gettext("Sent: %(name)s"), { name: request.file.name })
         : gettext("Received");
       item.append(el("span", "request-sent", sent));
       return item;
@@ -93,14 +93,16 @@
     input.id = id;
     input.accept = "image/*,application/pdf";
     if (phone) input.setAttribute("capture", "environment");
-    const label = el("label", "upload-button", say("Upload %(label)s", { label: request.label }));
+    const action = say(gettext("Upload %(label)s"), { label: request.label });
+    const label = el("label", "upload-button", action);
     label.htmlFor = id;
     const hint = el("span", "upload-hint", phone ? "" : gettext("or drop the file here"));
     const progress = el("progress", "upload-progress");
     progress.max = 100;
     progress.value = 0;
     progress.hidden = true;
-    progress.setAttribute("aria-label", say("Uploading %(label)s", { label: request.label }));
+    const busy = say(gettext("Uploading %(label)s"), { label: request.label });
+    progress.setAttribute("aria-label", busy);
     const status = el("p", "upload-status");
     status.setAttribute("role", "status");
     const error = el("p", "error");
@@ -180,7 +182,8 @@
         const name = el("span", "", file.name);
         const progress = el("progress", "upload-progress");
         progress.max = 100;
-        progress.setAttribute("aria-label", say("Uploading %(name)s", { name: file.name }));
+        const busy = say(gettext("Uploading %(name)s"), { name: file.name });
+        progress.setAttribute("aria-label", busy);
         row.append(name, progress);
         list.append(row);
         try {
@@ -214,7 +217,7 @@
     ui.input.disabled = true;
     ui.progress.hidden = false;
     ui.progress.value = 0;
-    ui.status.textContent = say("Uploading %(name)s…", { name: file.name });
+    ui.status.textContent = say(gettext("Uploading %(name)s…"), { name: file.name });
     try {
       const stored = await upload(file, ui.progress);
       const response = await fetch(`${API}/messages`, {

@@ -14,7 +14,7 @@
   const SCOPE = "/portal/";
   const $ = (id) => document.getElementById(id);
   // The cabinet's catalog (gettext) when the page has one; English otherwise.
-  const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+  const gettext = typeof window.gettext === "function" ? window.gettext : (text) => text;
   const supported =
     "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
 
@@ -62,7 +62,7 @@
     $("push-error").hidden = true;
     if (!supported) {
       return show({
-        state: t(
+        state: gettext(
           "This browser cannot show notifications from the cabinet. On an iPhone or iPad, add " +
             "the cabinet to your Home Screen first (Share, then Add to Home Screen) and open it " +
             "from there.",
@@ -71,7 +71,7 @@
     }
     if (Notification.permission === "denied") {
       return show({
-        state: t(
+        state: gettext(
           "Notifications are blocked for this site. Allow them in your browser's site " +
             "settings, then come back here.",
         ),
@@ -79,22 +79,23 @@
     }
     const current = await (await registration()).pushManager.getSubscription();
     if (!current || !token()) {
-      return show({ state: t("Notifications are off on this device."), on: Boolean(token()) });
+      const state = gettext("Notifications are off on this device.");
+      return show({ state, on: Boolean(token()) });
     }
     const devices = (await api("/push/subscriptions")).items;
     const mine = devices.find((d) => d.endpoint === current.endpoint);
     if (!mine) {
-      return show({ state: t("Notifications are off on this device."), on: true, off: true });
+      return show({ state: gettext("Notifications are off on this device."), on: true, off: true });
     }
     const others = devices.length - 1;
-    let state = t("Notifications are on for this device.");
+    let state = gettext("Notifications are on for this device.");
     if (mine.probably_dead) {
-      state = t(
+      state = gettext(
         "Notifications are on, but this device has not confirmed the last ones. Turn them off " +
           "and on again.",
       );
     }
-    if (others > 0) state += " " + t("Other devices: %s.").replace("%s", String(others));
+    if (others > 0) state += " " + gettext("Other devices: %s.").replace("%s", String(others));
     show({ state, off: true });
   }
 
@@ -119,7 +120,7 @@
       await refresh();
     } catch (error) {
       fail(
-        t("Notifications could not be turned on: %s").replace(
+        gettext("Notifications could not be turned on: %s").replace(
           "%s",
           error && error.message ? error.message : String(error),
         ),
