@@ -45,7 +45,7 @@ PG_HEADS = "clients_search_head"
 PG_GRAMS = "clients_grams"
 PG_HEAD_TRIGGERS = ("clients_search_head_ai", "clients_search_head_au")
 # The lengths of the runs of characters clients_search_head keeps a bound for. Four narrows
-# what three cannot: "wilson" has "ils" (Nils), "lso" (nilsolsson@…) and "son" (everywhere)
+# what three cannot: "wilson" has "ils" (Nils), "lso" (nilsoberg@…) and "son" (everywhere)
 # early in page order, but "wils" only at the first Wilson.
 HEAD_GRAMS = (3, 4)
 
