@@ -115,6 +115,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # Before CSRF: a wrong method under the API is 405 with Allow, never a CSRF 403.
     "clientdesk.core.middleware.ApiRouteMiddleware",
+    # A staff API request with a bearer token skips what follows for signed-in pages only (CSRF,
+    # messages, htmx, 2FA enrolment, lockout): core/fast_path.py.
+    "clientdesk.core.fast_path.ApiTokenFastPath",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): signed in with the second step (accounts/two_factor.py).
