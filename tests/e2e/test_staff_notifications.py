@@ -219,3 +219,27 @@ def expect_eventually(condition: Any, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def test_a_burst_of_replies_counts_them_all_and_keeps_three_toasts(
+    live_server, page, make_staff, make_client
+):
+    from clientdesk.portal.services import portal_reply_create
+
+    sam = make_staff("Agent", first_name="Sam", last_name="Sender")
+    clients = [make_client(first_name=f"Burst{n}") for n in range(5)]
+    sent = [send(sam, c, "Shall we go ahead?") for c in clients]
+    sign_in(page, sam)
+    for client, mine in zip(clients, sent, strict=True):
+        portal_reply_create(
+            client=client,
+            body="Yes",
+            idempotency_key=str(uuid.uuid4()),
+            in_reply_to=mine.pk,
+            meta=RequestMeta(),
+        )
+    expect(badge(page)).to_have_text("5 unread replies", timeout=30_000)
+    expect(page).to_have_title(re.compile(r"^\(5\) Clients · "))
+    replies = page.locator("#toasts .toast[data-source^='reply-']")
+    expect(replies.filter(has_text="New reply from Burst4")).to_be_visible()
+    assert 1 <= replies.count() <= 3

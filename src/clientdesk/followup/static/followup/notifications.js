@@ -126,8 +126,13 @@
     });
   }
 
+  // A burst of replies (a broadcast's) keeps the newest few toasts, not a column of them.
+  const MAX_TOASTS = 3;
+
   function toast(data) {
     if (typeof window.clientdeskToast !== "function") return;
+    const shown = document.querySelectorAll(".toast[data-source^='reply-']");
+    for (let i = 0; i <= shown.length - MAX_TOASTS; i += 1) shown[i].remove();
     const element = window.clientdeskToast(
       "New reply from " + (data.client_name || "a client") + ": " + (data.excerpt || ""),
       "success",
