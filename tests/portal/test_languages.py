@@ -384,3 +384,15 @@ def test_the_push_notice_in_the_clients_language(
     notification = push_payload(message, device)["content"]["notification"]
     assert notification["lang"] == lang
     assert notification["body"] == notice
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stored", ["../", "..\\..", "<b>", "de\u202e", "x" * 8])
+def test_a_hostile_stored_language_gets_the_english_unsubscribe_page(
+    app, make_client, stored
+) -> None:
+    client = _client(make_client, stored)
+    page = app.get(f"/portal/unsubscribe/{unsubscribe_token(client)}")
+    assert page.status_code == 200
+    assert '<html lang="en">' in page.text
+    assert '<button type="submit">Unsubscribe</button>' in page.text
