@@ -243,3 +243,23 @@ def test_a_burst_of_replies_counts_them_all_and_keeps_three_toasts(
     replies = page.locator("#toasts .toast[data-source^='reply-']")
     expect(replies.filter(has_text="New reply from Burst4")).to_be_visible()
     assert 1 <= replies.count() <= 3
+
+    # The Messages page marks them all read, the one that arrived after it loaded included.
+    page.goto("/messages/")
+    expect(page.locator("body[data-live-stream='open']")).to_have_count(1, timeout=30_000)
+    late = make_client(first_name="Late")
+    portal_reply_create(
+        client=late,
+        body="Me too",
+        idempotency_key=str(uuid.uuid4()),
+        in_reply_to=send(sam, late, "And you?").pk,
+        meta=RequestMeta(),
+    )
+    expect(badge(page)).to_have_text("6 unread replies", timeout=30_000)
+    page.get_by_role("button", name="Mark replies read").click()
+    expect(badge(page)).to_be_hidden(timeout=30_000)
+    expect(page.get_by_role("button", name="Mark replies read")).to_be_hidden()
+    expect(page).to_have_title(re.compile(r"^Messages · "))
+    page.reload()
+    expect(badge(page)).to_be_hidden()
+    assert not ReplyNotification.objects.filter(user=sam, read_at__isnull=True).exists()

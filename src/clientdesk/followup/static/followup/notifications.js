@@ -30,6 +30,8 @@
     element.dataset.count = String(count);
     element.querySelector(".unread-count").textContent = String(count);
     element.hidden = count === 0;
+    const all = document.getElementById("mark-replies-read");
+    if (all) all.hidden = count === 0;
     // "(2) Messages · Clientdesk": the count first, so it shows on a narrow tab.
     const title = document.title.replace(/^\(\d+\) /, "");
     document.title = count > 0 ? "(" + count + ") " + title : title;
@@ -65,11 +67,27 @@
 
   function markRead(clientId) {
     if (!clientId || unread() === 0) return;
+    post({ client_id: clientId });
+  }
+
+  // "Mark replies read" on the Messages page: every reply up to the newest this page has heard
+  // of (a high-water mark: one that arrives meanwhile stays unread until it is seen).
+  let newest = "";
+
+  function markAllRead() {
+    const button = document.getElementById("mark-replies-read");
+    const rendered = button ? button.dataset.until : "";
+    // The later instant, sent as written (a Date would cut the microseconds off).
+    const until = newest && (!rendered || Date.parse(newest) > Date.parse(rendered)) ? newest : rendered;
+    if (until) post({ until: until });
+  }
+
+  function post(body) {
     fetch(API + "/read", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify({ client_id: clientId }),
+      body: JSON.stringify(body),
     })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (body) { if (body) show(body.unread_count); })
@@ -149,6 +167,7 @@
     const detail = event.detail;
     if (detail.type === "notification.created" && detail.data && detail.data.user_id === me()) {
       toast(detail.data);
+      if (!newest || Date.parse(detail.data.created_at) > Date.parse(newest)) newest = detail.data.created_at;
       if (detail.leader) desktop(detail.data);
       show(unread() + 1); // at once; the count from the server follows
       if (openConversation() === detail.data.client_id) {
@@ -163,6 +182,7 @@
 
   document.addEventListener("click", function (event) {
     if (event.target.closest("#desktop-notifications")) toggleDesktop();
+    if (event.target.closest("#mark-replies-read")) markAllRead();
   });
 
   document.addEventListener("DOMContentLoaded", function () {
