@@ -156,7 +156,9 @@ def test_two_clients_devices_never_cross(service, agent, make_client):
 
 
 @pytest.mark.parametrize("status", [404, 410])
-def test_a_gone_subscription_is_deleted_and_on_the_timeline(service, agent, client_obj, status):
+def test_a_gone_subscription_is_deleted_and_on_the_timeline(
+    service, agent, client_obj, status, client
+):
     phone, laptop = service.device("phone"), service.device("laptop")
     subscribe(client_obj, phone)
     kept = subscribe(client_obj, laptop)
@@ -171,6 +173,13 @@ def test_a_gone_subscription_is_deleted_and_on_the_timeline(service, agent, clie
     (expired,) = ActivityEvent.objects.filter(type="push.subscription_expired")
     assert expired.client_id == client_obj.id
     assert expired.data["status_code"] == status
+    assert expired.data["endpoint_origin"] == service.url
+    assert expired.subject_id is None  # a device, not a message
+    gone_id = expired.data["subscription_id"]
+    assert gone_id != str(kept.id)
+    client.force_login(agent)
+    timeline = client.get(f"/clients/{client_obj.id}/activity/").content.decode()
+    assert f"Push subscription expired: the push service answered <bdi>{status}</bdi>" in timeline
     # The next message goes to the device that is left only.
     send_text(agent, client_obj)
     step()

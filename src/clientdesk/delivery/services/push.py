@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -81,22 +81,14 @@ def push_subscribe(
         raise InvalidSubscription(f"{error}.") from error
     expires = _expiration(expiration_time)
     push_endpoint_check(endpoint)
-    for attempt in range(3):
-        try:
-            return _subscribe(
-                client=client,
-                endpoint=endpoint,
-                p256dh=p256dh,
-                auth=auth,
-                expires=expires,
-                user_agent=user_agent,
-            )
-        except IntegrityError:
-            # Two clients raced to subscribe one endpoint (PostgreSQL: both found none, the
-            # unique index let one in); the next try finds the winner's row and takes it over.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return _subscribe(
+        client=client,
+        endpoint=endpoint,
+        p256dh=p256dh,
+        auth=auth,
+        expires=expires,
+        user_agent=user_agent,
+    )
 
 
 def _subscribe(
@@ -110,13 +102,14 @@ def _subscribe(
 ) -> Subscribed:
     now = timezone.now()
     with transaction.atomic():
-        # The endpoint's row is the lock: a client's row is the send's (messages_write), and
-        # holding both in two orders deadlocks.
-        current = PushSubscription.objects.select_for_update().filter(endpoint=endpoint).first()
-        created = current is None or current.client_id != client.pk
-        if current is None:
-            current = PushSubscription(endpoint=endpoint, created_at=now)
-        elif created:
+        # The endpoint's row is the only lock (a client's row is the send's, and holding both
+        # in two orders deadlocks). It is made first if missing, so racing subscribes of one
+        # endpoint meet on that row instead of failing on the unique index.
+        fresh = PushSubscription(client=client, endpoint=endpoint, created_at=now, updated_at=now)
+        PushSubscription.objects.bulk_create([fresh], ignore_conflicts=True)
+        current = PushSubscription.objects.select_for_update().get(endpoint=endpoint)
+        created = current.pk == fresh.pk or current.client_id != client.pk
+        if created and current.pk != fresh.pk:
             current.created_at = now  # a new device of this client, whoever held it before
             current.last_receipt_at = None
             current.confirmed_through = None
@@ -255,8 +248,9 @@ def push_outcomes_record(
                     type=ActivityType.PUSH_SUBSCRIPTION_EXPIRED,
                     actor=None,
                     created_at=now,
-                    subject_id=subscription_id,
+                    # No subject: the timeline reads a subject as a message.
                     data={
+                        "subscription_id": str(subscription_id),
                         "status_code": status_code,
                         "endpoint_origin": webpush.endpoint_origin(
                             str(delivery.payload.get("endpoint", ""))
