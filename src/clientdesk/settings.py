@@ -438,6 +438,9 @@ PORTAL_LINK_REQUEST_SECONDS = 0.4
 # events process; one more is 429 (docs/PORTAL.md, "Sessions").
 PORTAL_STREAMS_PER_CLIENT = int(os.environ.get("CLIENTDESK_PORTAL_STREAMS_PER_CLIENT", "5"))
 STAFF_STREAMS_PER_USER = int(os.environ.get("CLIENTDESK_STAFF_STREAMS_PER_USER", "10"))
+# A stream's lease counts this long without renewal: the most a process that died keeps its
+# streams counted against the caps (renewed a third of that apart while the stream is open).
+STREAM_LEASE_SECONDS = float(os.environ.get("CLIENTDESK_STREAM_LEASE_SECONDS", "60"))
 # The largest CSV file `POST /api/v1/clients/import` and the Clients page take (streamed, never
 # held in memory; 100,000 clients are about 10 MB).
 CLIENTS_IMPORT_MAX_BYTES = int(os.environ.get("CLIENTDESK_IMPORT_MAX_MB", "100")) * 1024 * 1024

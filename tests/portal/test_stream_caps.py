@@ -143,6 +143,33 @@ def test_leases_of_a_process_that_died_lapse(server, portal_for, client_obj) -> 
     assert not StreamLease.objects.filter(owner="4242-dead").exists()  # cleared on the way
 
 
+def test_an_events_process_killed_with_its_streams_open_stops_counting_soon(
+    tmp_path: Path, server, portal_for, client_obj
+) -> None:
+    """SIGKILL: nothing gives the leases back; they count until they lapse, then the client
+    opens streams again elsewhere. (A 10-second lease here; 60 s by default.)"""
+    import psutil
+
+    portal = portal_for(client_obj)
+    env = {"CLIENTDESK_STREAM_LEASE_SECONDS": "10"}
+    with procfile_process("events", tmp_path / "events.log", **env) as (url, pid):
+        doomed = [portal_stream(url, portal.token) for _ in range(5)]
+        assert [r.status for r in doomed] == [200] * 5
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        for process in family:
+            process.kill()
+        psutil.wait_procs(family, timeout=20)
+        killed = time.monotonic()
+        assert_refused(portal_stream(server.url, portal.token))  # still counted
+        deadline = killed + 45
+        while (again := portal_stream(server.url, portal.token)).status != 200:
+            assert time.monotonic() < deadline, "the dead process's leases never lapsed"
+            time.sleep(0.2)
+        print(f"leases of the killed process lapsed after {time.monotonic() - killed:.1f} s")
+        again.close()
+        close_all(doomed)
+
+
 def test_an_open_stream_renews_its_lease(server, portal_for, client_obj, monkeypatch) -> None:
     from clientdesk.core.live import leases
 

@@ -7,7 +7,7 @@ Leases live in a table (`portal.StreamLease`, through the store the portal regis
 it takes a lease in a short transaction before a stream starts, renews all of its leases with
 one statement every `RENEW_SECONDS`, and gives a lease back as its stream ends (the stream only
 marks it; the keeper deletes them in batches, so nothing awaits in a closing stream). A process
-that dies without giving its leases back leaves them to lapse after `LEASE_SECONDS`."""
+that dies without giving its leases back leaves them to lapse after `STREAM_LEASE_SECONDS`."""
 
 import asyncio
 import contextlib
@@ -18,6 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils import timezone
@@ -27,8 +28,20 @@ from clientdesk.core.live.log import db_call
 
 log = logging.getLogger(__name__)
 
+# How long a lease counts without renewal (`CLIENTDESK_STREAM_LEASE_SECONDS`, default 60): the
+# most a process that died keeps its streams counted. Renewed a third of that apart, or sooner.
 LEASE_SECONDS = 60.0
 RENEW_SECONDS = 20.0
+
+
+def _lease_seconds() -> float:
+    return float(getattr(settings, "STREAM_LEASE_SECONDS", LEASE_SECONDS))
+
+
+def _renew_seconds() -> float:
+    return min(RENEW_SECONDS, _lease_seconds() / 3)
+
+
 # What a refused caller is told to wait: about as long as a browser takes to notice that a tab
 # it closed let its stream go (the lease is given back at once then).
 RETRY_AFTER_SECONDS = 10
@@ -88,7 +101,7 @@ class Leases:
             limit=limit,
             owner=self.owner,
             now=now,
-            expires_at=now + timedelta(seconds=LEASE_SECONDS),
+            expires_at=now + timedelta(seconds=_lease_seconds()),
         )
         if lease is not None:
             self._held.add(lease)
@@ -117,7 +130,7 @@ class Leases:
 
     async def _keep(self) -> None:
         loop = asyncio.get_running_loop()
-        next_renewal = loop.time() + RENEW_SECONDS
+        next_renewal = loop.time() + _renew_seconds()
         while self._held or self._released:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_renewal - loop.time()))
@@ -128,9 +141,9 @@ class Leases:
                     await db_call(lease_store().release)(ids=ids)
                     self._released.difference_update(ids)
                 if loop.time() >= next_renewal:
-                    next_renewal = loop.time() + RENEW_SECONDS
+                    next_renewal = loop.time() + _renew_seconds()
                     if self._held:
-                        expires_at = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+                        expires_at = timezone.now() + timedelta(seconds=_lease_seconds())
                         await db_call(lease_store().renew)(owner=self.owner, expires_at=expires_at)
             except DatabaseError as error:
                 # The database is away: the leases lapse on their own if it stays away.
