@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext
@@ -267,6 +268,29 @@ def _email_fold(email: str) -> str:
     return email.strip().casefold()
 
 
+# Advisory lock classes of the link request limits (apart from the ledger's, the live events'
+# and the stream leases'): one for the address, one for the network address, always taken in
+# that order so two requests never wait on each other in a cycle.
+_LINK_ADDRESS_LOCK = 0x4C4E4B41  # "LNKA"
+_LINK_REMOTE_LOCK = 0x4C4E4B52  # "LNKR"
+
+
+def _link_request_turn(digest: str, remote_address: str) -> None:
+    """Requests for one address, or from one network address, take turns until their
+    transaction ends, so each counts the ones before it (on PostgreSQL each would otherwise
+    count in its own snapshot, and racing requests all see room for one more). SQLite's write
+    transactions take turns already: they begin IMMEDIATE."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for lock_class, value in (
+            (_LINK_ADDRESS_LOCK, digest),
+            (_LINK_REMOTE_LOCK, remote_address),
+        ):
+            key = zlib.crc32(value.encode()) - 2**31
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, key])
+
+
 def _check_link_request_rate(digest: str, remote_address: str, now: datetime) -> None:
     limits = _link_request_limits()
     since = now - LINK_REQUEST_WINDOW
@@ -315,13 +339,13 @@ def portal_link_request(*, email: str, remote_address: str, cabinet_url: str) ->
     the difference: the same answer, and the same limits per address and per network address
     (TooManyRequests) whether it is known or not."""
     digest = hashlib.sha256(_email_fold(email).encode()).hexdigest()
+    remote = remote_address[:45]  # counted as stored
     with transaction.atomic():
-        now = timezone.now()
-        _check_link_request_rate(digest, remote_address, now)
+        _link_request_turn(digest, remote)
+        now = timezone.now()  # read after the turn: the requests before it are all counted
+        _check_link_request_rate(digest, remote, now)
         PortalLinkRequest.objects.filter(created_at__lte=now - LINK_REQUEST_WINDOW).delete()
-        PortalLinkRequest.objects.create(
-            email_digest=digest, remote_address=remote_address[:45], created_at=now
-        )
+        PortalLinkRequest.objects.create(email_digest=digest, remote_address=remote, created_at=now)
         clients = list(
             Client.objects.filter(email__iexact=email.strip(), is_active=True).order_by("id")[:5]
         )
