@@ -66,7 +66,9 @@ def _digest(stream: IO[bytes]) -> str:
 
 
 def _check_client_limits(*, client: Client, size: int) -> None:
-    """A client's own uploads: so many an hour, so many bytes in all (settings)."""
+    """A client's own uploads: so many an hour, so many bytes in all (settings). Checked first
+    without a lock, to refuse before reading the bytes, and again in `file_store` under the
+    client's row lock, where racing uploads of the client take turns."""
     now = timezone.now()
     own = StoredFile.objects.filter(client=client, uploaded_by__isnull=True)
     recent = own.filter(created_at__gte=now - timedelta(hours=1))
@@ -140,22 +142,39 @@ def file_store(
     # The bytes first, outside any transaction (a slow bucket holds no lock) ...
     if not storage.exists(key):
         _blob_save(sha256=sha256, upload=upload)
-    now = timezone.now()
+    refused: FileRefused | None = None
     with transaction.atomic():
+        if client is not None:
+            # The client's uploads take turns from here (its row is the lock the writer of
+            # messages takes first too), so the limits count every upload before this one.
+            Client.objects.select_for_update().filter(pk=client.pk).first()
+        now = timezone.now()
         # ... then the blob row, locked: the cleanup removes bytes only while it holds this
         # lock and sees no file row, so bytes it removed meanwhile are written again here.
         _blob_lock(sha256=sha256, size=size, now=now)
-        if not storage.exists(key):
-            _blob_save(sha256=sha256, upload=upload)
-        return StoredFile.objects.create(
-            sha256=sha256,
-            name=name,
-            size=size,
-            content_type=content_type,
-            uploaded_by=user,
-            client=client,
-            created_at=now,
-        )
+        if client is not None:
+            try:
+                _check_client_limits(client=client, size=size)
+            except FileRefused as error:
+                refused = error
+        if refused is None:
+            if not storage.exists(key):
+                _blob_save(sha256=sha256, upload=upload)
+            return StoredFile.objects.create(
+                sha256=sha256,
+                name=name,
+                size=size,
+                content_type=content_type,
+                uploaded_by=user,
+                client=client,
+                created_at=now,
+            )
+        # Refused after the bytes were written: they go unless a file row uses them (the blob
+        # lock is held, as the cleanup holds it).
+        if not StoredFile.objects.filter(sha256=sha256).exists():
+            storage.delete(key)
+            StoredBlob.objects.filter(sha256=sha256).delete()
+    raise refused
 
 
 def _parse_ids(ids: Iterable[Any]) -> list[uuid.UUID]:
