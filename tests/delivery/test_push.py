@@ -469,3 +469,38 @@ def test_the_message_api_lists_each_push_as_a_delivery(service, agent, client_ob
     channels = [c["channel"] for c in shown["channels"]]
     assert channels == ["cabinet", "push", "push"]
     assert {c["status"] for c in shown["channels"][1:]} == {"delivered"}
+
+
+def test_a_device_turned_off_after_the_send_changes_nothing_for_the_send(
+    service, agent, client_obj
+):
+    from clientdesk.delivery.services.push import push_unsubscribe
+
+    device = service.device("phone")
+    subscribe(client_obj, device)
+    sent = send_text(agent, client_obj)
+    assert push_unsubscribe(client=client_obj, endpoint=device.endpoint)
+    service.respond = lambda push: (410, {})  # the browser unsubscribed too
+    step()
+    service.wait_for(1)
+    (push,) = pushes()
+    assert push.status == DeliveryStatus.FAILED and push.subject_id == sent.message_id
+    # It was already forgotten: no "expired" entry for a device the client turned off.
+    assert not ActivityEvent.objects.filter(type="push.subscription_expired").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_push_row_may_name_a_device_forgotten_meanwhile(agent, client_obj):
+    """A device forgotten while a message to its client is written must not fail the send:
+    the push row's reference to it has no constraint (checked at commit on PostgreSQL)."""
+    import uuid
+
+    from django.db import transaction
+
+    from clientdesk.delivery.services.queue import Outgoing, deliveries_create
+
+    with transaction.atomic():
+        (row,) = deliveries_create(
+            outgoing=[Outgoing(Channel.PUSH, client_obj, uuid.uuid4(), {}, None, uuid.uuid4())]
+        )
+    assert Delivery.objects.get(pk=row.pk).push_subscription_id == row.push_subscription_id

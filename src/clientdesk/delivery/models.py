@@ -103,9 +103,13 @@ class Delivery(models.Model):
         help_text="The client it is about; none for the ledger's audit.checkpoint.",
     )
     subject_id = models.UUIDField(help_text="What is carried, e.g. the message's id.")
+    # No constraint: a device may be forgotten (unsubscribed, 410) while a message to its client
+    # is being written, and the send must not fail for it; a push row keeps the id of a device
+    # that is gone, as history.
     push_subscription = models.ForeignKey(
         PushSubscription,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         null=True,
         blank=True,
         related_name="deliveries",
