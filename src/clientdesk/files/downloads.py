@@ -11,7 +11,8 @@ from clientdesk.files.models import StoredFile
 from clientdesk.files.sniffing import TEXT
 from clientdesk.files.storage import files_storage, object_name, read_range
 
-_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+# RFC 9110 DIGIT: ASCII only (`\d` would take any script's digits, which `int()` reads too).
+_RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$", re.ASCII)
 
 
 def content_disposition(name: str) -> str:
