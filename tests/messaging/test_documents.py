@@ -480,3 +480,54 @@ def test_the_activity_log_shows_files_and_requests_as_text(
     assert photo["sha256"][:12] in page
     assert "Asks for: &lt;b&gt;Passport&lt;/b&gt;" in page
     assert "<img src=x" not in page and "<b>Passport</b>" not in page
+
+
+def test_a_batch_with_files_writes_a_statement_per_kind_not_per_message(agent, staff, make_client):
+    """The writer's batch (a broadcast's) binds, attaches and asks in a few statements whatever
+    its size: only SQLite's 999-value limit splits an insert."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clientdesk.core.request_meta import RequestMeta
+    from clientdesk.messaging.models import Direction
+    from clientdesk.messaging.services.documents import FilesToWrite, attachments_check
+    from clientdesk.messaging.services.writing import MessageWrite, messages_write
+
+    leaflet = staff_upload(staff, "leaflet.pdf", pdf_bytes("leaflet"))
+    (file,) = attachments_check([leaflet["id"]], user=agent)
+    shapes = []
+    for count in (3, 60):
+        writes = [
+            MessageWrite(
+                client=make_client(),
+                direction=Direction.OUT,
+                sender=agent,
+                body="Our leaflet",
+                meta=RequestMeta(),
+                files=FilesToWrite(attachments=(file,), document_requests=("Passport", "Bill")),
+            )
+            for _ in range(count)
+        ]
+        with CaptureQueriesContext(connection) as captured:
+            messages_write(writes=writes)
+        shape: dict[str, int] = {}
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            verb = sql.split(None, 1)[0].upper()
+            table = re.search(r'(?:INTO|FROM|UPDATE)\s+"?(\w+)"?', sql)
+            key = f"{verb} {table.group(1) if table else ''}"
+            shape[key] = shape.get(key, 0) + 1
+        shapes.append(shape)
+    small, large = shapes
+    others = [{k: v for k, v in s.items() if not k.startswith("INSERT")} for s in (small, large)]
+    assert others[0] == others[1]
+    for table in ("files_storedfile", "messaging_messageattachment", "messaging_documentrequest"):
+        assert small[f"INSERT {table}"] == 1
+        if connection.vendor == "postgresql":
+            assert large[f"INSERT {table}"] == 1, table
+        else:
+            assert large[f"INSERT {table}"] <= 2, table
+    assert MessageAttachment.objects.count() == 63
+    assert DocumentRequest.objects.count() == 126
