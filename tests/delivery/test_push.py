@@ -504,3 +504,39 @@ def test_a_push_row_may_name_a_device_forgotten_meanwhile(agent, client_obj):
             outgoing=[Outgoing(Channel.PUSH, client_obj, uuid.uuid4(), {}, None, uuid.uuid4())]
         )
     assert Delivery.objects.get(pk=row.pk).push_subscription_id == row.push_subscription_id
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    "postgres" not in os.environ.get("DATABASE_URL", ""),
+    reason="the order lock is PostgreSQL's; SQLite has one writer at a time",
+)
+def test_nothing_waits_behind_the_order_lock_in_the_push_flows(agent, client_obj, settings):
+    """As tests/delivery/test_live_lock_order.py checks the other flows: a send to a client
+    with devices, a push delivered, a push whose device is gone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clientdesk.delivery.outcomes import Outcome
+    from clientdesk.delivery.services.queue import Attempted, attempts_record, deliveries_claim
+    from tests.delivery.test_live_lock_order import LOCK, after_lock
+
+    settings.ALLOW_PRIVATE_WEBHOOK_URLS = True
+    subscribe(client_obj, Device.new("http://127.0.0.1:9/push/a"))
+    subscribe(client_obj, Device.new("http://127.0.0.1:9/push/b"))
+    flows = {}
+    with CaptureQueriesContext(connection) as q:
+        send_text(agent, client_obj)
+    flows["send with devices"] = q.captured_queries
+    first, second = deliveries_claim(worker="w1", limit=10).deliveries
+    for name, leased, outcome in [
+        ("push delivered", first, Outcome(ok=True, duration_ms=3, status_code=201)),
+        ("push gone", second, Outcome(ok=False, duration_ms=3, status_code=410, gone=True)),
+    ]:
+        with CaptureQueriesContext(connection) as q:
+            attempts_record(worker="w1", attempted=[Attempted(leased, timezone.now(), outcome)])
+        flows[name] = q.captured_queries
+    assert PushSubscription.objects.count() == 1
+    for name, queries in flows.items():
+        assert any(LOCK.search(x["sql"]) for x in queries), f"{name}: no live event recorded"
+        assert after_lock(queries) == [], name
