@@ -2,10 +2,17 @@
 
 import sys
 
-from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views import csrf as csrf_views
 from django.views import defaults
 from django.views.decorators.cache import never_cache
@@ -96,7 +103,25 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
             detail="The Host header names no host this service answers to.",
             type_slug="bad-host",
         )
-    return problem_response(status_code=400, detail="Bad request.", type_slug="bad-request")
+    return problem_response(
+        status_code=400, detail=_form_problem(exception) or "Bad request.", type_slug="bad-request"
+    )
+
+
+def _form_problem(exception: Exception) -> str | None:
+    """What is wrong with a form or multipart body Django's parser refused, said so that the
+    sender can fix it; None for any other bad request."""
+    if isinstance(exception, TooManyFieldsSent):
+        return f"The form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields."
+    if isinstance(exception, TooManyFilesSent):
+        return (
+            f"The form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files; an upload "
+            "sends one, in the field 'file'."
+        )
+    if isinstance(exception, MultiPartParserError):
+        # Django's own words: the boundary, a part's headers over its limit, broken base64.
+        return f"The multipart/form-data body could not be read: {str(exception)[:200]}"
+    return None
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
