@@ -14,6 +14,11 @@ from clientdesk.messaging.models import Message
 from tests.sending import send_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+PHONE = {"width": 390, "height": 844}
+PUSH_OFF = {
+    "de": "Benachrichtigungen sind auf diesem Gerät ausgeschaltet.",
+    "pt-br": "As notificações estão desativadas neste dispositivo.",
+}
 
 
 def portal_link(live_server, client) -> str:
@@ -23,14 +28,41 @@ def portal_link(live_server, client) -> str:
 
 
 @pytest.mark.parametrize(
-    ("language", "zone", "lang", "button", "heading", "unread"),
+    ("language", "zone", "lang", "button", "heading", "unread", "settings_name"),
     [
-        ("de", "Europe/Berlin", "de", "Antwort senden", "Nachrichten", "1 ungelesen"),
-        ("pt-br", "America/Sao_Paulo", "pt-br", "Enviar resposta", "Mensagens", "1 não lida"),
+        (
+            "de",
+            "Europe/Berlin",
+            "de",
+            "Antwort senden",
+            "Nachrichten",
+            "1 ungelesen",
+            "Benachrichtigungseinstellungen",
+        ),
+        (
+            "pt-br",
+            "America/Sao_Paulo",
+            "pt-br",
+            "Enviar resposta",
+            "Mensagens",
+            "1 não lida",
+            "Configurações de notificação",
+        ),
     ],
 )
 def test_the_cabinet_speaks_the_clients_language_in_the_clients_zone(
-    browser, live_server, agent_user, make_client, language, zone, lang, button, heading, unread
+    browser,
+    live_server,
+    agent_user,
+    make_client,
+    screenshot,
+    language,
+    zone,
+    lang,
+    button,
+    heading,
+    unread,
+    settings_name,
 ) -> None:
     client = make_client(language=language, timezone=zone)
     send_text(agent_user, client, "Your statement is ready.")
@@ -61,6 +93,15 @@ def test_the_cabinet_speaks_the_clients_language_in_the_clients_zone(
         expect(when).to_have_text(expected)
         tokyo = sent.created_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M")
         assert tokyo not in when.inner_text()
+
+        # Longer words (Benachrichtigungseinstellungen) still fit a phone's width.
+        page.set_viewport_size(PHONE)
+        page.get_by_role("button", name=settings_name).click()
+        expect(page.locator("#settings")).to_be_visible()
+        # Every script of the cabinet speaks it, Web Push's too.
+        expect(page.locator("#push-state")).to_have_text(PUSH_OFF[language])
+        screenshot(page, f"cabinet-phone-{language}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         context.close()
     assert not errors

@@ -14,7 +14,8 @@
   const SCOPE = "/portal/";
   const $ = (id) => document.getElementById(id);
   // The cabinet's catalog (gettext) when the page has one; English otherwise.
-  const gettext = typeof window.gettext === "function" ? window.gettext : (text) => text;
+  // Looked up at each call: the catalog may load after this script.
+  const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
   const supported =
     "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
 
