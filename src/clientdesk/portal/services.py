@@ -553,8 +553,7 @@ def portal_reply_create(
     on a message to this client answered by the client's own upload. With files the text may
     be empty."""
     idempotency_key_check(idempotency_key)
-    if body.strip() or not (attachments or fulfils):  # blank text is only NUL-free space
-        message_text_check(body, noun="reply")
+    message_text_check(body, noun="reply", blank_ok=bool(attachments or fulfils))
     request: dict[str, Any] = {"body": body, "in_reply_to": str(in_reply_to or "")}
     if attachments:  # only then, so keys stored before files still replay
         request["attachments"] = [str(a) for a in attachments]

@@ -79,12 +79,13 @@ from clientdesk.messaging.services.idempotency import (
 )
 
 
-def message_text_check(body: str, *, noun: str = "message") -> None:
-    """What any author may write: text, not blank, within the length limit. `noun` names the
-    text in the error ("message", "reply")."""
+def message_text_check(body: str, *, noun: str = "message", blank_ok: bool = False) -> None:
+    """What any author may write: text, not blank (unless `blank_ok`: a reply of files alone),
+    within the length limit either way. `noun` names the text in the error ("message",
+    "reply")."""
     if problem := text_problem(body):
         raise ValidationFailed(f"The {noun} {problem}", errors={"body": [f"The text {problem}"]})
-    if not body.strip():
+    if not blank_ok and not body.strip():
         raise ValidationFailed(
             f"Type a {noun} before sending.", errors={"body": ["This field may not be blank."]}
         )
