@@ -231,3 +231,22 @@ def test_another_process_refuses_a_revoked_token_within_the_setting(make_user, t
             # Accepted only while an entry made before the revoke may still live.
             assert asked - revoked < seconds + 0.5, "a revoked token outlived the cache bound"
             time.sleep(0.1)
+
+
+def test_a_send_with_its_token_cached_runs_no_more_statements_than_measured(agent, client_obj):
+    """A regression bound on a send's statements to a client with a conversation and no running
+    clock, no outgoing endpoint (docs/PERFORMANCE.md "Send path"): no token, user or permission
+    read, no clock closed, the conversation read and updated once."""
+    _, token = api_token_create(user=agent)
+    api = _api(token)
+    assert _send(api, client_obj, 1).status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        assert _send(api, client_obj, 2).status_code == 201
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))  # the test's transaction
+    ]
+    # PostgreSQL also locks the client, takes the live-event lock and notifies.
+    most = {"postgresql": 13, "sqlite": 10}[connection.vendor]
+    assert len(statements) <= most, statements
