@@ -49,6 +49,12 @@ def push_endpoint_check(endpoint: str) -> None:
     address unless CLIENTDESK_ALLOW_PRIVATE_WEBHOOK_URLS is on), and must be https, as every
     push service is (RFC 8030), unless private addresses are allowed (a test double)."""
     allow_private = settings.ALLOW_PRIVATE_WEBHOOK_URLS
+    if not endpoint.isascii():
+        # A browser serializes it so (punycode host, the rest percent-encoded); kept ASCII, its
+        # 2,000 characters fit the unique index on it (PostgreSQL's holds at most 2,704 bytes).
+        raise InvalidSubscription(
+            "endpoint must be an ASCII URL, as the browser's PushSubscription.endpoint is."
+        )
     if not allow_private and not endpoint.lower().startswith("https://"):
         raise InvalidSubscription("endpoint must be an https:// URL of a push service.")
     try:
