@@ -8,6 +8,7 @@ messages to that client (`fulfils`: request id → file id, at most 5); each fil
 request is an attachment of the reply too, so every listing, the ledger and the export show
 it."""
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ from clientdesk.messaging.selectors import MessageFiles
 MAX_ATTACHMENTS = 5
 MAX_DOCUMENT_REQUESTS = 10
 MAX_LABEL = 200
+# Bidi embeddings, overrides and isolates: left open in a label, they would reverse the words
+# shown after it (file names lose them in `files.names`). The direction marks U+200E/U+200F
+# change no neighbour and stay.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,9 @@ def document_requests_check(value: Any) -> tuple[str, ...]:
             )
         label = label.strip()
         if problem := text_problem(label):
+            raise ValidationFailed(f"{name} {problem}", errors={name: [problem]})
+        if control := _BIDI_CONTROLS.search(label):
+            problem = f"must not contain the bidi control U+{ord(control.group()):04X}."
             raise ValidationFailed(f"{name} {problem}", errors={name: [problem]})
         if len(label) > MAX_LABEL:
             raise ValidationFailed(
