@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
@@ -70,7 +71,7 @@ def integrations_save(request: StaffRequest) -> HttpResponse:
         return render(request, "delivery/integrations.html", context, status=error.status)
     if created:
         request.session[_SHOW_SECRET] = endpoint.secret
-    messages.success(request, "Integration settings saved.")
+    messages.success(request, gettext("Integration settings saved."))
     return redirect("delivery:integrations")
 
 
@@ -82,7 +83,9 @@ def integrations_rotate(request: StaffRequest) -> HttpResponse:
     except ApplicationError as error:
         return render_error_page(request, error)
     request.session[_SHOW_SECRET] = endpoint.secret
-    messages.success(request, "New signing secret made; the previous one stays valid for 24 hours.")
+    messages.success(
+        request, gettext("New signing secret made; the previous one stays valid for 24 hours.")
+    )
     return redirect("delivery:integrations")
 
 
