@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -63,7 +64,7 @@ def profile_page(request: StaffRequest) -> HttpResponse:
         except ApplicationError as failure:
             problem = failure
         else:
-            messages.success(request, "Profile saved.")
+            messages.success(request, gettext("Profile saved."))
             return redirect("profile")
     browser = browser_zone(request)
     context = {
@@ -149,8 +150,11 @@ def login_code(request: HttpRequest) -> HttpResponse:
                 left = RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
                 messages.warning(
                     request,
-                    f"You signed in with a recovery code; {left} left. "
-                    "Make new ones on your profile page.",
+                    gettext(
+                        "You signed in with a recovery code; %(left)s left. "
+                        "Make new ones on your profile page."
+                    )
+                    % {"left": left},
                 )
             target = str(pending.get("next") or "")
             if not url_has_allowed_host_and_scheme(
@@ -194,7 +198,7 @@ def two_factor_page(request: StaffRequest) -> HttpResponse:
                 otp_login(request, device)
                 user_sessions_end(actor=user, user=user, keep=request.session.session_key)
                 request.session[FRESH_CODES] = codes
-                messages.success(request, "Two-factor sign-in is on.")
+                messages.success(request, gettext("Two-factor sign-in is on."))
                 return redirect("two-factor")
     elif action in {"disable", "renew"} and device is not None:
         verified = two_factor_verify(user=user, code=request.POST.get("code", "")[:64])
@@ -202,11 +206,13 @@ def two_factor_page(request: StaffRequest) -> HttpResponse:
             error = "That code is not valid: enter the current code from your app."
         elif action == "disable":
             two_factor_disable(actor=user, user=user)
-            messages.success(request, "Two-factor sign-in is off.")
+            messages.success(request, gettext("Two-factor sign-in is off."))
             return redirect("profile")
         else:
             request.session[FRESH_CODES] = recovery_codes_renew(user=user)
-            messages.success(request, "New recovery codes made; the old ones no longer work.")
+            messages.success(
+                request, gettext("New recovery codes made; the old ones no longer work.")
+            )
             return redirect("two-factor")
     elif action:
         error = "That cannot be done now: reload the page."
@@ -253,7 +259,7 @@ class InvitationAcceptView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         form.save()
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
-        messages.success(self.request, "Your password is set. Log in with it now.")
+        messages.success(self.request, gettext("Your password is set. Log in with it now."))
         return redirect("login")
 
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -87,11 +88,14 @@ def user_invite_view(request: StaffRequest) -> HttpResponse:
     except OSError as failure:
         messages.error(
             request,
-            f"{user.username} was added, but the invitation e-mail could not be sent "
-            f"({type(failure).__name__}). Send it again from their page.",
+            gettext(
+                "%(username)s was added, but the invitation e-mail could not be sent "
+                "(%(error)s). Send it again from their page."
+            )
+            % {"username": user.username, "error": type(failure).__name__},
         )
     else:
-        messages.success(request, f"Invitation sent to {user.email}.")
+        messages.success(request, gettext("Invitation sent to %(email)s.") % {"email": user.email})
     return redirect("administration:user", user_id=user.pk)
 
 
@@ -234,10 +238,13 @@ def token_create_view(request: StaffRequest) -> HttpResponse:
 def token_revoke_view(request: StaffRequest, token_id: uuid.UUID) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=token_id)
     if token.revoked_at is not None:
-        messages.info(request, "That token was already revoked.")
+        messages.info(request, gettext("That token was already revoked."))
     else:
         api_token_revoke(token=token, actor=request.user)
-        messages.success(request, f"Token {token.prefix}… revoked: it no longer works.")
+        messages.success(
+            request,
+            gettext("Token %(prefix)s… revoked: it no longer works.") % {"prefix": token.prefix},
+        )
     return redirect("administration:tokens")
 
 
