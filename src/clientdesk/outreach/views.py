@@ -12,6 +12,7 @@ from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
@@ -245,7 +246,10 @@ def broadcast_send(request: StaffRequest) -> HttpResponse:
     except ApplicationError as error:
         return _failed(request, error, form)
     if not replayed:
-        messages.success(request, f"Broadcast to {broadcast.recipients} clients created.")
+        messages.success(
+            request,
+            gettext("Broadcast to %(count)s clients created.") % {"count": broadcast.recipients},
+        )
     url = reverse("outreach:detail", args=[broadcast.id])
     if request.htmx:
         response = HttpResponse(status=204)
@@ -346,7 +350,9 @@ def broadcast_cancel(request: StaffRequest, broadcast_id: uuid.UUID) -> HttpResp
     except ApplicationError as error:
         return render_error_page(request, error)
     messages.success(
-        request, f"Broadcast cancelled: {broadcast.cancelled} clients will not get it."
+        request,
+        gettext("Broadcast cancelled: %(count)s clients will not get it.")
+        % {"count": broadcast.cancelled},
     )
     url = reverse("outreach:detail", args=[broadcast.id])
     if request.htmx:
