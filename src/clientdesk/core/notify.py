@@ -9,10 +9,12 @@ the waiter logs it, reconnects with backoff, and meanwhile the worker wakes on i
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 import select
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +32,29 @@ CHANNEL = "clientdesk_work"
 CONNECT_TIMEOUT_SECONDS = 5
 
 
+# A socket's path must fit `sockaddr_un.sun_path` (108 bytes on Linux, 104 on macOS), and the
+# name a process binds is up to 32 characters ("{pid}-{id}.sock").
+SOCKET_PATH_MAX = 100
+SOCKET_NAME_MAX = 32
+
+
+def socket_dir(name: str) -> Path:
+    """The directory of the wake-up sockets called `name` of this installation: under var/, or,
+    where var/ lies too deep for a socket's path, a directory of this user's in the system's
+    temporary directory named for var/ (every process of one var/ finds the same one)."""
+    directory = Path(settings.VAR_DIR) / name
+    if len(os.fsencode(directory)) + 1 + SOCKET_NAME_MAX <= SOCKET_PATH_MAX:
+        return directory
+    digest = hashlib.sha256(os.fsencode(Path(settings.VAR_DIR).resolve())).hexdigest()[:16]
+    short = Path(tempfile.gettempdir()) / f"clientdesk-{os.getuid()}-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.stat().st_uid != os.getuid():
+        raise PermissionError(f"{short} belongs to another user: wake-ups cannot use it")
+    return short / name
+
+
 def _socket_dir() -> Path:
-    return Path(settings.VAR_DIR) / "workers"
+    return socket_dir("workers")
 
 
 def work_due() -> None:

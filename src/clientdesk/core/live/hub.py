@@ -38,7 +38,7 @@ from django.db import DatabaseError, connection, transaction
 
 from clientdesk.core.backoff import Backoff, one_line
 from clientdesk.core.live.log import BATCH, Event, db_call, events_after, live_event_head
-from clientdesk.core.notify import datagram_poke
+from clientdesk.core.notify import datagram_poke, socket_dir
 from clientdesk.core.postgres import listen_connection_params
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _announce_on_database(event_id: int, vendor: str) -> None:
 
 
 def _socket_dir() -> Path:
-    return Path(settings.VAR_DIR) / "events"
+    return socket_dir("events")
 
 
 def _poke_web_processes() -> None:
