@@ -227,9 +227,9 @@ def template_id(make_user):
     ).template_id
 
 
-def test_a_batch_of_2000_is_what_2000_single_writes_are(agent, template_id, settings):
+def test_a_batch_of_600_is_what_600_single_writes_are(agent, template_id, settings):
     OutgoingEndpoint.objects.create(pk=1, url="https://example.invalid/h", email_enabled=True)
-    count = 2000
+    count = 600
     slots = math.ceil(count / len(SLOT))
     batch_clients = _clients("B", slots * SLOT_CLIENTS)
     single_clients = _clients("S", slots * SLOT_CLIENTS)
