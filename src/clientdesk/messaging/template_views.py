@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
@@ -80,7 +81,10 @@ def template_new(request: StaffRequest) -> HttpResponse:
         except ApplicationError as error:
             context = _editor_context(form=form, error=error, creating=True)
             return render(request, "messaging/templates/edit.html", context, status=error.status)
-        messages.success(request, f"Template “{version.template.name}” created (version 1).")
+        messages.success(
+            request,
+            gettext("Template “%(name)s” created (version 1).") % {"name": version.template.name},
+        )
         return redirect("messaging:template-detail", template_id=version.template_id)
     return render(
         request, "messaging/templates/edit.html", _editor_context(form=form, creating=True)
@@ -148,7 +152,9 @@ def _template_edit(request: StaffRequest, template_id: uuid.UUID) -> HttpRespons
             problem, status = failure, failure.status
         else:
             messages.success(
-                request, f"Saved “{version.template.name}” as version {version.version}."
+                request,
+                gettext("Saved “%(name)s” as version %(version)s.")
+                % {"name": version.template.name, "version": version.version},
             )
             return redirect(
                 f"{request.path}?language={form['language']}"  # stay on the variant just edited
@@ -176,8 +182,12 @@ def template_activation(request: StaffRequest, template_id: uuid.UUID) -> HttpRe
         )
     except ApplicationError as error:
         return render_error_page(request, error)
-    state = "reactivated" if active else "deactivated"
-    messages.success(request, f"Template “{version.template.name}” {state}.")
+    done = (
+        gettext("Template “%(name)s” reactivated.")
+        if active
+        else gettext("Template “%(name)s” deactivated.")
+    )
+    messages.success(request, done % {"name": version.template.name})
     return redirect("messaging:template-detail", template_id=version.template_id)
 
 
