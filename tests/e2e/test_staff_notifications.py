@@ -101,10 +101,10 @@ def test_a_reply_reaches_its_sender_on_any_page_and_no_one_else(
     expect(badge(page)).to_be_hidden()
     expect(page).to_have_title(re.compile(r"^Clients · "))
     # Desktop notifications only after the user asks.
-    button = page.get_by_role("button", name="Turn on desktop notifications")
+    button = page.get_by_role("button", name="Desktop notifications", pressed=False)
     expect(button).to_be_visible()
     button.click()
-    expect(page.get_by_role("button", name="Turn off desktop notifications")).to_be_visible()
+    expect(page.get_by_role("button", name="Desktop notifications", pressed=True)).to_be_visible()
 
     other_context = browser.new_context(base_url=live_server.url)
     other_context.add_init_script(COUNTING)
@@ -171,8 +171,8 @@ def test_seven_tabs_of_one_browser_load_and_hear_a_reply_over_one_stream(
     page.context.add_init_script(COUNTING)
     page.context.grant_permissions(["notifications"], origin=live_server.url)
     sign_in(page, sam)
-    page.get_by_role("button", name="Turn on desktop notifications").click()
-    expect(page.get_by_role("button", name="Turn off desktop notifications")).to_be_visible()
+    page.get_by_role("button", name="Desktop notifications", pressed=False).click()
+    expect(page.get_by_role("button", name="Desktop notifications", pressed=True)).to_be_visible()
     tabs = [page]
     for n in range(6):
         tab = page.context.new_page()

@@ -116,7 +116,9 @@
       return;
     }
     button.hidden = false;
-    button.textContent = desktopOn() ? "Turn off desktop notifications" : "Turn on desktop notifications";
+    // One name, its state in aria-pressed: a toggle, which no "Turn on" or "Turn off" elsewhere
+    // on a page (the two-step sign-in's) can be mistaken for.
+    button.textContent = "Desktop notifications";
     button.setAttribute("aria-pressed", desktopOn() ? "true" : "false");
   }
 
