@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clientdesk.accounts.models import User
@@ -226,7 +227,7 @@ def settings_page(request: StaffRequest) -> HttpResponse:
         except ApplicationError as failure:
             problem = failure
         else:
-            messages.success(request, "Follow-up policy saved.")
+            messages.success(request, gettext("Follow-up policy saved."))
             return redirect("followup:settings")
     hours = data["business_hours"] if isinstance(data["business_hours"], dict) else {}
     context = {
