@@ -7,6 +7,7 @@ import html
 import io
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,9 @@ def every_action(settings, tmp_path, make_user, make_client, agent, administrato
         token=None,
         client_id=target.id,
     )
+    # Near its end, so the refresh moves it (and is recorded).
+    issued.session.expires_at = timezone.now() + timedelta(seconds=30)
+    issued.session.save(update_fields=["expires_at"])
     portal_session_refresh(session=issued.session)
     portal_session_end(session=issued.session)
     portal_message_read(client=target, message_id=sent.message_id)

@@ -386,10 +386,21 @@ class SessionAtMaxAge(ApplicationError):
     type_slug = "session-max-age"
 
 
+# The least a refresh moves a session's end by (a tenth of a session's life, for short ones); a
+# smaller move is not made (nor recorded).
+REFRESH_STEP = timedelta(minutes=1)
+
+
+def _refresh_step() -> timedelta:
+    return min(REFRESH_STEP, _session_lifetime() / 10)
+
+
 def portal_session_refresh(*, session: PortalSession) -> IssuedSession:
     """A new token for a live session, which now lasts `PORTAL_SESSION_MINUTES` from now, but
     never past its sign-in plus `PORTAL_SESSION_MAX_HOURS`. The earlier token stays valid until
-    its own expiry (another tab may still hold it)."""
+    its own expiry (another tab may still hold it). Soon after the last renewal (a minute, or a
+    tenth of a short session's life) the end stays where it is: the token is new, nothing is
+    written."""
     with transaction.atomic():
         now = timezone.now()
         row = (
@@ -403,7 +414,12 @@ def portal_session_refresh(*, session: PortalSession) -> IssuedSession:
                 "This session has ended or reached its maximum age: sign in again."
             )
         # Never shorter than it was, never past the maximum age (a lowered setting applies).
-        row.expires_at = min(max(row.expires_at, now + _session_lifetime()), limit)
+        expires_at = min(max(row.expires_at, now + _session_lifetime()), limit)
+        if timedelta(0) <= expires_at - row.expires_at < _refresh_step():
+            # Renewed within the last minute (another tab, or a loop): a new token for the same
+            # end, and nothing written, so refreshing in a loop cannot fill the ledger.
+            return IssuedSession(token=_sign(row), session=row)
+        row.expires_at = expires_at
         row.save(update_fields=["expires_at"])
         audit_append(
             actor=None,
