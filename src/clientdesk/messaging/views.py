@@ -6,6 +6,7 @@ import uuid
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from clientdesk.accounts.requests import StaffRequest
@@ -158,16 +159,16 @@ def send_message(request: StaffRequest, client_id: uuid.UUID) -> HttpResponse:
 def _sent_notice(client: Client) -> str:
     """What the toast says after a send: the message is in the client's cabinet at once; each
     notification channel is named with what it does now."""
-    where = f"Sent to {client.full_name}'s cabinet"
+    where = gettext("Sent to %(name)s's cabinet") % {"name": client.full_name}
     channels = active_channels(client=client)
     paused = Channel.WEBHOOK in channels and webhook_paused_reason() is not None
     queued = [
         channel.label.lower() for channel in channels if not (paused and channel == Channel.WEBHOOK)
     ]
     if queued:
-        where += f"; {' and '.join(queued)} queued"
+        where += "; " + gettext("%(channels)s queued") % {"channels": " and ".join(queued)}
     if paused:
-        where += "; the webhook waits until the outgoing endpoint is enabled again"
+        where += "; " + gettext("the webhook waits until the outgoing endpoint is enabled again")
     return where + "."
 
 
