@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
 from django.db import connection, transaction
 
 from clientdesk.accounts.models import User

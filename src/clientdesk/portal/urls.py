@@ -25,9 +25,7 @@ urlpatterns = [
         name="api-message-read",
     ),
     path("api/v1/files", file_apis.PortalFileUploadApi.as_view(), name="api-files"),
-    path(
-        "api/v1/files/<id:file_id>", file_apis.PortalFileDownloadApi.as_view(), name="api-file"
-    ),
+    path("api/v1/files/<id:file_id>", file_apis.PortalFileDownloadApi.as_view(), name="api-file"),
     path("api/v1/events", streams.portal_events, name="api-events"),
     path("api/v1/preferences", apis.PortalPreferencesApi.as_view(), name="api-preferences"),
     path("api/v1/locale", apis.PortalLocaleApi.as_view(), name="api-locale"),
