@@ -244,6 +244,8 @@ def test_status_chip_turns_delivered_without_a_reload_and_the_receiver_verifies_
             "sender": {"id": str(agent_user.pk), "name": "Alex Agent"},
             "category": "service",
             "broadcast_id": None,
+            "attachments": [],
+            "document_requests": [],
         },
         "client": {"id": str(client_obj.id), "external_id": client_obj.external_id},
     }

@@ -54,8 +54,10 @@ def test_each_client_gets_only_their_own_events_live(
     assert created.received - committed < 1.0
     assert created.json["id"] == str(message_id)
     assert set(created.json) == {
-        "id", "direction", "body", "created_at", "sender", "read_at", "in_reply_to"
+        "id", "direction", "body", "created_at", "sender", "read_at", "in_reply_to",
+        "attachments", "document_requests",
     }  # fmt: skip
+    assert created.json["attachments"] == [] and created.json["document_requests"] == []
     alice_portal.post(f"/portal/api/v1/messages/{message_id}/read")
     read = alice_stream.next()
     assert read.event == "message.read"
