@@ -11,7 +11,7 @@ from django.utils.html import escape, linebreaks
 from django.utils.translation import gettext
 
 from clientdesk.clients.consent import unsubscribe_token
-from clientdesk.core.languages import client_language
+from clientdesk.core.languages import client_language, supported_language
 from clientdesk.core.time import iso_utc
 from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.selectors import endpoint_get
@@ -107,7 +107,7 @@ def _email_payload(message: Message) -> dict[str, Any]:
         )
         payload = {
             "to": message.client.email,
-            "subject": gettext("A message from %(business)s") % {"business": business},
+            "subject": _subject(message.client.language, business),
             "text": text,
             "html": html,
             "from_name": business,
@@ -125,6 +125,35 @@ def _email_payload(message: Message) -> dict[str, Any]:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
     return payload
+
+
+# The subject line in languages whose catalog Clientdesk does not have yet (the rest of their
+# e-mail is English until it does); a language with a catalog (settings.LANGUAGES) uses it.
+SUBJECTS_WITHOUT_CATALOG = {
+    "it": "Un messaggio da {business}",
+    "nl": "Een bericht van {business}",
+    "pl": "Wiadomość od {business}",
+    "sv": "Ett meddelande från {business}",
+    "da": "En besked fra {business}",
+    "nb": "En melding fra {business}",
+    "fi": "Viesti yritykseltä {business}",
+    "cs": "Zpráva od {business}",
+    "tr": "{business} size bir mesaj gönderdi",
+    "uk": "Повідомлення від {business}",
+    "ru": "Сообщение от {business}",
+    "el": "Ένα μήνυμα από {business}",
+    "ja": "{business}からのメッセージ",
+    "zh": "来自{business}的消息",
+}
+
+
+def _subject(language: object, business: str) -> str:
+    """Called in the client's language (client_language)."""
+    if isinstance(language, str) and supported_language(language) == settings.LANGUAGE_CODE:
+        base = language[:35].lower().replace("_", "-").split("-")[0]
+        if base in SUBJECTS_WITHOUT_CATALOG:
+            return SUBJECTS_WITHOUT_CATALOG[base].format(business=business)
+    return gettext("A message from %(business)s") % {"business": business}
 
 
 def _unsubscribe(message: Message) -> str:
