@@ -1,49 +1,21 @@
 """Email delivery through a real SMTP server on loopback (aiosmtpd)."""
 
-import email
-import email.policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from clientdesk.delivery.models import Channel, Delivery, DeliveryStatus, OutgoingEndpoint
 from clientdesk.delivery.worker import Worker
+from tests.mail import smtp_inbox
 from tests.sending import send_text
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.fail_next = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.fail_next:
-            self.fail_next -= 1
-            return "451 4.3.0 try again later"
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        return "250 OK"
-
-
 @pytest.fixture
 def inbox(settings: Any):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.BUSINESS_NAME = "Acme Wealth"
-    settings.DELIVERY_RETRY_SCALE = 0.0
-    yield handler
-    controller.stop()
+    with smtp_inbox(settings) as inbox:
+        yield inbox
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client as PageClient
 from django.utils import timezone, translation
 from rest_framework.test import APIClient
@@ -23,9 +22,8 @@ from clientdesk.messaging.models import Category, Direction, Message
 from clientdesk.messaging.outbound import email_payload
 from clientdesk.messaging.push import push_payload
 from clientdesk.messaging.services.writing import MessageWrite, messages_write
-from tests.delivery.test_email import Inbox
+from tests.mail import Inbox, smtp_inbox
 from tests.portal.unsubscribing import app_client, one_click
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -215,22 +213,11 @@ def test_the_portal_api_answers_in_the_clients_language_and_leaves_none_behind(
 @pytest.fixture
 def inbox(settings: Any) -> Iterator[Inbox]:
     """A real SMTP server on loopback, Clientdesk's e-mail channel on."""
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.BUSINESS_NAME = "Acme Wealth"
-    settings.PUBLIC_URL = "https://clientdesk.example"
-    settings.DELIVERY_RETRY_SCALE = 0.0
     OutgoingEndpoint.objects.create(
         pk=1, url="https://example.invalid/x", enabled=False, email_enabled=True
     )
-    yield handler
-    controller.stop()
+    with smtp_inbox(settings, PUBLIC_URL="https://clientdesk.example") as inbox:
+        yield inbox
 
 
 def write(agent: Any, client: Client, body: str, category: Category) -> Message:

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,10 +20,9 @@ from clientdesk.delivery.models import Channel, Delivery
 from clientdesk.delivery.worker import Worker
 from clientdesk.portal.models import PortalLink, PortalLinkRequest, PortalSession
 from clientdesk.portal.services import portal_link_create
-from tests.delivery.test_email import Inbox
+from tests.mail import Inbox, smtp_inbox
 from tests.portal.conftest import reply
 from tests.racing import race
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,19 +163,8 @@ def test_sign_out_ends_the_session_and_every_token_of_it(portal_for, client_obj)
 
 @pytest.fixture
 def inbox(settings: Any) -> Iterator[Inbox]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.BUSINESS_NAME = "Acme Wealth"
-    settings.PUBLIC_URL = "https://desk.example"
-    settings.DELIVERY_RETRY_SCALE = 0.0
-    yield handler
-    controller.stop()
+    with smtp_inbox(settings, PUBLIC_URL="https://desk.example") as inbox:
+        yield inbox
 
 
 def ask(email: Any, ip: str = "203.0.113.7") -> Any:

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from clientdesk.audit.models import ActivityEvent, ActivityType, ActorType
 from clientdesk.clients.consent import unsubscribe_token
@@ -18,30 +17,19 @@ from clientdesk.delivery.models import Channel, Delivery, OutgoingEndpoint
 from clientdesk.delivery.worker import Worker
 from clientdesk.messaging.models import Category, Direction
 from clientdesk.messaging.services.writing import MessageWrite, messages_write
-from tests.delivery.test_email import Inbox
+from tests.mail import Inbox, smtp_inbox
 from tests.portal.unsubscribing import ONE_CLICK, app_client, consent_changes, one_click
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def inbox(settings: Any) -> Iterator[Inbox]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.BUSINESS_NAME = "Acme Wealth"
-    settings.DELIVERY_RETRY_SCALE = 0.0
     OutgoingEndpoint.objects.create(
         pk=1, url="https://example.invalid/x", enabled=False, email_enabled=True
     )
-    yield handler
-    controller.stop()
+    with smtp_inbox(settings) as inbox:
+        yield inbox
 
 
 @pytest.fixture
