@@ -12,7 +12,9 @@ import hashlib
 import io
 import json
 import logging
+import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,9 +23,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, TextChoices
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from clientdesk.accounts.models import User
 from clientdesk.audit.services import audit_append
@@ -32,6 +35,8 @@ from clientdesk.core.bounded import Refused, parse_instant, refused
 from clientdesk.core.errors import PermissionDenied, ValidationFailed
 from clientdesk.core.pagination import keyset_beyond
 from clientdesk.core.time import iso_utc
+from clientdesk.delivery.models import Delivery
+from clientdesk.files.models import StoredFile
 from clientdesk.messaging.models import Message, MessageAttachment
 from clientdesk.messaging.permissions import MessagingPermission
 from clientdesk.messaging.selectors import (
@@ -64,6 +69,8 @@ COLUMNS = (
     "attachments",
 )
 CHUNK_ROWS = 2000
+# Databases that format the rows themselves (_line_sql); any other formats them in Python.
+_SQL_VENDORS = ("postgresql", "sqlite")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
@@ -393,26 +400,88 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", errors="replace")
 
 
-def _chunks(request: ExportRequest) -> Iterator[tuple[bytes, int]]:
-    """The export's bytes, one chunk per page, each with the number of rows in it."""
+def _python_lines(rows: list[SimpleNamespace], fmt: str) -> Iterator[tuple[str, str]]:
+    """(id, line) of each row, formatted in Python."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    if request.format == "csv":
-        writer.writerow(COLUMNS)
-    for page in _pages(request):
-        rows = 0
-        for row in _rows(page):
-            if request.format == "csv":
-                writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
-            else:
-                buffer.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-                buffer.write("\n")
-            rows += 1
-        yield _encode(buffer.getvalue()), rows
+    for row in _rows(rows):
+        if fmt == "csv":
+            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+        else:
+            buffer.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+            buffer.write("\n")
+        yield row["id"], buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    if tail := buffer.getvalue():  # the header of an empty CSV
-        yield _encode(tail), 0
+
+
+def _header(fmt: str) -> str:
+    return ",".join(COLUMNS) + "\r\n" if fmt == "csv" else ""
+
+
+def _python_chunks(request: ExportRequest) -> Iterator[tuple[str, int]]:
+    """The export's text, one chunk per page, each with the number of rows in it."""
+    for page in _pages(request):
+        yield "".join(line for _, line in _python_lines(page, request.format)), len(page)
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _as_instant(value: Any) -> datetime:
+    """created_at as the page query returns it: a datetime, or SQLite's text in UTC."""
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    if parsed is None:
+        raise RuntimeError(f"export stopped: {value!r} is no time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _sql_chunks(request: ExportRequest) -> Iterator[tuple[str, int]]:
+    """As _python_chunks, with the lines formatted by the database (flagged ones in Python)."""
+    base = _queryset(request).order_by("created_at", "id").values_list("id")
+    after: tuple[datetime, Any] | None = None
+    while True:
+        page = base
+        if after is not None:
+            page = base.filter(
+                keyset_beyond(Message, created_at=after[0], pk=after[1], descending=False)
+            )
+        where, params = page.query.get_compiler(connection=connection).compile(page.query.where)
+        with connection.cursor() as cursor:
+            cursor.execute(_line_sql(connection.vendor, request.format, where), params)
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        flagged = [_as_uuid(row[3]) for row in rows if row[1]]
+        if flagged:
+            found = Message.objects.filter(id__in=flagged).values_list(*_FIELDS)
+            redo = dict(
+                _python_lines(
+                    [SimpleNamespace(**dict(zip(_NAMES, v, strict=True))) for v in found],
+                    request.format,
+                )
+            )
+            text = "".join(redo[str(_as_uuid(row[3]))] if row[1] else row[0] for row in rows)
+        else:
+            text = "".join(row[0] for row in rows)
+        yield text, len(rows)
+        last = (_as_instant(rows[-1][2]), _as_uuid(rows[-1][3]))
+        if last == after:
+            raise RuntimeError(f"export stopped: rows after {last} do not advance")
+        after = last
+
+
+def _chunks(request: ExportRequest) -> Iterator[tuple[bytes, int]]:
+    """The export's bytes, one chunk per page (the header with the first), each with the
+    number of rows in it."""
+    pages = _sql_chunks if connection.vendor in _SQL_VENDORS else _python_chunks
+    head = _header(request.format)
+    for text, rows in pages(request):
+        yield _encode(head + text), rows
+        head = ""
+    if head:  # the header of an empty CSV
+        yield _encode(head), 0
 
 
 def export_stream(request: ExportRequest, result: ExportResult) -> Iterator[bytes]:
@@ -496,3 +565,147 @@ def export_files(request: ExportRequest) -> list[ExportedFile]:
         if name not in entry.names:
             entry.names.append(name)
     return list(found.values())
+
+
+# Rows formatted by the database (docs/PERFORMANCE.md, Export): each page is one query whose
+# rows are the finished CSV or NDJSON lines, byte for byte what the Python formatting above
+# writes. A CSV row with a cell the query cannot judge (one that starts with anything but
+# printable ASCII: white space, a control or a non-ASCII character, where _formula_like needs
+# Unicode's tables) and a row whose deliveries name a channel twice (the order within a channel
+# is the database's) are flagged and formatted in Python.
+class _Sql:
+    def __init__(self, vendor: str) -> None:
+        self.pg = vendor == "postgresql"
+
+    def uuid(self, x: str) -> str:
+        if self.pg:
+            return f"{x}::text"
+        return (
+            f"lower(substr({x},1,8)||'-'||substr({x},9,4)||'-'||substr({x},13,4)||'-'"
+            f"||substr({x},17,4)||'-'||substr({x},21))"
+        )
+
+    def time(self, x: str) -> str:
+        if self.pg:
+            utc = f"({x} AT TIME ZONE 'UTC')"
+            return (
+                f"(to_char({utc},'YYYY-MM-DD\"T\"HH24:MI:SS')||CASE WHEN to_char({utc},'US')"
+                f"='000000' THEN '' ELSE '.'||to_char({utc},'US') END||'Z')"
+            )
+        return f"(replace({x},' ','T')||'Z')"
+
+    def code(self, x: str) -> str:
+        return f"{'ascii' if self.pg else 'unicode'}(substr({x},1,1))"
+
+    def json(self, x: str) -> str:
+        return f"COALESCE(to_json({x})::text,'null')" if self.pg else f"json_quote({x})"
+
+    def agg(self, value: str, sep: str, table: str, where: str, order: str) -> str:
+        """The `value`s of the rows of `table` matching `where`, in `order`, joined by `sep`
+        (NULL when none)."""
+        if self.pg:
+            return (
+                f"(SELECT string_agg({value},'{sep}' ORDER BY {order}) "  # noqa: S608
+                f"FROM {table} WHERE {where})"
+            )
+        return (
+            f"(SELECT group_concat(v,'{sep}') FROM "  # noqa: S608
+            f"(SELECT {value} AS v FROM {table} WHERE {where} ORDER BY {order}))"
+        )
+
+    @staticmethod
+    def join2(a: str, b: str) -> str:
+        """As _join: the non-empty parts, joined by a space."""
+        return (
+            f"(CASE WHEN COALESCE({a},'')='' THEN COALESCE({b},'') "
+            f"WHEN COALESCE({b},'')='' THEN {a} ELSE {a}||' '||{b} END)"
+        )
+
+    def csv(self, x: str) -> str:
+        """As _csv_cell and csv.writer for a text cell a printable ASCII character starts."""
+        n = f"(CASE WHEN substr({x},1,1) IN ('=','+','-','@') THEN ''''||{x} ELSE {x} END)"
+        find = "strpos" if self.pg else "instr"
+        specials = ("','", "'\"'", self.chars(13), self.chars(10))
+        special = " OR ".join(f"{find}({x},{c})>0" for c in specials)
+        return (
+            f"COALESCE(CASE WHEN {special} THEN '\"'||replace({n},'\"','\"\"')||'\"' "
+            f"ELSE {n} END,'')"
+        )
+
+    def unjudged(self, x: str) -> str:
+        return f"(COALESCE({x},'')<>'' AND NOT {self.code(x)} BETWEEN 33 AND 126)"
+
+    def chars(self, *codes: int) -> str:
+        return "||".join(f"{'chr' if self.pg else 'char'}({c})" for c in codes)
+
+
+def _line_sql(vendor: str, fmt: str, where: str) -> str:
+    """One row per message of the page (the first CHUNK_ROWS that match `where`): its line,
+    whether Python must format it instead, and its (created_at, id) as stored. The text holds
+    only table and column names and constants; every value is a parameter of `where`."""
+    s = _Sql(vendor)
+    message, client = Message._meta.db_table, Client._meta.db_table
+    user, delivery = User._meta.db_table, Delivery._meta.db_table
+    attachment, stored = MessageAttachment._meta.db_table, StoredFile._meta.db_table
+    has_sender = "m.sender_id IS NOT NULL"
+    has_template = "m.template_id IS NOT NULL"
+    text = {
+        "id": s.uuid("m.id"),
+        "created_at": s.time("m.created_at"),
+        "direction": "m.direction",
+        "client_id": s.uuid("m.client_id"),
+        "client_external_id": "c.external_id",
+        "client_name": s.join2("c.first_name", "c.last_name"),
+        "sender_id": f"CASE WHEN {has_sender} THEN {s.uuid('m.sender_id')} END",
+        "sender_name": f"CASE WHEN {has_sender} THEN "
+        f"COALESCE(NULLIF({s.join2('u.first_name', 'u.last_name')},''),u.username) END",
+        "body": "m.body",
+        "template": f"CASE WHEN {has_template} THEN {s.uuid('m.template_id')} END",
+        "template_version": "CAST(m.template_version AS TEXT)",
+        "template_edited": f"CASE WHEN {has_template} THEN "
+        "CASE WHEN m.template_edited THEN 'true' ELSE 'false' END END",
+        "read_at": s.time("m.read_at"),
+        "reply_state": "m.reply_state",
+    }
+    deliveries = (f"{delivery} d", "d.subject_id=m.id", "d.channel")
+    files = (f"{attachment} a JOIN {stored} f ON f.id=a.file_id", "a.message_id=m.id", "a.position")
+    twice = (
+        f"(SELECT count(*)<>count(DISTINCT d.channel) FROM {delivery} d "  # noqa: S608
+        "WHERE d.subject_id=m.id)"
+    )
+    if fmt == "csv":
+        text["delivery_status"] = s.agg("d.channel||':'||d.status", ";", *deliveries)
+        text["attachments"] = s.agg("f.name||' '||f.sha256", "; ", *files)
+        judged = ("template_edited", "template_version")  # "true", "false", digits
+        # Each value is computed once (MATERIALIZED), then read by the several tests of a cell.
+        selected = ", ".join(f"{text[c]} AS v_{c}" for c in COLUMNS)
+        cells = [f"COALESCE(v_{c},'')" if c in judged else s.csv(f"v_{c}") for c in COLUMNS]
+        line = "||','||".join(cells) + "||" + s.chars(13, 10)
+        unjudged = [s.unjudged(f"v_{c}") for c in COLUMNS if c not in judged]
+        flag = "(" + " OR ".join([*unjudged, "v_twice"]) + ")"
+        sql = (
+            f"WITH r AS MATERIALIZED (SELECT {selected}, {twice} AS v_twice, "  # noqa: S608
+            f"m.created_at AS v_at, m.id AS v_key {{page}}) "
+            f"SELECT {line}, {flag}, v_at, v_key FROM r ORDER BY v_at, v_key"
+        )
+    else:
+        verbatim = ("template_version", "template_edited")  # a number, true, false or null
+        values = {
+            c: f"COALESCE({text[c]},'null')" if c in verbatim else s.json(text[c]) for c in text
+        }
+        pair = f"{s.json('d.channel')}||':'||{s.json('d.status')}"
+        statuses = s.agg(pair, ",", *deliveries)
+        values["delivery_status"] = f"COALESCE('{{'||{statuses}||'}}','{{}}')"
+        item = f"'{{\"name\":'||{s.json('f.name')}||',\"sha256\":'||{s.json('f.sha256')}||'}}'"
+        values["attachments"] = f"COALESCE('['||{s.agg(item, ',', *files)}||']','[]')"
+        fields = [f"'{',' if i else '{'}\"{c}\":'||{values[c]}" for i, c in enumerate(COLUMNS)]
+        line = "||".join(fields) + "||'}'||" + s.chars(10)
+        sql = f"SELECT {line}, {twice}, m.created_at, m.id {{page}}"
+    page = (
+        f"FROM {message} m JOIN {client} c ON c.id=m.client_id "
+        f"LEFT JOIN {user} u ON u.id=m.sender_id WHERE {{where}} "
+        f"ORDER BY m.created_at, m.id LIMIT {CHUNK_ROWS}"
+    )
+    # The page's conditions are Django's, which name the message table: so does this text.
+    sql = re.sub(r"\bm\.", f'"{message}".', sql.replace("{page}", page))
+    return sql.replace(f"{message} m ", f'"{message}" ').replace("{where}", where)
