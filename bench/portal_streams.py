@@ -10,7 +10,9 @@ This process opens them all (asyncio sockets) on one client's portal session, so
 reaches every stream, waits until each is subscribed, then sends `--burst` messages through
 `message_send`, one after another as fast as they commit, from a thread while the event loop
 keeps reading. For every stream and message it records the time from that message's commit to
-its arrival. Server memory is its process and its children's (granian's worker is a child).
+its arrival. Server memory is its process and its children's (granian's worker is a child);
+server CPU per delivery is theirs from the first send to the last arrival. `--profile FILE`
+writes py-spy's collapsed stacks of the worker over the burst.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +38,20 @@ import common
 def rss_kib(pid: int) -> int:
     family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     return sum(p.memory_info().rss for p in family) // 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server and its worker so far."""
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(t.user + t.system for t in (p.cpu_times() for p in family))
+
+
+def start_profile(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the worker (granian's child) while it holds the GIL, until interrupted,
+    as collapsed stacks in `path`."""
+    worker = ([*psutil.Process(pid).children(recursive=True)] or [psutil.Process(pid)])[-1]
+    command = f"{common.VENV_BIN}/py-spy record --gil --rate 250 --format raw --pid {worker.pid}"
+    return subprocess.Popen([*command.split(), "--output", path], stdout=subprocess.DEVNULL)
 
 
 class Stream:
@@ -99,10 +116,18 @@ async def measure(args: argparse.Namespace, port: int, token: str, pid: int, cli
             committed.append((str(result.message_id), time.monotonic()))
         return committed
 
+    profiler = start_profile(pid, args.profile) if args.profile else None
+    if profiler is not None:
+        await asyncio.sleep(1)  # py-spy attaches
+    cpu_before = cpu_seconds(pid)
     committed = await asyncio.to_thread(send_burst)
     deadline, want = time.monotonic() + 60, {m for m, _ in committed}
     while time.monotonic() < deadline and not all(want <= s.arrivals.keys() for s in streams):
         await asyncio.sleep(0.05)
+    cpu_burst = cpu_seconds(pid) - cpu_before
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        await asyncio.to_thread(profiler.wait, 30)
     arrivals = [s.arrivals.get(m) for s in streams for m, _ in committed]
     latencies = sorted(
         (s.arrivals[m] - at) * 1000 for s in streams for m, at in committed if m in s.arrivals
@@ -133,6 +158,8 @@ async def measure(args: argparse.Namespace, port: int, token: str, pid: int, cli
         "max_ms": round(latencies[-1], 1),
         "mean_ms": round(statistics.fmean(latencies), 1),
         "events_per_second": round(len(latencies) / span) if span > 0 else None,
+        # The events process's CPU from the first send until the last arrival, per delivery.
+        "server_cpu_us_per_delivery": round(cpu_burst * 1e6 / max(len(latencies), 1), 1),
         "send_seconds": round(committed[-1][1] - committed[0][1], 3),
     }
 
@@ -142,6 +169,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--profile", help="py-spy the events worker during the burst into FILE")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if args.db == "sqlite":
