@@ -48,6 +48,11 @@ HOSTILE = [
     "\ufeff=",
     "plain text",
     "Zoë",
+    "ünïcode =1",
+    "Ελληνικά",
+    "日本語",
+    "\u00ad=1",
+    "×=",
 ]
 
 
@@ -138,3 +143,13 @@ def test_filters_select_the_same_rows_formatted_the_same(hostile, agent, fmt):
         by_sql, by_python = _both(fmt, **filters)
         assert by_sql == by_python
         assert by_sql
+
+
+def test_the_letters_the_query_judges_start_no_formula():
+    """A cell that starts with one of them is never a formula, whatever follows, so the query
+    writes it without asking Python (messaging/export.py, _VISIBLE_LETTERS)."""
+    for first, last in export._VISIBLE_LETTERS:
+        for code in range(first, last + 1):
+            char = chr(code)
+            assert not export._invisible(char), hex(code)
+            assert not export._formula_like(char + "=1+1"), hex(code)

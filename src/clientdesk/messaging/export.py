@@ -567,6 +567,26 @@ def export_files(request: ExportRequest) -> list[ExportedFile]:
     return list(found.values())
 
 
+# First characters the query judges itself: printable ASCII (decided by that character), and
+# blocks of letters that are visible and fold to no trigger, so no cell they start is a formula
+# (Latin-1 and Latin Extended letters, Greek, Cyrillic, Hebrew, Arabic, kana, CJK, Hangul,
+# pictographs; tests/messaging/test_export_sql.py checks each against _formula_like).
+_VISIBLE_LETTERS = (
+    (0xC0, 0x24F),
+    (0x38E, 0x3A1),
+    (0x3A3, 0x3CE),
+    (0x400, 0x481),
+    (0x5D0, 0x5EA),
+    (0x621, 0x64A),
+    (0x3041, 0x3096),
+    (0x30A1, 0x30FA),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+    (0x1F300, 0x1F64F),
+)
+_JUDGED_STARTS = ((33, 126), *_VISIBLE_LETTERS)
+
+
 # Rows formatted by the database (docs/PERFORMANCE.md, Export): each page is one query whose
 # rows are the finished CSV or NDJSON lines, byte for byte what the Python formatting above
 # writes. A CSV row with a cell the query cannot judge (one that starts with anything but
@@ -633,7 +653,11 @@ class _Sql:
         )
 
     def unjudged(self, x: str) -> str:
-        return f"(COALESCE({x},'')<>'' AND NOT {self.code(x)} BETWEEN 33 AND 126)"
+        """Whether the first character of `x` is neither printable ASCII nor in
+        _VISIBLE_LETTERS: only Python can tell whether such a cell reads as a formula."""
+        code = self.code(x)
+        judged = " OR ".join(f"{code} BETWEEN {a} AND {b}" for a, b in _JUDGED_STARTS)
+        return f"(COALESCE({x},'')<>'' AND NOT ({judged}))"
 
     def chars(self, *codes: int) -> str:
         return "||".join(f"{'chr' if self.pg else 'char'}({c})" for c in codes)
