@@ -70,10 +70,11 @@ lint: $(DEV_STAMP)
 
 # Most tests wait on real servers, browsers and databases they start, so the suite runs in
 # TEST_WORKERS processes (pytest-xdist; each has its own test database); TEST_WORKERS=0 runs it in
-# this one process.
+# this one process. A failed test is run again up to twice (pytest-rerunfailures) and listed as
+# rerun in the summary: those are timing on a loaded machine to look at, not to ignore.
 TEST_WORKERS ?= 4
 test: lint
-	$(VENV)/bin/pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --reruns 2 --reruns-delay 1
 
 bench: $(DEV_STAMP)
 	$(PY) bench/run.py

@@ -106,6 +106,7 @@ def test_from_the_clients_search_to_a_completed_broadcast_and_a_cancel(
     ).to_be_visible()
 
     # From the Clients page: the current search, and the button that counts it.
+    page.wait_for_load_state("load")  # htmx listens for the typing once its script ran
     page.get_by_label("Search clients").fill("harbour")
     matching = page.get_by_role("link", name=f"Send to all {AUDIENCE} matching")
     expect(matching).to_be_visible()
@@ -199,6 +200,7 @@ def test_the_composer_review_and_broadcast_page_at_390_px(
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("heading", name="Clients", level=1)).to_be_visible()
+        page.wait_for_load_state("load")  # htmx listens for the typing once its script ran
         page.get_by_label("Search clients").fill("harbour")
         matching = page.get_by_role("link", name=f"Send to all {AUDIENCE} matching")
         expect(matching).to_be_in_viewport()
