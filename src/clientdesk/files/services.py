@@ -3,7 +3,7 @@ cleanup of uploads never attached."""
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "file_open",
     "file_signed_url",
     "file_store",
+    "files_bind",
     "files_cleanup",
     "files_cleanup_job",
     "files_for_attachment",
@@ -233,30 +234,53 @@ def files_for_attachment(
 def file_bind(*, file: StoredFile, client: Client) -> StoredFile:
     """The row of `file`'s bytes that belongs to `client`, marked attached: `file` itself when
     it belongs to no client yet (or already to this one), else a new row with the same
-    content, for this client (one per recipient of a broadcast)."""
-    now = timezone.now()
+    content, for this client (`files_bind` for one)."""
     with transaction.atomic():
-        bound = StoredFile.objects.filter(pk=file.pk, client__isnull=True).update(
-            client=client, attached_at=now
-        )
-        row = StoredFile.objects.get(pk=file.pk)
-        if bound or row.client_id == client.pk:
-            if row.attached_at is None:
-                StoredFile.objects.filter(pk=row.pk, attached_at__isnull=True).update(
+        (row,) = files_bind([(StoredFile.objects.get(pk=file.pk), client)], now=timezone.now())
+    row.refresh_from_db()
+    return row
+
+
+def files_bind(pairs: Sequence[tuple[StoredFile, Client]], *, now: datetime) -> list[StoredFile]:
+    """Each file as its recipient's own, for a whole batch (a broadcast's recipients) in a
+    statement per distinct file and one insert: a file that belongs to no client yet becomes
+    its first recipient's; a file already the recipient's stays itself; any other recipient
+    gets a row of its own over the same bytes. Every row used is marked attached, so the
+    cleanup of unattached uploads leaves it."""
+    bound: list[StoredFile] = []
+    copies: list[StoredFile] = []
+    owner: dict[uuid.UUID, uuid.UUID | None] = {}
+    for file, client in pairs:
+        if file.id not in owner:
+            owner[file.id] = file.client_id
+            if file.client_id is None:
+                claimed = StoredFile.objects.filter(pk=file.pk, client__isnull=True).update(
+                    client=client, attached_at=now
+                )
+                if claimed:
+                    owner[file.id] = client.id
+            else:
+                StoredFile.objects.filter(pk=file.pk, attached_at__isnull=True).update(
                     attached_at=now
                 )
-                row.refresh_from_db()
-            return row
-        return StoredFile.objects.create(
-            sha256=row.sha256,
-            name=row.name,
-            size=row.size,
-            content_type=row.content_type,
-            uploaded_by=row.uploaded_by,
+        if owner[file.id] == client.id:
+            bound.append(file)
+            continue
+        copy = StoredFile(
+            sha256=file.sha256,
+            name=file.name,
+            size=file.size,
+            content_type=file.content_type,
+            uploaded_by_id=file.uploaded_by_id,
             client=client,
             created_at=now,
             attached_at=now,
         )
+        copies.append(copy)
+        bound.append(copy)
+    if copies:
+        StoredFile.objects.bulk_create(copies)
+    return bound
 
 
 def file_open(file: StoredFile) -> IO[bytes]:

@@ -23,7 +23,7 @@ from clientdesk.core.errors import ValidationFailed
 from clientdesk.core.textcheck import text_problem
 from clientdesk.files.errors import UnknownAttachments
 from clientdesk.files.models import StoredFile
-from clientdesk.files.services import files_for_attachment
+from clientdesk.files.services import files_bind, files_for_attachment
 from clientdesk.messaging.models import (
     BroadcastFile,
     Direction,
@@ -220,7 +220,7 @@ def message_files_write(
         for message, want in zip(messages, wanted, strict=True)
         for file in _carried_files(want)
     ]
-    bound = iter(files_bind_many(pairs, now=now))
+    bound = iter(files_bind(pairs, now=now))
     attachments: list[MessageAttachment] = []
     requests: list[DocumentRequest] = []
     for message, want in zip(messages, wanted, strict=True):
@@ -264,50 +264,6 @@ def _receive(fulfil: Fulfil, *, message: Message, now: datetime) -> None:
             f"The request {fulfil.request.label!r} was already answered.",
             errors={f"fulfils.{fulfil.request.pk}": ["Already received."]},
         )
-
-
-def files_bind_many(
-    pairs: Sequence[tuple[StoredFile, Client]], *, now: datetime
-) -> list[StoredFile]:
-    """Each file as its recipient's own, as `files.file_bind` makes one, for a whole batch in a
-    statement per distinct file and one insert: a file that belongs to no client yet becomes
-    its first recipient's; a file already the recipient's stays itself; any other recipient
-    gets a row of its own over the same bytes. Every row used is marked attached, so the
-    cleanup of unattached uploads leaves it."""
-    bound: list[StoredFile] = []
-    copies: list[StoredFile] = []
-    owner: dict[uuid.UUID, uuid.UUID | None] = {}
-    for file, client in pairs:
-        if file.id not in owner:
-            owner[file.id] = file.client_id
-            if file.client_id is None:
-                claimed = StoredFile.objects.filter(pk=file.pk, client__isnull=True).update(
-                    client=client, attached_at=now
-                )
-                if claimed:
-                    owner[file.id] = client.id
-            else:
-                StoredFile.objects.filter(pk=file.pk, attached_at__isnull=True).update(
-                    attached_at=now
-                )
-        if owner[file.id] == client.id:
-            bound.append(file)
-            continue
-        copy = StoredFile(
-            sha256=file.sha256,
-            name=file.name,
-            size=file.size,
-            content_type=file.content_type,
-            uploaded_by_id=file.uploaded_by_id,
-            client=client,
-            created_at=now,
-            attached_at=now,
-        )
-        copies.append(copy)
-        bound.append(copy)
-    if copies:
-        StoredFile.objects.bulk_create(copies)
-    return bound
 
 
 def broadcast_files_attach(
